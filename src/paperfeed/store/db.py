@@ -1,0 +1,123 @@
+"""The database handle: engine set-up (SQLite pragmas, PostgreSQL), migrations, connections.
+
+Every SQL statement in paperfeed runs through modules of this ``store`` package; everything
+else receives a :class:`Database` and calls its query functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamps: the same on SQLite and PostgreSQL ``timestamp`` columns."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+class Database:
+    """A SQLAlchemy engine plus the paperfeed conventions around it."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url,
+                echo=echo,
+                connect_args={"check_same_thread": False, "timeout": 10},
+                pool_size=8,
+                max_overflow=16,
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
+            # writers take the lock up front (BEGIN IMMEDIATE) instead of failing mid-way.
+            event.listen(self.engine, "connect", lambda c, _r: setattr(c, "isolation_level", None))
+            event.listen(self.engine, "begin", lambda c: c.exec_driver_sql("BEGIN"))
+        else:
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        self.dialect = self.engine.dialect.name
+
+    @classmethod
+    def from_settings(cls, settings) -> Database:  # type: ignore[no-untyped-def]
+        return cls(settings.db_url)
+
+    # -- connections -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads (no transaction is committed)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- migrations --------------------------------------------------------------------------
+    def _alembic_config(self, conn: Connection) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema up to ``revision`` (idempotent)."""
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic_config(conn), revision)
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return ScriptDirectory.from_config(cfg).get_current_head()
+
+    def needs_migration(self) -> bool:
+        return self.current_revision() != self.head_revision()
+
+
+def open_database(settings, *, migrate: bool = True) -> Database:  # type: ignore[no-untyped-def]
+    """Open the configured database, creating/upgrading its schema unless told not to."""
+    db = Database.from_settings(settings)
+    if migrate:
+        db.migrate()
+    return db
+
+
+def null_pool_engine(url: str) -> Engine:
+    """A pool-less engine for short-lived tools (tests, benchmarks)."""
+    return create_engine(url, poolclass=NullPool)

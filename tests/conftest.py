@@ -1,0 +1,83 @@
+"""Shared fixtures: isolated settings/home per test, SQLite and real PostgreSQL databases."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paperfeed.config import Settings
+from paperfeed.store.db import Database
+
+from .pgserver import PgServer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SAMPLE = REPO / "data" / "sample"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+_counter = itertools.count()
+
+
+def shared_path(*parts: str) -> Path:
+    """A file in ../shared/data, or skip the test cleanly when it is absent."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not present (../shared/data is optional)")
+    return p
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", secret_key="test-secret", harvest_delay=0.0)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.db_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer | str]:
+    url = os.environ.get("PAPERFEED_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    server = PgServer()
+    if not server.available:
+        pytest.skip("PostgreSQL binaries not installed (run scripts/system-deps.sh)")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_db(pg_server: PgServer | str) -> Iterator[Database]:
+    if isinstance(pg_server, str):
+        url = pg_server
+    else:
+        url = pg_server.create_database(f"t{os.getpid()}_{next(_counter)}")
+    database = Database(url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Database]:
+    """The same test on the embedded default and on the server backend."""
+    if request.param == "sqlite":
+        database = Database(settings.db_url)
+        database.migrate()
+        yield database
+        database.dispose()
+    else:
+        yield request.getfixturevalue("pg_db")

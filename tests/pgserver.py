@@ -1,0 +1,85 @@
+"""Start a throwaway PostgreSQL server for the test session (real server, loopback only).
+
+Uses Debian's binaries; when running as root (CI) the cluster is run as the ``postgres`` user,
+since PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def _bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgServer:
+    def __init__(self) -> None:
+        self.initdb = _bin("initdb")
+        self.pg_ctl = _bin("pg_ctl")
+        self.dir: Path | None = None
+        self.port = 0
+        self._prefix: list[str] = []
+
+    @property
+    def available(self) -> bool:
+        return bool(self.initdb and self.pg_ctl)
+
+    def start(self) -> str:
+        assert self.initdb and self.pg_ctl
+        self.dir = Path(tempfile.mkdtemp(prefix="paperfeed-pg-"))
+        data = self.dir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self._prefix = ["runuser", "-u", "postgres", "--"]
+        self.port = _free_port()
+        subprocess.run(
+            [*self._prefix, self.initdb, "-D", str(data), "-U", "paperfeed", "--auth=trust", "-E", "UTF8",
+             "--no-sync"],
+            check=True, capture_output=True,
+        )
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        subprocess.run(
+            [*self._prefix, self.pg_ctl, "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"],
+            check=True, capture_output=True,
+        )
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        return f"postgresql+psycopg://paperfeed@127.0.0.1:{self.port}/postgres"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=paperfeed dbname=postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            c.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://paperfeed@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.dir is None:
+            return
+        subprocess.run(
+            [*self._prefix, self.pg_ctl, "-D", str(self.dir / "data"), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
