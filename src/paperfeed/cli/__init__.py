@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from paperfeed.cli import admin
+from paperfeed.cli import admin, search
+from paperfeed.cli import digest as digest_cli
+from paperfeed.cli import index as index_cli
+from paperfeed.cli import ingest as ingest_cli
+from paperfeed.cli import web as web_cli
 
 app = typer.Typer(
     name="paperfeed",
@@ -14,6 +18,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 admin.register(app)
+search.register(app)
+ingest_cli.register(app)
+web_cli.register(app)
+index_cli.register(app)
+digest_cli.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 metadata = MetaData()
@@ -75,6 +77,8 @@ users = Table(
     Column("locked_until", DateTime),
     Column("created_at", DateTime, nullable=False),
 )
+# 0004: "Alice" and "alice" are the same account name (no look-alike impersonation).
+Index("uq_users_username_lower", func.lower(users.c.username), unique=True)
 
 daily_entries = Table(
     "daily_entries",
@@ -90,6 +94,7 @@ daily_entries = Table(
     Column("hidden", Boolean, nullable=False, server_default="0"),
     Column("hidden_reason", Text),
     Index("ix_daily_entries_feed_date", "feed_date"),
+    Index("ix_daily_entries_user", "user_id", "submitted_at"),  # 0004: profiles, submission quota
 )
 
 votes = Table(
@@ -99,6 +104,7 @@ votes = Table(
     Column("paper_id", String(32), ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True),
     Column("created_at", DateTime, nullable=False),
     Index("ix_votes_paper", "paper_id"),
+    Index("ix_votes_user", "user_id", "created_at"),  # 0004: a profile's upvotes, newest first
 )
 
 comments = Table(
@@ -116,6 +122,7 @@ comments = Table(
     Column("hidden", Boolean, nullable=False, server_default="0"),
     Column("hidden_reason", Text),
     Index("ix_comments_paper", "paper_id"),
+    Index("ix_comments_user", "user_id"),  # 0004
 )
 
 subscriptions = Table(
@@ -134,6 +141,11 @@ subscriptions = Table(
     Column("hard_bounces", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime, nullable=False),
     Column("confirmed_at", DateTime),
+    # 0002 (digests): daily digests skip Saturday/Sunday unless false; the manage/unsubscribe
+    # link nonce (stable, unlike token_nonce); when the last confirmation mail was queued.
+    Column("weekdays_only", Boolean, nullable=False, server_default="1"),
+    Column("manage_nonce", String(64)),
+    Column("confirm_sent_at", DateTime),
     UniqueConstraint("email", name="uq_subscriptions_email"),
 )
 
@@ -150,7 +162,91 @@ deliveries = Table(
     Column("error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    # 0002 (digests): kind-specific data (a confirmation's requested settings), retry back-off,
+    # and which sender process holds the row while it is ``sending``.
+    Column("payload", JSON),
+    Column("next_attempt_at", DateTime),
+    Column("claimed_by", String(128)),
+    Column("claimed_at", DateTime),
     UniqueConstraint("subscription_id", "period", name="uq_deliveries_sub_period"),
+    Index("ix_deliveries_status", "status", "next_attempt_at"),
+)
+
+# Papers already put in a digest for a subscriber (reserved when the digest is composed), so no
+# paper is ever mailed twice to the same person.
+digest_sent_papers = Table(
+    "digest_sent_papers",
+    metadata,
+    Column("subscription_id", Integer, ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+    Column("paper_id", String(32), primary_key=True),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Named leases (e.g. "digest-sender"): only the holder plans and sends digests.
+digest_locks = Table(
+    "digest_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("acquired_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+# 0004 (community): personal API tokens for the write API, stored as sha256 of the token.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),  # first characters, so a user can tell tokens apart
+    Column("created_at", DateTime, nullable=False),
+    Column("last_used_at", DateTime),
+    Column("revoked_at", DateTime),
+    UniqueConstraint("token_hash", name="uq_api_tokens_hash"),
+    Index("ix_api_tokens_user", "user_id"),
+)
+
+# 0004: single-use, expiring password-reset links (sha256 of the token at rest).
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("used_at", DateTime),
+    UniqueConstraint("token_hash", name="uq_password_resets_hash"),
+    Index("ix_password_resets_user", "user_id"),
+)
+
+# 0004: every moderation/admin action (hide, ban, role change, feature), newest first.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("actor_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("actor_name", String(40)),  # kept when the actor's account is gone; "cli" for the command line
+    Column("action", String(32), nullable=False),
+    Column("target_type", String(16), nullable=False),  # comment|entry|user
+    Column("target_id", String(64), nullable=False),
+    Column("reason", Text),
+    Column("details", JSON),
+    Index("ix_audit_log_created_at", "created_at"),
+)
+
+# 0004: GCRA rate-limit state shared by every worker: one "theoretical arrival time"
+# (epoch seconds) per bucket key such as ``vote:user:12`` or ``signin:ip:10.0.0.1``.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("tat", Float, nullable=False),
+    Index("ix_rate_limits_tat", "tat"),
 )
 
 ingest_state = Table(
@@ -170,7 +266,8 @@ embeddings = Table(
     Column("model", String(128), nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("vector", LargeBinary, nullable=False),  # float32, L2-normalised
-    Column("created_at", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False),  # when the vector was last written (updates bump it)
+    Index("ix_embeddings_created_at", "created_at"),  # 0003: "what changed since T" for index refreshes
 )
 
 __all__ = [
@@ -182,6 +279,12 @@ __all__ = [
     "comments",
     "subscriptions",
     "deliveries",
+    "digest_sent_papers",
+    "digest_locks",
     "ingest_state",
     "embeddings",
+    "api_tokens",
+    "password_resets",
+    "audit_log",
+    "rate_limits",
 ]

@@ -1,0 +1,346 @@
+"""Accounts: sign-up, sign-in with lockout, password change and reset by mailed link, personal
+API tokens. Runs on the account pages, on every Bearer-authenticated API call, and from
+``paperfeed user create``.
+
+Passwords are hashed with argon2id (argon2-cffi); hashes are upgraded on sign-in when the
+parameters change. Reset links and API tokens are 256-bit random strings stored only as their
+sha256 (a fast hash is enough for secrets with that much entropy). A password change or reset
+bumps ``users.session_version``, which every session cookie carries: all other sessions end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+
+from paperfeed.community.core import (
+    ROLES,
+    Community,
+    CommunityError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    User,
+    require_active,
+    strip_controls,
+)
+from paperfeed.community.ratelimit import bucket, human_wait
+from paperfeed.store import community_store as store
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,29}")
+USERNAME_HELP = "3-30 characters: letters, digits, '-' or '_', starting with a letter or digit"
+PASSWORD_MIN, PASSWORD_MAX = 8, 256
+RESET_TTL = timedelta(hours=1)
+TOKEN_PREFIX = "pf_"
+_WRONG = "Wrong username or password."
+
+
+@dataclass(frozen=True)
+class PasswordParams:
+    """argon2id cost; the defaults are argon2-cffi's (RFC 9106 "low memory" profile)."""
+
+    time_cost: int = 3
+    memory_cost: int = 65536  # KiB
+    parallelism: int = 4
+
+
+class Passwords:
+    def __init__(self, params: PasswordParams | None = None) -> None:
+        p = params or PasswordParams()
+        self._hasher = PasswordHasher(time_cost=p.time_cost, memory_cost=p.memory_cost, parallelism=p.parallelism)
+        self._dummy: str | None = None
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        if not password_hash:
+            # Unknown user or no password set: spend the same time as a real check, so response
+            # times do not tell which usernames exist.
+            if self._dummy is None:
+                self._dummy = self._hasher.hash(secrets.token_hex(16))
+            password_hash = self._dummy
+            password = password + "\x00never"
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return False
+
+
+def sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def validate_username(name: str) -> str:
+    name = (name or "").strip()
+    if not USERNAME_RE.fullmatch(name):
+        raise CommunityError(f"Invalid username: use {USERNAME_HELP}.")
+    return name
+
+
+def normalise_email(address: str) -> str:
+    address = (address or "").strip()
+    if not address:
+        raise CommunityError("An email address is required.")
+    if len(address) > 254:
+        raise CommunityError("That email address is too long.")
+    try:
+        info = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise CommunityError(f"Invalid email address: {exc}") from None
+    return info.normalized.lower()
+
+
+def validate_password(password: str, username: str | None = None) -> str:
+    password = password or ""
+    if len(password) < PASSWORD_MIN:
+        raise CommunityError(f"The password must be at least {PASSWORD_MIN} characters long.")
+    if len(password) > PASSWORD_MAX:
+        raise CommunityError(f"The password must be at most {PASSWORD_MAX} characters long.")
+    if not password.strip():
+        raise CommunityError("The password cannot be only spaces.")
+    if username and password.lower() == username.lower():
+        raise CommunityError("The password cannot be the username.")
+    return password
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+def load_user(c: Community, user_id: int) -> User | None:
+    with c.db.read() as conn:
+        row = store.get_user(conn, user_id)
+    return User.from_row(row) if row else None
+
+
+def user_by_name(c: Community, username: str) -> User:
+    with c.db.read() as conn:
+        row = store.get_user_by_name(conn, username)
+    if row is None:
+        raise NotFound(f"There is no user called {username!r}.")
+    return User.from_row(row)
+
+
+def sign_up(
+    c: Community, username: str, email: str | None, password: str, *, role: str = "user", ip: str | None = None
+) -> User:
+    """Create an account. ``ip`` (web sign-ups) is rate limited; the CLI passes none."""
+    c.rate_limiter.hit(bucket("signup:ip", ip, c.limits.signup_ip), what="sign-ups from your address")
+    username = validate_username(username)
+    address = normalise_email(email) if email is not None else None
+    validate_password(password, username)
+    if role not in ROLES:
+        raise CommunityError(f"Unknown role {role!r}: one of {', '.join(ROLES)}.")
+    password_hash = c.passwords.hash(password)
+    try:
+        with c.db.write() as conn:
+            user_id = store.create_user(conn, username, address, password_hash, role, c.now())
+    except store.Taken as exc:
+        if exc.field == "email":
+            raise Conflict("An account with that email address already exists.") from None
+        raise Conflict("That username is taken.") from None
+    user = load_user(c, user_id)
+    assert user is not None
+    return user
+
+
+def sign_in(c: Community, login: str, password: str, *, ip: str | None) -> User:
+    """Check a password. Wrong passwords count towards the account lockout; a locked account
+    refuses even the right password until the lock ends (without counting further attempts)."""
+    c.rate_limiter.hit(bucket("signin:ip", ip, c.limits.signin_ip), what="sign-in attempts from your address")
+    login = strip_controls(login).strip()[:320]
+    password = (password or "")[:PASSWORD_MAX * 4]
+    now = c.now()
+    with c.db.read() as conn:
+        row = store.get_user_by_login(conn, login) if login else None
+    if row is None:
+        c.passwords.verify(None, password)
+        raise CommunityError(_WRONG, status=401)
+    if row["locked_until"] is not None and row["locked_until"] > now:
+        wait = (row["locked_until"] - now).total_seconds()
+        raise RateLimited(
+            f"This account is locked after too many wrong passwords; try again in {human_wait(wait)}.", wait
+        )
+    if not c.passwords.verify(row["password_hash"], password):
+        with c.db.write() as conn:
+            _, until = store.record_failed_login(conn, row["id"], now, c.limits.lock_for)
+        if until is not None:
+            wait = (until - now).total_seconds()
+            raise RateLimited(
+                f"Too many wrong passwords: this account is locked for {human_wait(wait)}.", wait
+            )
+        raise CommunityError(_WRONG, status=401)
+    if row["banned"]:
+        raise Forbidden("This account is banned.")
+    with c.db.write() as conn:
+        store.clear_failed_logins(conn, row["id"])
+        if c.passwords.needs_rehash(row["password_hash"]):
+            store.rehash_password(conn, row["id"], row["password_hash"], c.passwords.hash(password))
+    return User.from_row(row)
+
+
+def change_password(c: Community, user: User | None, current: str, new: str) -> User:
+    """Change the password (the current one is required); every other session is signed out."""
+    user = require_active(user)
+    with c.db.read() as conn:
+        row = store.get_user(conn, user.id)
+    if row is None or not c.passwords.verify(row["password_hash"], current or ""):
+        raise CommunityError("The current password is wrong.", status=403)
+    validate_password(new, user.username)
+    with c.db.write() as conn:
+        store.set_password_hash(conn, user.id, c.passwords.hash(new), revoke_sessions=True)
+    fresh = load_user(c, user.id)
+    assert fresh is not None
+    return fresh
+
+
+def set_password(c: Community, user: User, new: str) -> None:
+    """Set a password without the old one (``paperfeed user create``/admin use)."""
+    validate_password(new, user.username)
+    with c.db.write() as conn:
+        store.set_password_hash(conn, user.id, c.passwords.hash(new), revoke_sessions=True)
+
+
+# -- password reset ---------------------------------------------------------------------------
+
+
+def request_reset(c: Community, email: str, *, ip: str | None) -> None:
+    """Mail a single-use reset link if the address belongs to an account.
+
+    The answer is the same whether or not it does, so the form does not reveal who has an
+    account; per-account sends are capped silently for the same reason.
+    """
+    c.rate_limiter.hit(bucket("reset:ip", ip, c.limits.reset_ip), what="reset requests from your address")
+    address = normalise_email(email)
+    with c.db.read() as conn:
+        row = store.get_user_by_email(conn, address)
+    if row is None or row["banned"]:
+        return
+    try:
+        c.rate_limiter.hit(bucket("reset:user", row["id"], c.limits.reset_account))
+    except RateLimited:
+        return
+    token = secrets.token_urlsafe(32)
+    now = c.now()
+    with c.db.write() as conn:
+        store.insert_password_reset(conn, row["id"], sha256(token), now, now + RESET_TTL)
+    _send_reset_mail(c, row["username"], address, token)
+
+
+def reset_link_usable(c: Community, token: str) -> bool:
+    if not token or len(token) > 200:
+        return False
+    with c.db.read() as conn:
+        return store.reset_is_usable(conn, sha256(token), c.now())
+
+
+def reset_password(c: Community, token: str, new: str) -> User:
+    """Use a reset link: set the new password, end all sessions, clear any lockout. Works once."""
+    if not token or len(token) > 200:
+        raise CommunityError("This reset link is invalid, expired or already used.")
+    with c.db.write() as conn:
+        user_id = store.consume_password_reset(conn, sha256(token), c.now())
+        if user_id is None:
+            raise CommunityError("This reset link is invalid, expired or already used.")
+        row = store.get_user(conn, user_id)
+        assert row is not None
+        validate_password(new, row["username"])  # raising rolls back: a bad password does not burn the link
+        store.set_password_hash(conn, user_id, c.passwords.hash(new), revoke_sessions=True)
+    user = load_user(c, user_id)
+    assert user is not None
+    return user
+
+
+def _send_reset_mail(c: Community, username: str, address: str, token: str) -> None:
+    from paperfeed.digest.mailer import MailError, build_message, open_transport
+
+    link = f"{c.settings.base_url}/reset/{token}"
+    text = (
+        f"Hello {username},\n\nsomeone (hopefully you) asked to reset the password of your paperfeed account.\n"
+        f"Open this link within {int(RESET_TTL.total_seconds() // 60)} minutes to choose a new password; "
+        f"it works once:\n\n{link}\n\nIf you did not ask for this, ignore this message: your password stays "
+        "as it is.\n"
+    )
+    domain = c.settings.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
+    msg = build_message(
+        sender=c.settings.mail_from,
+        to=address,
+        subject="Reset your paperfeed password",
+        text=text,
+        html=None,
+        message_id=f"<reset-{secrets.token_hex(12)}@{domain}>",
+        date=c.now(),
+    )
+    if c.send_mail is not None:
+        c.send_mail(msg, address)
+        return
+    try:
+        transport = open_transport(c.settings, per_connection=1)
+        try:
+            transport.send(msg, c.settings.mail_from, address)
+        finally:
+            transport.close()
+    except (MailError, ValueError, OSError) as exc:
+        raise CommunityError(f"The reset email could not be sent right now ({exc}); please try later.",
+                             status=503) from None
+
+
+# -- API tokens -------------------------------------------------------------------------------
+
+
+def create_api_token(c: Community, user: User | None, name: str) -> tuple[str, int]:
+    """A new personal token: returned once in clear, stored as its hash."""
+    user = require_active(user)
+    name = " ".join(strip_controls(name).split())[:80] or "token"
+    c.rate_limiter.hit(bucket("token:user", user.id, c.limits.token_user), what="new tokens")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with c.db.write() as conn:
+        token_id = store.insert_api_token(conn, user.id, name, sha256(token), token[:10], c.now())
+    return token, token_id
+
+
+def list_api_tokens(c: Community, user: User) -> list[dict[str, Any]]:
+    with c.db.read() as conn:
+        return store.list_api_tokens(conn, user.id)
+
+
+def revoke_api_token(c: Community, user: User | None, token_id: int) -> None:
+    user = require_active(user)
+    with c.db.write() as conn:
+        if not store.revoke_api_token(conn, user.id, token_id, c.now()):
+            raise NotFound("No such token.")
+
+
+def user_for_api_token(c: Community, token: str) -> User | None:
+    """The owner of a live token (banned owners included: callers refuse them with 403)."""
+    token = (token or "").strip()
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    with c.db.read() as conn:
+        row = store.user_for_token(conn, sha256(token))
+    if row is None:
+        return None
+    now = c.now()
+    used = row.get("token_used_at")
+    if used is None or (now - used) > timedelta(minutes=5):  # a write per call would serialise API use
+        with c.db.write() as conn:
+            store.touch_api_token(conn, row["token_id"], now)
+    return User.from_row(row)

@@ -1,0 +1,166 @@
+"""Shared pieces of the community layer: the :class:`Community` context every action receives,
+the acting :class:`User`, role checks, and the errors actions raise.
+
+Built once per web app (``web/community_routes.install``) or per CLI command; tests build their
+own with a fake clock and tight limits. Errors carry the HTTP status the web layer answers with,
+and a message written for the person who made the request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from paperfeed.config import Settings
+from paperfeed.store.db import Database, utcnow
+
+Clock = Callable[[], datetime]  # naive UTC, like store.db.utcnow
+# C0 controls other than tab/newline/CR: never content, and PostgreSQL rejects NUL in text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_PAPER_ID = 32  # papers.id is String(32)
+ROLES = ("user", "moderator", "admin")
+_RANK = {name: i for i, name in enumerate(ROLES)}
+
+
+class CommunityError(ValueError):
+    """A request that cannot be done; ``status`` is the HTTP answer, the message is for people."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NotSignedIn(CommunityError):
+    status = 401
+
+
+class Forbidden(CommunityError):
+    status = 403
+
+
+class NotFound(CommunityError):
+    status = 404
+
+
+class Conflict(CommunityError):
+    status = 409
+
+
+class RateLimited(CommunityError):
+    """Too many requests; ``retry_after`` seconds until the next one is allowed."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+def strip_controls(text: str | None) -> str:
+    return _CONTROL.sub("", text or "")
+
+
+def paper_key(paper_id: str) -> str:
+    """A paper id from a URL or a body, or NotFound before it reaches SQL (length, control bytes)."""
+    if not paper_id or len(paper_id) > MAX_PAPER_ID or _CONTROL.search(paper_id) or paper_id != paper_id.strip():
+        raise NotFound(f"There is no paper {paper_id[:40]!r} here.")
+    return paper_id
+
+
+@dataclass(frozen=True)
+class User:
+    """The acting account, as loaded for one request (never the password hash)."""
+
+    id: int
+    username: str
+    email: str | None
+    role: str
+    banned: bool
+    session_version: int
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> User:
+        return cls(
+            id=int(row["id"]),
+            username=row["username"],
+            email=row.get("email"),
+            role=row["role"] if row["role"] in _RANK else "user",
+            banned=bool(row["banned"]),
+            session_version=int(row["session_version"] or 0),
+            created_at=row.get("created_at"),
+        )
+
+    def has_role(self, role: str) -> bool:
+        return _RANK[self.role] >= _RANK[role]
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.has_role("moderator")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.has_role("admin")
+
+
+def require_active(user: User | None) -> User:
+    """The user, if signed in and not banned: a banned account can do nothing."""
+    if user is None:
+        raise NotSignedIn("Please sign in first.")
+    if user.banned:
+        raise Forbidden("This account is banned.")
+    return user
+
+
+def require_role(user: User | None, role: str) -> User:
+    user = require_active(user)
+    if not user.has_role(role):
+        raise Forbidden(f"This needs the {role} role.")
+    return user
+
+
+@dataclass
+class Community:
+    """What every community action needs. ``clock`` and ``limits`` are injectable for tests."""
+
+    settings: Settings
+    db: Database
+    clock: Clock = utcnow
+    limits: Any = None  # ratelimit.Limits; None -> the defaults
+    password_params: Any = None  # accounts.PasswordParams; None -> the defaults
+    send_mail: Callable[[Any, str], None] | None = None  # (EmailMessage, recipient); None -> settings' transport
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            from paperfeed.community.ratelimit import Limits
+
+            self.limits = Limits()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @property
+    def rate_limiter(self) -> Any:
+        limiter = self._cache.get("rate_limiter")
+        if limiter is None:
+            from paperfeed.community.ratelimit import RateLimiter
+
+            limiter = self._cache["rate_limiter"] = RateLimiter(self)
+        return limiter
+
+    @property
+    def passwords(self) -> Any:
+        hasher = self._cache.get("passwords")
+        if hasher is None:
+            from paperfeed.community.accounts import Passwords
+
+            hasher = self._cache["passwords"] = Passwords(self.password_params)
+        return hasher

@@ -1,0 +1,657 @@
+"""The digest sender: plan ledger rows, compose, send, and record every outcome.
+
+Runs from the scheduler thread of ``paperfeed serve``, from ``paperfeed digest send`` (cron),
+and - for one confirmation mail at a time - right after a web sign-up.
+
+**The delivery ledger** (table ``deliveries``) has one row per subscriber per period
+(``daily:2026-11-24``), created *before* anything is sent (unique key: planning twice is a
+no-op). A row moves ``pending`` → ``sending`` (claimed by one process, its papers and a
+deterministic Message-ID fixed and committed) → ``sent`` / ``retry`` / ``failed``, or straight to
+``empty`` (nothing new for this subscriber) or ``skipped`` (unsubscribed meanwhile).
+
+**Exactly once, in effect.** Each message is sent on its own and its row is committed as
+``sent`` right after the server's 250 reply, before the next message starts. So after a crash
+(even SIGKILL) the only message whose fate is unknown is the one in flight: a ``sending`` row
+whose owner process is dead. The next run sends every such row again, with the same papers and
+the same ``Message-ID``. Guarantee: nobody is skipped; at most one subscriber per crash can get
+a second copy, and that copy carries the same Message-ID, so mail stores that de-duplicate by
+Message-ID show it once. SMTP gives no way to ask "did you get it?", so nothing can close that
+last window completely; we chose "possibly twice" over "possibly never". The outbox transport
+writes ``<message-id>.eml``, so there a resend just replaces the same file.
+
+Only one process plans and sends digests at a time: it holds the ``digest-sender`` lease
+(table ``digest_locks``, renewed every batch, taken over when it expires or its owner process
+on this host is gone). Temporary failures (4xx) are retried with back-off; permanent ones (5xx)
+are recorded and the address is suppressed after ``max_hard_bounces``; when the server is down
+the unsent rows simply stay queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
+
+from paperfeed.config import Settings
+from paperfeed.digest import mailer
+from paperfeed.digest.compose import Composer, Section, Topic
+from paperfeed.digest.periods import FREQUENCIES, DigestPeriod, due_period, is_digest_key, parse_key, period_for
+from paperfeed.digest.subscriptions import Prefs, Tokens, confirm_url, links_for, mailbox_of, new_nonce
+from paperfeed.store import digest_store as store
+from paperfeed.store.db import Database, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "digest-sender"
+BACKOFF_S = (60, 300, 900, 1800, 3600, 7200, 14400)  # wait after the 1st, 2nd, ... temporary failure
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    batch_size: int = 200  # rows composed and claimed per transaction
+    per_connection: int = 1000  # messages per SMTP connection
+    max_attempts: int = 8  # temporary failures before a row is given up
+    max_hard_bounces: int = 3  # permanent failures before an address is suppressed
+    stale_claim: timedelta = timedelta(minutes=10)  # a claim this old is orphaned (owner on another host)
+    lease_ttl: timedelta = timedelta(minutes=2)
+    down_retry: timedelta = timedelta(minutes=1)  # when the server is unreachable
+    digest_max_age: timedelta = timedelta(days=3)  # older unsent digests are given up
+    confirm_max_age: timedelta = timedelta(days=1)
+
+
+@dataclass
+class SendReport:
+    planned: int = 0
+    sent: int = 0
+    empty: int = 0
+    skipped: int = 0
+    retry: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    recovered: int = 0
+    expired: int = 0
+    transport_error: str | None = None
+    lease_busy: bool = False
+    lease_lost: bool = False
+    preview: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{k} {v}" for k, v in self.__dict__.items() if isinstance(v, int) and not isinstance(v, bool) and v]
+        return ", ".join(parts) or "nothing to do"
+
+
+# -- process identity and the lease -----------------------------------------------------------
+
+
+def process_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_dead(owner: str) -> bool:
+    """True when ``owner`` names a process on this host that no longer runs (or is a zombie)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Lease:
+    """A named, expiring, database-held lock: one digest sender across processes and hosts."""
+
+    def __init__(
+        self, db: Database, owner: str, *, name: str = LEASE_NAME, ttl: timedelta, clock: Callable[[], datetime]
+    ) -> None:
+        self.db, self.owner, self.name, self.ttl, self.clock = db, owner, name, ttl, clock
+        self.held = False
+
+    def acquire(self) -> bool:
+        now = self.clock()
+        with self.db.write() as conn:
+            self.held = store.take_lock(conn, self.name, self.owner, now, now + self.ttl)
+        if not self.held:
+            with self.db.read() as conn:
+                current = store.lock_owner(conn, self.name)
+            if current and owner_dead(current[0]):
+                with self.db.write() as conn:
+                    self.held = store.steal_lock(conn, self.name, current[0], self.owner, now, now + self.ttl)
+        return self.held
+
+    def renew(self) -> bool:
+        now = self.clock()
+        with self.db.write() as conn:
+            self.held = store.take_lock(conn, self.name, self.owner, now, now + self.ttl)
+        return self.held
+
+    def release(self) -> None:
+        if self.held:
+            with self.db.write() as conn:
+                store.release_lock(conn, self.name, self.owner)
+            self.held = False
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+def plan_due(db: Database, now: datetime, *, frequency: str | None = None, email: str | None = None) -> int:
+    """Create ledger rows for every subscriber whose local send time has come (the scheduler's
+    and plain ``digest send``'s rule). People confirmed after today's send time wait for the next."""
+    total = 0
+    with db.read() as conn:
+        groups = store.active_groups(conn, frequency)
+    with db.write() as conn:
+        for freq, tz, hour, weekdays_only in groups:
+            try:
+                due = due_period(freq, tz, hour, weekdays_only, now)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("digest: skipping subscribers with unknown time zone %r", tz)
+                continue
+            if due is None:
+                continue
+            period, moment = due
+            total += store.plan_period(
+                conn,
+                frequency=freq,
+                period=period.key,
+                now=now,
+                timezone=tz,
+                send_hour=hour,
+                weekdays_only=weekdays_only,
+                confirmed_before=moment,
+                email=email,
+            )
+    return total
+
+
+def _date_targets(frequency: str | None, day: date) -> list[tuple[str, bool | None, DigestPeriod]]:
+    out: list[tuple[str, bool | None, DigestPeriod]] = []
+    for freq in [frequency] if frequency else list(FREQUENCIES):
+        if freq == "weekly":
+            out.append((freq, None, period_for("weekly", day)))
+            continue
+        for weekdays_only in (True, False):
+            if not (weekdays_only and day.weekday() >= 5):  # honour "weekdays only" even when forced
+                out.append((freq, weekdays_only, period_for("daily", day, weekdays_only)))
+    return out
+
+
+def plan_date(db: Database, day: date, now: datetime, *, frequency: str | None = None, email: str | None = None) -> int:
+    """Ledger rows for the period of ``day`` for all active subscribers, whatever their hour."""
+    total = 0
+    with db.write() as conn:
+        for freq, weekdays_only, period in _date_targets(frequency, day):
+            total += store.plan_period(
+                conn, frequency=freq, period=period.key, now=now, weekdays_only=weekdays_only, email=email
+            )
+    return total
+
+
+def message_id_for(settings: Settings, sub_id: int, key: str) -> str:
+    """Deterministic per (subscription, period): a resend carries the same Message-ID."""
+    tag = hmac.new(settings.secret().encode(), f"{sub_id}:{key}".encode(), hashlib.sha256).hexdigest()[:12]
+    domain = mailbox_of(settings.mail_from).rpartition("@")[2] or "localhost"
+    return f"<{key.replace(':', '.')}.s{sub_id}.{tag}@{domain}>"
+
+
+# -- the sender -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    row: dict[str, Any]
+    message_id: str
+    sections: list[Section] | None = None  # digests
+    new_payload: dict[str, Any] | None = None  # set when composed in this run
+
+
+class Sender:
+    """Sends the due ledger rows. Create one per run; it keeps per-run caches."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        transport: mailer.Transport | None = None,
+        options: SendOptions | None = None,
+        composer: Composer | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        owner: str | None = None,
+        lease: Lease | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.options = options or SendOptions()
+        self._own_transport = transport is None
+        self.transport = transport or mailer.open_transport(settings, per_connection=self.options.per_connection)
+        self.composer = composer or Composer(settings, db)
+        self.clock = clock
+        self.owner = owner or process_owner()
+        self.lease = lease
+        self.tokens = Tokens.from_settings(settings)
+        self.sender_addr = mailbox_of(settings.mail_from)
+        domain = self.sender_addr.rpartition("@")[2] or "localhost"
+        self.list_id = f"paperfeed digests <digest.{domain}>"
+
+    # -- housekeeping ---------------------------------------------------------------------
+    def recover(self) -> int:
+        """Requeue ``sending`` rows whose owner died mid-send (or vanished long ago)."""
+        now = self.clock()
+        with self.db.read() as conn:
+            claims = store.sending_claims(conn)
+        orphaned = [
+            owner
+            for owner, claimed_at in claims
+            if owner != self.owner
+            and (owner_dead(owner) or claimed_at is None or claimed_at < now - self.options.stale_claim)
+        ]
+        if not orphaned:
+            return 0
+        with self.db.write() as conn:
+            n = store.release_claims(conn, orphaned, now, "requeued: the sending process stopped mid-send")
+        log.warning("digest: requeued %d deliveries left in flight by %s", n, ", ".join(orphaned))
+        return n
+
+    def expire(self) -> int:
+        now = self.clock()
+        with self.db.write() as conn:
+            n = store.expire_open(conn, prefix="daily:", created_before=now - self.options.digest_max_age, now=now)
+            n += store.expire_open(conn, prefix="weekly:", created_before=now - self.options.digest_max_age, now=now)
+            n += store.expire_open(conn, prefix="confirm:", created_before=now - self.options.confirm_max_age, now=now)
+        return n
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        email: str | None = None,
+        ids: Sequence[int] | None = None,
+        progress: Callable[[int], None] | None = None,
+        report: SendReport | None = None,
+    ) -> SendReport:
+        report = report or SendReport()
+        after = 0
+        try:
+            while True:
+                if self.lease is not None and not self.lease.renew():
+                    report.lease_lost = True
+                    log.warning("digest: lost the sender lease; stopping")
+                    break
+                with self.db.read() as conn:
+                    rows = store.open_work(
+                        conn, now=self.clock(), limit=self.options.batch_size, after_id=after, email=email, ids=ids
+                    )
+                if not rows:
+                    break
+                after = rows[-1]["id"]
+                jobs = self._prepare(rows, report, progress)
+                if not self._send_jobs(jobs, report, progress):
+                    break
+        finally:
+            if self._own_transport:
+                self.transport.close()
+        return report
+
+    def _prepare(
+        self, rows: list[dict[str, Any]], report: SendReport, progress: Callable[[int], None] | None
+    ) -> list[_Job]:
+        """Compose what needs composing, then claim the batch in one transaction."""
+        now = self.clock()
+        settle: list[tuple[int, str, str | None]] = []
+        postpone: list[tuple[int, str]] = []
+        jobs: list[_Job] = []
+        fresh: list[tuple[dict[str, Any], DigestPeriod, Topic]] = []
+        for row in rows:
+            key = row["period"]
+            mid = message_id_for(self.settings, row["subscription_id"], key)
+            if is_digest_key(key):
+                if row["sub_status"] != "active":
+                    settle.append((row["id"], store.SKIPPED, f"subscription is {row['sub_status']}"))
+                elif row["payload"] and "sections" in row["payload"]:
+                    sections = [Section.from_dict(s) for s in row["payload"]["sections"]]
+                    jobs.append(_Job(row, row["message_id"] or mid, sections))
+                else:
+                    try:
+                        period = parse_key(key, bool(row["weekdays_only"]))
+                    except ValueError as exc:
+                        settle.append((row["id"], store.FAILED, str(exc)))
+                        continue
+                    fresh.append((row, period, Topic.of(Prefs.from_row(row))))
+            elif key.startswith("confirm:"):
+                payload = row["payload"] or {}
+                if payload.get("nonce") != row["token_nonce"]:
+                    settle.append((row["id"], store.SKIPPED, "superseded by a newer confirmation mail"))
+                else:
+                    jobs.append(_Job(row, row["message_id"] or mid))
+            else:
+                settle.append((row["id"], store.FAILED, f"unknown delivery kind {key!r}"))
+        jobs.extend(self._compose(fresh, settle, postpone))
+
+        claimed: list[_Job] = []
+        with self.db.write() as conn:
+            for delivery_id, status, error in settle:
+                if store.close_unclaimed(conn, delivery_id, status, error):
+                    setattr(report, status, getattr(report, status) + 1)
+            for delivery_id, error in postpone:
+                store.postpone(conn, delivery_id, error, now + self.options.down_retry)
+                report.retry += 1
+            for job in jobs:
+                ok = store.claim(
+                    conn,
+                    job.row["id"],
+                    expect_status=job.row["status"],
+                    owner=self.owner,
+                    now=now,
+                    paper_ids=[pid for s in job.sections for pid in s.ids] if job.sections else job.row["paper_ids"],
+                    message_id=job.message_id,
+                    payload=job.new_payload,
+                )
+                if not ok:
+                    continue  # someone else (a web request) took it
+                claimed.append(job)
+                if job.new_payload is not None and job.sections:
+                    store.reserve_papers(
+                        conn,
+                        [
+                            {
+                                "subscription_id": job.row["subscription_id"],
+                                "paper_id": pid,
+                                "delivery_id": job.row["id"],
+                                "created_at": now,
+                            }
+                            for s in job.sections
+                            for pid in s.ids
+                        ],
+                    )
+        if progress and (settle or postpone):
+            progress(len(settle) + len(postpone))
+        return claimed
+
+    def _compose(
+        self,
+        fresh: list[tuple[dict[str, Any], DigestPeriod, Topic]],
+        settle: list[tuple[int, str, str | None]],
+        postpone: list[tuple[int, str]],
+    ) -> list[_Job]:
+        if not fresh:
+            return []
+        candidates: set[str] = set()
+        broken: dict[tuple[DigestPeriod, Topic], str] = {}
+        for _row, period, topic in fresh:
+            if (period, topic) in broken:
+                continue
+            try:
+                candidates |= self.composer.candidate_ids(period, topic)
+            except Exception as exc:  # e.g. the search index is unavailable: try again later
+                log.exception("digest: cannot compose %s for topic %r", period.key, topic)
+                broken[(period, topic)] = f"compose failed: {exc}"
+        with self.db.read() as conn:
+            reserved = store.reserved_papers(conn, (r["subscription_id"] for r, _, _ in fresh), candidates)
+        had: dict[int, set[str]] = {}
+        for sub_id, pid in reserved:
+            had.setdefault(sub_id, set()).add(pid)
+        jobs = []
+        for row, period, topic in fresh:
+            if (period, topic) in broken:
+                postpone.append((row["id"], broken[(period, topic)]))
+                continue
+            seen = had.setdefault(row["subscription_id"], set())
+            sections = self.composer.choose(period, topic, seen)
+            if not sections:
+                settle.append((row["id"], store.EMPTY, None))
+                continue
+            for s in sections:
+                seen.update(s.ids)  # a second period in the same batch must not repeat them
+            mid = message_id_for(self.settings, row["subscription_id"], row["period"])
+            payload = {"sections": [s.as_dict() for s in sections]}
+            jobs.append(_Job(row, mid, sections, payload))
+        return jobs
+
+    def _send_jobs(self, jobs: list[_Job], report: SendReport, progress: Callable[[int], None] | None) -> bool:
+        """Send claimed jobs one by one; False when the run must stop (server down)."""
+        pending = list(jobs)
+        try:
+            while pending:
+                job = pending[0]
+                try:
+                    msg = self._message(job)
+                    self.transport.send(msg, self.sender_addr, job.row["email"])
+                except mailer.TransportDown as exc:
+                    report.transport_error = str(exc)
+                    with self.db.write() as conn:
+                        n = store.release_rows(
+                            conn,
+                            [j.row["id"] for j in pending],
+                            self.owner,
+                            self.clock() + self.options.down_retry,
+                            f"not sent: {exc}",
+                        )
+                    report.retry += n
+                    pending = []
+                    log.warning("digest: mail server unavailable (%s); %d deliveries stay queued", exc, n)
+                    return False
+                except mailer.MailError as exc:
+                    self._record_failure(job, exc, report)
+                except Exception as exc:  # a rendering bug must not lose the row: retry later
+                    log.exception("digest: cannot build message for delivery %s", job.row["id"])
+                    self._record_failure(job, mailer.TemporaryFailure(f"internal error: {exc}"), report)
+                else:
+                    with self.db.write() as conn:
+                        store.mark_sent(conn, job.row["id"], self.owner, self.clock())
+                        if job.row["hard_bounces"]:
+                            store.update_subscription(conn, job.row["subscription_id"], hard_bounces=0)
+                    report.sent += 1
+                pending.pop(0)
+                if progress:
+                    progress(1)
+        except BaseException:
+            # Interrupted: give back what was not attempted yet. pending[0] may be in flight
+            # (accepted or not, we cannot know): it stays ``sending`` and the next run resends it.
+            rest = [j.row["id"] for j in pending[1:]]
+            if rest:
+                with self.db.write() as conn:
+                    store.release_rows(conn, rest, self.owner, self.clock(), "interrupted before sending")
+            raise
+        return True
+
+    def _record_failure(self, job: _Job, exc: mailer.MailError, report: SendReport) -> None:
+        attempts = int(job.row["attempts"]) + 1
+        with self.db.write() as conn:
+            if isinstance(exc, mailer.PermanentFailure):
+                store.mark_failed(conn, job.row["id"], self.owner, str(exc))
+                report.failed += 1
+                if store.record_bounce(conn, job.row["subscription_id"], self.options.max_hard_bounces):
+                    report.suppressed += 1
+            elif attempts >= self.options.max_attempts:
+                store.mark_failed(conn, job.row["id"], self.owner, f"gave up after {attempts} attempts: {exc}")
+                report.failed += 1
+            else:
+                delay = BACKOFF_S[min(attempts, len(BACKOFF_S)) - 1]
+                store.mark_retry(conn, job.row["id"], self.owner, str(exc), self.clock() + timedelta(seconds=delay))
+                report.retry += 1
+
+    # -- messages ---------------------------------------------------------------------------
+    def _message(self, job: _Job) -> Any:
+        row = job.row
+        sub_id = int(row["subscription_id"])
+        manage_nonce = row["manage_nonce"]
+        if not manage_nonce:  # rows from before manage links existed
+            manage_nonce = row["manage_nonce"] = new_nonce()
+            with self.db.write() as conn:
+                store.update_subscription(conn, sub_id, manage_nonce=manage_nonce)
+        links = links_for(self.settings, self.tokens, sub_id, manage_nonce)
+        if job.sections is None:  # a confirmation mail
+            payload = row["payload"]
+            prefs = Prefs.from_payload(payload["prefs"])
+            token = self.tokens.confirm(sub_id, payload["nonce"], prefs)
+            change = payload.get("kind") == "change"
+            r = self.composer.render_confirm(
+                email=row["email"],
+                prefs=prefs,
+                confirm_url=confirm_url(self.settings, token),
+                change=change,
+                manage_url=links.manage_url if change else None,
+            )
+            headers = {"Auto-Submitted": "auto-generated", "X-Paperfeed-Delivery": row["period"]}
+        else:
+            period = parse_key(row["period"], bool(row["weekdays_only"]))
+            r = self.composer.render_digest(
+                email=row["email"], prefs=Prefs.from_row(row), period=period, sections=job.sections, links=links
+            )
+            headers = {
+                "List-Unsubscribe": f"<{links.unsubscribe_url}>, <{links.unsubscribe_mailto}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": self.list_id,
+                "Precedence": "bulk",
+                "Auto-Submitted": "auto-generated",
+                "X-Paperfeed-Delivery": row["period"],
+            }
+        return mailer.build_message(
+            sender=self.settings.mail_from,
+            to=row["email"],
+            subject=r.subject,
+            text=r.text,
+            html=r.html,
+            message_id=job.message_id,
+            headers=headers,
+        )
+
+
+# -- entry points -----------------------------------------------------------------------------
+
+
+def send_due(
+    settings: Settings,
+    db: Database,
+    *,
+    day: date | None = None,
+    frequency: str | None = None,
+    email: str | None = None,
+    options: SendOptions | None = None,
+    transport: mailer.Transport | None = None,
+    composer: Composer | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    progress: Callable[[int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> SendReport:
+    """Take the lease, requeue orphans, plan (the due periods, or ``day``'s), and send.
+
+    ``on_start`` gets the number of rows due once planning is done (for a progress bar).
+    Returns a report with ``lease_busy`` set when another process is sending right now.
+    """
+    options = options or SendOptions()
+    owner = process_owner()
+    lease = Lease(db, owner, ttl=options.lease_ttl, clock=clock)
+    if not lease.acquire():
+        return SendReport(lease_busy=True)
+    try:
+        sender = Sender(
+            settings, db, transport=transport, options=options, composer=composer, clock=clock, owner=owner, lease=lease
+        )
+        report = SendReport()
+        report.recovered = sender.recover()
+        report.expired = sender.expire()
+        now = clock()
+        if day is not None:
+            report.planned = plan_date(db, day, now, frequency=frequency, email=email)
+        else:
+            report.planned = plan_due(db, now, frequency=frequency, email=email)
+        if on_start:
+            with db.read() as conn:
+                on_start(store.count_open(conn, now=now, email=email))
+        return sender.run(email=email, progress=progress, report=report)
+    finally:
+        lease.release()
+
+
+def send_now(
+    settings: Settings, db: Database, delivery_id: int, *, transport: mailer.Transport | None = None
+) -> SendReport:
+    """Send one queued row right away (a confirmation after sign-up). No lease needed: the
+    row is claimed atomically, so a concurrent sender cannot send it too. If this fails the
+    row stays queued for the next scheduled run."""
+    sender = Sender(settings, db, transport=transport)
+    try:
+        return sender.run(ids=[delivery_id])
+    except Exception:  # never surface mail trouble to the person who just signed up
+        log.exception("digest: immediate send of delivery %s failed; it stays queued", delivery_id)
+        return SendReport(transport_error="failed; queued")
+
+
+def preview_due(
+    settings: Settings,
+    db: Database,
+    *,
+    day: date | None = None,
+    frequency: str | None = None,
+    email: str | None = None,
+    composer: Composer | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> SendReport:
+    """``--dry-run``: who would get what, composed exactly as a real run would; writes nothing."""
+    composer = composer or Composer(settings, db)
+    now = clock()
+    targets: list[tuple[dict[str, Any], DigestPeriod]] = []
+    with db.read() as conn:
+        if day is not None:
+            for freq, weekdays_only, _period in _date_targets(frequency, day):
+                for sub in store.eligible_subscriptions(
+                    conn, frequency=freq, period=_period.key, weekdays_only=weekdays_only, email=email
+                ):
+                    targets.append((sub, _period))
+        else:
+            for freq, tz, hour, weekdays_only in store.active_groups(conn, frequency):
+                try:
+                    due = due_period(freq, tz, hour, weekdays_only, now)
+                except (ZoneInfoNotFoundError, ValueError):
+                    continue
+                if due is None:
+                    continue
+                period, moment = due
+                for sub in store.eligible_subscriptions(
+                    conn,
+                    frequency=freq,
+                    period=period.key,
+                    timezone=tz,
+                    send_hour=hour,
+                    weekdays_only=weekdays_only,
+                    confirmed_before=moment,
+                    email=email,
+                ):
+                    targets.append((sub, period))
+        topics = {(p, Topic.of(Prefs.from_row(s))) for s, p in targets}
+        candidates = set().union(*(composer.candidate_ids(p, t) for p, t in topics)) if topics else set()
+        reserved = store.reserved_papers(conn, (s["id"] for s, _ in targets), candidates)
+    report = SendReport()
+    for sub, period in targets:
+        seen = {pid for sid, pid in reserved if sid == sub["id"]}
+        sections = composer.choose(period, Topic.of(Prefs.from_row(sub)), seen)
+        n = sum(len(s.ids) for s in sections)
+        report.preview.append({"email": sub["email"], "period": period.key, "papers": n})
+        if n:
+            report.planned += 1
+        else:
+            report.empty += 1
+    return report

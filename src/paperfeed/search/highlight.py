@@ -1,0 +1,58 @@
+"""Highlighting: which character spans of a title or abstract matched a query.
+
+Runs when search results are rendered (``highlightedTitle`` / ``highlightedSummary`` in the API,
+``<mark>`` in the web pages). It analyzes the text with the index's own analyzer, so matching is
+stem-aware exactly like retrieval: a query for "networks" marks "Network" and "networking" (all
+stem to "network") but not "nets". Quoted phrases are marked as one span only where the whole phrase
+occurs (stopwords inside it included). Excluded words, author and filter values are never marked.
+"""
+
+from __future__ import annotations
+
+from paperfeed.search.analysis import phrase_terms, terms, tokens
+from paperfeed.search.query import ParsedQuery
+
+MAX_HIGHLIGHT_CHARS = 100_000  # abstracts are ~2k characters; anything past this is not shown anyway
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def highlight(text: str, q: ParsedQuery) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping ``(start, end)`` character spans of ``text`` that match ``q``'s words
+    and phrases (``text[start:end]`` is the matched part). Never raises on odd input."""
+    if not text or not (q.terms or q.phrases):
+        return []
+    text = text[:MAX_HIGHLIGHT_CHARS]
+    wanted: set[str] = set()
+    for word in q.terms:
+        wanted.update(terms(word))
+    phrases = [p for p in (phrase_terms(ph) for ph in q.phrases) if p]
+    for p in phrases:
+        if len(p) == 1:  # a quoted single word is just a word
+            wanted.add(p[0][1])
+    if not wanted and not phrases:
+        return []
+    toks = tokens(text)
+    spans = [(t.start, t.end) for t in toks if t.term in wanted]
+    multi = [p for p in phrases if len(p) > 1]
+    if multi:
+        by_position = {t.position: t for t in toks}
+        for t in toks:
+            for phrase in multi:
+                first_offset, first_term = phrase[0]
+                if t.term != first_term:
+                    continue
+                base = t.position - first_offset
+                matched = [by_position.get(base + off) for off, _ in phrase]
+                if all(m is not None and m.term == term for m, (_, term) in zip(matched, phrase, strict=True)):
+                    spans.append((matched[0].start, matched[-1].end))  # type: ignore[union-attr]
+    return _merge(spans)

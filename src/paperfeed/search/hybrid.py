@@ -1,0 +1,342 @@
+"""Hybrid search: parse → keyword (BM25) + semantic (vectors) → fuse → filter/sort → highlight.
+
+Runs on every search request (web pages, JSON API, feeds, CLI, digests). Ranking is explainable:
+each hit says which retriever found it, at what rank and score. The semantic side degrades
+gracefully: without vectors (not built yet, index rebuilding, encoder unavailable) hybrid falls
+back to keyword-only and says so in ``warnings``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from paperfeed.config import Settings
+from paperfeed.search.lexical import LexicalIndex, highlight
+from paperfeed.search.query import ParsedQuery, parse_query
+from paperfeed.store.db import Database
+from paperfeed.store.search_rows import fetch_papers
+
+log = logging.getLogger(__name__)
+
+MODES = ("keyword", "semantic", "hybrid")
+SORTS = ("relevance", "date", "upvotes")
+MAX_LIMIT = 100
+MAX_OFFSET = 1_000
+
+
+class SearchError(ValueError):
+    """A user error with a clear message (bad parameter, nothing to search for)."""
+
+
+@dataclass
+class SearchRequest:
+    q: str
+    mode: str = "hybrid"
+    sort: str = "relevance"
+    date_from: date | None = None
+    date_to: date | None = None
+    categories: list[str] = field(default_factory=list)
+    has_code: bool = False
+    min_upvotes: int = 0
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass
+class SearchHit:
+    paper: dict[str, Any]
+    score: float
+    why: list[str]
+    title_spans: list[tuple[int, int]]
+    abstract_spans: list[tuple[int, int]]
+
+
+@dataclass
+class SearchResults:
+    hits: list[SearchHit]
+    total: int
+    mode: str
+    warnings: list[str]
+    took_ms: float
+    query: ParsedQuery | None = None
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How keyword and semantic rankings are combined.
+
+    ``method="score"``: convex combination of per-query min-max normalised scores (missing = 0).
+    ``method="rrf"``: weighted reciprocal-rank fusion, ``w / (k + rank)``.
+    Defaults were tuned on SciFact *train* (see ``bench/README.md``), never on test.
+    """
+
+    method: str = "score"
+    semantic_weight: float = 0.5
+    rrf_k: int = 60
+
+
+DEFAULT_FUSION = Fusion()
+
+
+def _minmax(scores: list[float]) -> list[float]:
+    if not scores:
+        return []
+    hi, lo = max(scores), min(scores)
+    if hi - lo < 1e-12:
+        return [1.0] * len(scores)
+    return [(s - lo) / (hi - lo) for s in scores]
+
+
+def fuse(
+    keyword: list[tuple[str, float]], semantic: list[tuple[str, float]], fusion: Fusion = DEFAULT_FUSION
+) -> list[tuple[str, float]]:
+    """Combine two ranked lists of (id, score) into one ranked list (pure function, tested)."""
+    combined: dict[str, float] = {}
+    w_s = fusion.semantic_weight
+    w_k = 1.0 - w_s
+    if fusion.method == "rrf":
+        for rank, (pid, _s) in enumerate(keyword):
+            combined[pid] = combined.get(pid, 0.0) + w_k / (fusion.rrf_k + rank + 1)
+        for rank, (pid, _s) in enumerate(semantic):
+            combined[pid] = combined.get(pid, 0.0) + w_s / (fusion.rrf_k + rank + 1)
+    else:
+        for (pid, _s), norm in zip(keyword, _minmax([s for _, s in keyword]), strict=True):
+            combined[pid] = combined.get(pid, 0.0) + w_k * norm
+        for (pid, _s), norm in zip(semantic, _minmax([s for _, s in semantic]), strict=True):
+            combined[pid] = combined.get(pid, 0.0) + w_s * norm
+    return sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _categories_of(paper: dict[str, Any]) -> list[str]:
+    return (paper.get("categories") or "").split()
+
+
+def _text_of(paper: dict[str, Any]) -> str:
+    return f"{paper.get('title') or ''}\n{paper.get('abstract') or ''}".lower()
+
+
+def paper_upvotes(paper: dict[str, Any]) -> int:
+    return int(paper.get("upvotes") or 0) + int(paper.get("imported_upvotes") or 0)
+
+
+class SearchService:
+    """Search over one database. Heavy parts (encoder, vectors) load lazily, once, thread-safely."""
+
+    def __init__(self, settings: Settings, db: Database, *, fusion: Fusion = DEFAULT_FUSION) -> None:
+        self.settings = settings
+        self.db = db
+        self.fusion = fusion
+        self.lexical = LexicalIndex(settings)
+        self._lock = threading.Lock()
+        self._encoder: Any = None
+        self._vectors: Any = None
+        self._semantic_error: str | None = None
+        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # -- semantic side (lazy) ----------------------------------------------------------------
+    def _semantic(self) -> tuple[Any, Any] | None:
+        if self._vectors is not None and self._encoder is not None:
+            return self._encoder, self._vectors
+        with self._lock:
+            if self._vectors is None or self._encoder is None:
+                try:
+                    from paperfeed.search.encoder import get_encoder
+                    from paperfeed.search.vectors import VectorIndex
+
+                    vectors = VectorIndex(self.settings, self.db)
+                    if len(vectors) == 0:
+                        self._semantic_error = "semantic index is empty (run `paperfeed index`)"
+                        return None
+                    self._encoder = get_encoder(self.settings)
+                    self._vectors = vectors
+                    self._semantic_error = None
+                except Exception as exc:  # degrade to keyword search, never fail the request
+                    log.warning("semantic search unavailable: %s", exc)
+                    self._semantic_error = "semantic search is unavailable right now"
+                    return None
+        return self._encoder, self._vectors
+
+    def refresh(self) -> None:
+        """Pick up new papers/vectors written by another process (cheap when nothing changed)."""
+        if self._vectors is not None:
+            self._vectors.refresh()
+        elif self._semantic_error:
+            self._semantic_error = None  # try loading again on the next query
+
+    def _embed_query(self, encoder: Any, text: str) -> np.ndarray:
+        vec = self._qcache.get(text)
+        if vec is None:
+            vec = encoder.encode_query(text)
+            self._qcache[text] = vec
+            if len(self._qcache) > 512:
+                self._qcache.popitem(last=False)
+        else:
+            self._qcache.move_to_end(text)
+        return vec
+
+    # -- search -------------------------------------------------------------------------------
+    def _validate(self, req: SearchRequest) -> None:
+        if req.mode not in MODES:
+            raise SearchError(f"mode must be one of {', '.join(MODES)}")
+        if req.sort not in SORTS:
+            raise SearchError(f"sort must be one of {', '.join(SORTS)}")
+        if not 1 <= req.limit <= MAX_LIMIT:
+            raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
+        if not 0 <= req.offset <= MAX_OFFSET:
+            raise SearchError(f"offset must be between 0 and {MAX_OFFSET}")
+        if req.min_upvotes < 0:
+            raise SearchError("min_upvotes must not be negative")
+        if req.date_from and req.date_to and req.date_from > req.date_to:
+            raise SearchError("the start date is after the end date")
+
+    def search(self, req: SearchRequest) -> SearchResults:
+        t0 = time.perf_counter()
+        self._validate(req)
+        pq = parse_query(req.q or "")
+        warnings = list(pq.warnings)
+        if not (pq.terms or pq.phrases or pq.authors or pq.text.strip()):
+            raise SearchError("Type a few words to search for (for example: diffusion models for video).")
+        categories = list(dict.fromkeys([*req.categories, *pq.categories]))
+        date_from = max(filter(None, [req.date_from, pq.date_from]), default=None)
+        date_to = min(filter(None, [req.date_to, pq.date_to]), default=None)
+
+        filtered = bool(categories or date_from or date_to or req.has_code or req.min_upvotes or pq.authors)
+        depth = min(1_000, max(100, (req.offset + req.limit) * 3))
+        mode = req.mode
+
+        keyword: list[tuple[str, float]] = []
+        if mode in ("keyword", "hybrid"):
+            hits = self.lexical.search(
+                pq, limit=depth, categories=categories or None, date_from=date_from, date_to=date_to
+            )
+            keyword = [(h.paper_id, h.score) for h in hits]
+
+        semantic: list[tuple[str, float]] = []
+        if mode in ("semantic", "hybrid"):
+            sem = self._semantic() if pq.text.strip() else None
+            if sem is None:
+                if pq.text.strip():
+                    warnings.append(f"{self._semantic_error}; showing keyword results")
+                mode = "keyword"
+                if not keyword:
+                    hits = self.lexical.search(
+                        pq, limit=depth, categories=categories or None, date_from=date_from, date_to=date_to
+                    )
+                    keyword = [(h.paper_id, h.score) for h in hits]
+            else:
+                encoder, vectors = sem
+                qvec = self._embed_query(encoder, pq.text)
+                # Filters are applied after retrieval, so fetch deeper when they may discard many.
+                semantic = vectors.search(qvec, k=depth * (4 if filtered else 1))
+
+        ranked = fuse(keyword, semantic, self.fusion) if mode == "hybrid" else (keyword or semantic)
+        kw_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(keyword)}
+        sem_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(semantic)}
+        rows = fetch_papers(self.db, [pid for pid, _ in ranked])
+
+        kept: list[tuple[dict[str, Any], float]] = []
+        for pid, score in ranked:
+            paper = rows.get(pid)
+            if paper is None or not self._passes(paper, pq, categories, date_from, date_to, req):
+                continue
+            kept.append((paper, score))
+        if req.sort == "date":
+            kept.sort(key=lambda ps: (ps[0].get("published") or date.min, ps[1]), reverse=True)
+        elif req.sort == "upvotes":
+            kept.sort(key=lambda ps: (paper_upvotes(ps[0]), ps[1]), reverse=True)
+
+        page = kept[req.offset : req.offset + req.limit]
+        out: list[SearchHit] = []
+        for paper, score in page:
+            why = []
+            if paper["id"] in kw_rank:
+                r, s = kw_rank[paper["id"]]
+                why.append(f"keyword match #{r} (BM25 {s:.1f})")
+            if paper["id"] in sem_rank:
+                r, s = sem_rank[paper["id"]]
+                why.append(f"semantic match #{r} (similarity {s:.2f})")
+            out.append(
+                SearchHit(
+                    paper=paper,
+                    score=float(score),
+                    why=why,
+                    title_spans=highlight(paper.get("title") or "", pq),
+                    abstract_spans=highlight(paper.get("abstract") or "", pq),
+                )
+            )
+        took = (time.perf_counter() - t0) * 1000
+        return SearchResults(hits=out, total=len(kept), mode=mode, warnings=warnings, took_ms=took, query=pq)
+
+    @staticmethod
+    def _passes(
+        paper: dict[str, Any],
+        pq: ParsedQuery,
+        categories: list[str],
+        date_from: date | None,
+        date_to: date | None,
+        req: SearchRequest,
+    ) -> bool:
+        """Filters applied to every candidate (semantic hits have not seen them yet)."""
+        if categories and not set(categories) & set(_categories_of(paper)):
+            return False
+        day = paper.get("published") or paper.get("listed")
+        if date_from and (day is None or day < date_from):
+            return False
+        if date_to and (day is None or day > date_to):
+            return False
+        if req.has_code and not paper.get("github_repo"):
+            return False
+        if req.min_upvotes and paper_upvotes(paper) < req.min_upvotes:
+            return False
+        if pq.authors:
+            names = " | ".join(paper.get("authors") or []).lower()
+            if not all(a.lower() in names for a in pq.authors):
+                return False
+        if pq.phrases or pq.excluded_terms or pq.excluded_phrases:
+            text = _text_of(paper)
+            if any(p.lower() not in text for p in pq.phrases):
+                return False
+            if any(p.lower() in text for p in pq.excluded_phrases):
+                return False
+            words = set(text.replace("-", " ").split())
+            if any(t.lower() in words for t in pq.excluded_terms):
+                return False
+        return True
+
+    # -- similar papers ----------------------------------------------------------------------
+    def _with_similarity(self, pairs: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        rows = fetch_papers(self.db, [pid for pid, _ in pairs])
+        out = []
+        for pid, sim in pairs:
+            if pid in rows:
+                out.append({**rows[pid], "similarity": round(float(sim), 4)})
+        return out
+
+    def similar(self, paper_id: str, k: int = 8) -> list[dict[str, Any]]:
+        sem = self._semantic()
+        if sem is not None:
+            pairs = sem[1].similar(paper_id, k=k)
+            if pairs:
+                return self._with_similarity(pairs)
+        # Fallback without vectors: the paper's title as a keyword query.
+        rows = fetch_papers(self.db, [paper_id])
+        if paper_id not in rows:
+            return []
+        pq = parse_query(rows[paper_id]["title"])
+        hits = [h for h in self.lexical.search(pq, limit=k + 1) if h.paper_id != paper_id][:k]
+        top = hits[0].score if hits else 1.0
+        return self._with_similarity([(h.paper_id, h.score / top if top else 0.0) for h in hits])
+
+    def more_like(self, paper_ids: list[str], k: int = 10) -> list[dict[str, Any]]:
+        sem = self._semantic()
+        if sem is None or not paper_ids:
+            return []
+        return self._with_similarity(sem[1].more_like(paper_ids, k=k))

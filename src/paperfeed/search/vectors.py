@@ -1,0 +1,683 @@
+"""Vector index over paper embeddings: exact (numpy) for small collections, HNSW (usearch) above
+``settings.ann_threshold`` vectors.
+
+Loaded by the search service (web server, CLI) and refreshed while it runs; built and updated
+on disk by ``paperfeed index`` (see ``search/indexer.py``). Vectors come from the ``embeddings``
+table; each row's integer id is the key inside the HNSW graph.
+
+On disk (``settings.index_dir / "vectors"``): ``manifest.json`` names one generation of files,
+``hnsw-<gen>.usearch`` (the graph plus f16 vectors) and ``ids-<gen>.json`` (key -> paper id).
+A new generation is written under new names and the manifest is swapped with ``os.replace``, so
+readers never see a half-written index, and a process that still maps an old file keeps a valid
+(unlinked) copy. The manifest holds sizes and CRC32s: a missing, truncated or corrupted index is
+detected on load, logged as a warning and rebuilt from the database in a background thread;
+meanwhile ``search`` answers with exact numpy search over vectors read from the database
+(slower at a million vectors, ~0.1-0.2 s a query, but complete and correct).
+
+In memory a :class:`VectorIndex` holds an immutable snapshot: the HNSW "base" from the last
+build, plus an exact "delta" of vectors written since (new papers, changed abstracts), with
+superseded base keys masked. ``refresh()`` swaps in a new snapshot; searches only read the
+snapshot they started with, so concurrent readers need no lock (usearch calls are serialised
+per index because its per-thread search contexts are not safe to share).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from usearch.index import Index
+
+from paperfeed.config import Settings
+from paperfeed.store import embeddings as store
+from paperfeed.store.db import Database
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+# A write may commit after a later one (a slow transaction); re-reading this far behind the
+# newest write seen makes such late commits visible. Re-reading is idempotent.
+SLACK = timedelta(seconds=30)
+VIEW_MIN_BYTES = 256 << 20  # map big index files instead of copying them into memory
+ANN_MAX_K = 10_000  # the deepest HNSW search we run when filters discard candidates
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    """HNSW build/search settings (see bench/README.md "Vector index" for how they were chosen)."""
+
+    dtype: str = "f16"  # half the memory of f32; recall@10 indistinguishable on MiniLM vectors
+    connectivity: int = 16
+    expansion_add: int = 128
+    expansion_search: int = 128
+
+
+DEFAULT_PARAMS = HnswParams()
+
+
+class CorruptIndex(Exception):
+    """The files on disk are missing, unreadable or do not match their manifest."""
+
+
+def default_model(db: Database) -> str | None:
+    """The model queries are embedded with: the encoder's, else the last one ``paperfeed index`` used."""
+    try:
+        from paperfeed.search import encoder as enc
+
+        name = getattr(enc, "MODEL_NAME", None)
+        if isinstance(name, str) and name:
+            return name
+    except ImportError:
+        pass
+    return store.latest_model(db)
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(16 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# -- files on disk ----------------------------------------------------------------------------
+@dataclass
+class Loaded:
+    index: Index
+    keys: np.ndarray  # int64, sorted
+    paper_ids: np.ndarray  # object (str), aligned with keys
+    manifest: dict[str, Any]
+
+
+class IndexFiles:
+    """One directory holding generations of an HNSW index and the manifest naming the current one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.manifest_path = directory / "manifest.json"
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        """Changes whenever a new manifest is installed (cheap: one ``stat``)."""
+        try:
+            st = self.manifest_path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_path.exists():
+            return None
+        try:
+            data = orjson.loads(self.manifest_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise CorruptIndex(f"unreadable manifest: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise CorruptIndex("manifest has an unknown format")
+        return data
+
+    def load(self, model: str, *, verify: bool = True, view: bool | None = None) -> Loaded:
+        """The current generation, checked against the manifest; raises :class:`CorruptIndex`."""
+        man = self.manifest()
+        if man is None:
+            raise CorruptIndex("no index built yet")
+        if man.get("model") != model:
+            raise CorruptIndex(f"index was built for model {man.get('model')!r}, not {model!r}")
+        try:
+            index_path = self.dir / str(man["index_file"])
+            ids_path = self.dir / str(man["ids_file"])
+            checks = ((index_path, "index_bytes", "index_crc32"), (ids_path, "ids_bytes", "ids_crc32"))
+            for path, size_key, crc_key in checks:
+                if not path.exists():
+                    raise CorruptIndex(f"{path.name} is missing")
+                if path.stat().st_size != int(man[size_key]):
+                    raise CorruptIndex(f"{path.name} has the wrong size (truncated or overwritten)")
+                if verify and _crc32(path) != int(man[crc_key]):
+                    raise CorruptIndex(f"{path.name} fails its checksum")
+            ids = orjson.loads(ids_path.read_bytes())
+            keys = np.asarray(ids["keys"], dtype=np.int64)
+            pids = np.asarray(ids["paper_ids"], dtype=object)
+            if view is None:
+                view = int(man["index_bytes"]) >= VIEW_MIN_BYTES
+            index = Index.restore(str(index_path), view=view)
+        except CorruptIndex:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, OSError, orjson.JSONDecodeError) as exc:
+            raise CorruptIndex(f"cannot read the index: {exc}") from exc
+        if index is None or len(index) != len(keys) or len(keys) != len(pids) or index.ndim != int(man["dim"]):
+            raise CorruptIndex("index contents do not match the manifest")
+        index.expansion_search = int(man.get("expansion_search", DEFAULT_PARAMS.expansion_search))
+        return Loaded(index, keys, pids, man)
+
+    @contextlib.contextmanager
+    def lock(self, *, blocking: bool) -> Iterator[bool]:
+        """An exclusive cross-process lock for writers; yields False if busy and not blocking."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "build.lock", "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def save(
+        self,
+        index: Index,
+        keys: np.ndarray,
+        paper_ids: Sequence[str],
+        *,
+        model: str,
+        params: HnswParams,
+        watermark: datetime | None,
+        max_key: int,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Write a new generation and install it atomically (call with :meth:`lock` held)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        gen = f"{int(time.time() * 1000):x}-{os.getpid()}"
+        order = np.argsort(keys, kind="stable")
+        keys = np.asarray(keys, dtype=np.int64)[order]
+        pids = [paper_ids[i] for i in order]
+        files = {"index": f"hnsw-{gen}.usearch", "ids": f"ids-{gen}.json"}
+        try:
+            index.save(str(self.dir / (files["index"] + ".tmp")))
+            (self.dir / (files["ids"] + ".tmp")).write_bytes(orjson.dumps({"keys": keys.tolist(), "paper_ids": pids}))
+            for name in files.values():
+                tmp = self.dir / (name + ".tmp")
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.dir / name)
+            manifest = {
+                "format": FORMAT,
+                "model": model,
+                "dim": int(index.ndim),
+                "metric": "cos",
+                "dtype": params.dtype,
+                "connectivity": params.connectivity,
+                "expansion_add": params.expansion_add,
+                "expansion_search": params.expansion_search,
+                "count": len(keys),
+                "max_key": int(max_key),
+                "watermark": watermark.isoformat() if watermark else None,
+                "index_file": files["index"],
+                "index_bytes": (self.dir / files["index"]).stat().st_size,
+                "index_crc32": _crc32(self.dir / files["index"]),
+                "ids_file": files["ids"],
+                "ids_bytes": (self.dir / files["ids"]).stat().st_size,
+                "ids_crc32": _crc32(self.dir / files["ids"]),
+                "built_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "tombstones": 0,
+                **(extra or {}),
+            }
+            tmp = self.manifest_path.with_suffix(".json.tmp")
+            tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+            os.replace(tmp, self.manifest_path)
+        except BaseException:
+            for name in files.values():
+                for path in (self.dir / name, self.dir / (name + ".tmp")):
+                    if path.exists() and not self._referenced(path.name):
+                        path.unlink()
+            raise
+        self._cleanup(keep=set(files.values()))
+        return manifest
+
+    def _referenced(self, name: str) -> bool:
+        try:
+            man = self.manifest() or {}
+        except CorruptIndex:
+            return False
+        return name in (man.get("index_file"), man.get("ids_file"))
+
+    def _cleanup(self, keep: set[str]) -> None:
+        """Remove older generations and leftovers of interrupted writes (readers keep their maps)."""
+        for path in self.dir.iterdir():
+            if path.name.startswith(("hnsw-", "ids-")) and path.name not in keep:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+def new_index(dim: int, params: HnswParams) -> Index:
+    return Index(
+        ndim=dim,
+        metric="cos",
+        dtype=params.dtype,
+        connectivity=params.connectivity,
+        expansion_add=params.expansion_add,
+        expansion_search=params.expansion_search,
+    )
+
+
+def add_to_index(
+    index: Index, keys: np.ndarray, matrix: np.ndarray, progress: Callable[[int], None] | None = None
+) -> None:
+    """Add vectors in chunks (so progress can be shown and Ctrl-C is honoured between chunks)."""
+    step = 8192
+    threads = _threads()
+    for i in range(0, len(keys), step):
+        index.add(keys[i : i + step].astype(np.uint64), matrix[i : i + step], threads=threads)
+        if progress is not None:
+            progress(min(step, len(keys) - i))
+
+
+def parse_watermark(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+# -- the in-memory index ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Snapshot:
+    model: str | None
+    marker: store.Marker | None = None
+    stamp: tuple[int, int, int] | None = None  # manifest stamp the base came from
+    ann_tried: bool = False  # the HNSW file was considered when this snapshot was loaded
+    watermark: datetime | None = None  # re-read writes from here (minus SLACK) on refresh
+    max_key: int = 0
+    # HNSW base (None: exact mode)
+    ann: Index | None = None
+    ann_lock: threading.Lock = field(default_factory=threading.Lock)
+    ann_keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # sorted
+    ann_pids: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    ann_key_of: dict[str, int] = field(default_factory=dict)
+    masked: frozenset[int] = frozenset()  # base keys superseded by the delta or deleted
+    # exact part: everything in exact mode, the delta in HNSW mode
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    pids: tuple[str, ...] = ()
+    matrix: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float32))
+    row_of: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ann_keys) - len(self.masked) + len(self.pids)
+
+    @property
+    def dim(self) -> int | None:
+        if self.ann is not None:
+            return int(self.ann.ndim)
+        return int(self.matrix.shape[1]) if self.matrix.size else None
+
+
+class VectorIndex:
+    """Nearest papers to a query vector (cosine), best first; see the module docstring."""
+
+    def __init__(
+        self, settings: Settings, db: Database, *, model: str | None = None, params: HnswParams = DEFAULT_PARAMS
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.params = params
+        self.files = IndexFiles(settings.index_dir / "vectors")
+        self._model = model
+        self._refresh_lock = threading.RLock()
+        self._builder: threading.Thread | None = None
+        self._snap = _Snapshot(model=model)
+        with self._refresh_lock:
+            self._load()
+
+    # -- state ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._snap)
+
+    @property
+    def model(self) -> str | None:
+        return self._snap.model
+
+    @property
+    def mode(self) -> str:
+        """``"hnsw"``, ``"exact"``, or ``"rebuilding"`` (exact while the HNSW file is rebuilt)."""
+        if self._building():
+            return "rebuilding"
+        return "hnsw" if self._snap.ann is not None else "exact"
+
+    def wait_for_rebuild(self, timeout: float | None = None) -> bool:
+        """Block until a background rebuild finished (tests, CLI); True if none is running."""
+        builder = self._builder
+        if builder is not None:
+            builder.join(timeout)
+            return not builder.is_alive()
+        return True
+
+    def _load(self) -> None:
+        """(Re)load from scratch: the HNSW base if it is valid and worth it, else exact vectors."""
+        model = self._model or default_model(self.db)
+        marker = store.marker(self.db)
+        if model is None or marker.count == 0:
+            self._snap = _Snapshot(model=model, marker=marker, stamp=self.files.stamp())
+            return
+        if marker.count > self.settings.ann_threshold:
+            stamp = self.files.stamp()
+            try:
+                loaded = self.files.load(model)
+            except CorruptIndex as exc:
+                if stamp is None:
+                    log.warning("no HNSW index for %d vectors yet: building it; exact search meanwhile", marker.count)
+                else:
+                    log.warning("HNSW index unusable (%s): rebuilding it; exact search meanwhile", exc)
+            else:
+                self._snap = self._base_snapshot(model, loaded, stamp)
+                self._apply_changes(store.marker(self.db))
+                return
+        rows = store.load_vectors(self.db, model)
+        snap = _Snapshot(
+            model=model,
+            marker=marker,
+            stamp=self.files.stamp(),
+            watermark=rows.watermark,
+            ann_tried=marker.count > self.settings.ann_threshold,
+        )
+        self._snap = self._with_rows(snap, rows)
+        if len(rows) > self.settings.ann_threshold:
+            self._start_rebuild(rows)
+
+    def _base_snapshot(self, model: str, loaded: Loaded, stamp: tuple[int, int, int] | None) -> _Snapshot:
+        man = loaded.manifest
+        return _Snapshot(
+            model=model,
+            marker=None,  # forces the first _apply_changes to read the delta
+            stamp=stamp,
+            watermark=parse_watermark(man.get("watermark")),
+            max_key=int(man.get("max_key", 0)),
+            ann=loaded.index,
+            ann_keys=loaded.keys,
+            ann_pids=loaded.paper_ids,
+            ann_key_of={pid: int(k) for pid, k in zip(loaded.paper_ids.tolist(), loaded.keys.tolist(), strict=True)},
+            matrix=np.empty((0, int(man["dim"])), np.float32),
+        )
+
+    @staticmethod
+    def _in_base(snap: _Snapshot, keys: np.ndarray) -> np.ndarray:
+        """Positions of ``keys`` in the (sorted) base keys, -1 where absent."""
+        if not len(snap.ann_keys) or not len(keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        pos = np.searchsorted(snap.ann_keys, keys)
+        pos[pos >= len(snap.ann_keys)] = 0
+        return np.where(snap.ann_keys[pos] == keys, pos, -1)
+
+    def _unchanged(self, snap: _Snapshot, rows: store.VectorRows, ours: list[int]) -> set[int]:
+        """Row indexes whose vector the base already holds (re-read because of SLACK): skip them."""
+        if snap.ann is None or not ours:
+            return set()
+        keys = rows.keys[ours]
+        pos = self._in_base(snap, keys)
+        cand = [(i, int(k), int(p)) for i, k, p in zip(ours, keys.tolist(), pos.tolist(), strict=True) if p >= 0]
+        cand = [(i, k, p) for i, k, p in cand if k not in snap.masked and snap.ann_pids[p] == rows.paper_ids[i]]
+        if not cand:
+            return set()
+        with snap.ann_lock:
+            stored = np.asarray(snap.ann.get(np.array([k for _, k, _ in cand], dtype=np.uint64), dtype=np.float32))
+        stored = stored.reshape(len(cand), -1)
+        diff = np.abs(stored - rows.matrix[[i for i, _, _ in cand]]).max(axis=1)
+        return {i for (i, _, _), d in zip(cand, diff.tolist(), strict=True) if d < 2e-3}  # f16 rounding is < 5e-4
+
+    def _with_rows(self, snap: _Snapshot, rows: store.VectorRows, deleted: set[int] | None = None) -> _Snapshot:
+        """``snap`` with ``rows`` applied: rows of our model enter the exact part, others leave it."""
+        deleted = deleted or set()
+        ours = [i for i, m in enumerate(rows.models) if m == snap.model]
+        same = self._unchanged(snap, rows, ours)
+        if same:
+            ours = [i for i in ours if i not in same]
+        touched = {int(k) for i, k in enumerate(rows.keys.tolist()) if i not in same} | deleted
+        keep = [i for i, k in enumerate(snap.keys.tolist()) if k not in touched]
+        dim = rows.matrix.shape[1] if len(rows) else (snap.matrix.shape[1] if snap.matrix.size else 0)
+        if snap.matrix.size and len(rows) and snap.matrix.shape[1] != dim:
+            raise ValueError("stored vectors changed dimension; run `paperfeed index --rebuild`")
+        if len(keep) == len(snap.pids):
+            parts = [snap.matrix] if keep else []  # nothing left the exact part: no copy
+        else:
+            parts = [snap.matrix[keep]] if keep else []
+        if ours:
+            parts.append(rows.matrix[ours])
+        matrix = np.concatenate(parts) if parts else np.empty((0, dim), np.float32)
+        keys = np.concatenate([snap.keys[keep], rows.keys[ours]]).astype(np.int64)
+        pids = tuple(snap.pids[i] for i in keep) + tuple(rows.paper_ids[i] for i in ours)
+        masked = snap.masked
+        if snap.ann is not None and touched:
+            cand = np.fromiter(touched, dtype=np.int64, count=len(touched))
+            masked = masked | set(cand[self._in_base(snap, cand) >= 0].tolist())
+        max_key = max([snap.max_key, *(int(k) for k in rows.keys[-1:])])
+        return replace(
+            snap,
+            keys=keys,
+            pids=pids,
+            matrix=np.ascontiguousarray(matrix, dtype=np.float32),
+            row_of={pid: i for i, pid in enumerate(pids)},
+            masked=frozenset(masked),
+            max_key=max_key,
+            watermark=rows.watermark or snap.watermark,
+        )
+
+    # -- refresh -------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Pick up vectors written since the last look and a newer HNSW file, if any.
+
+        Costs one ``stat`` and three index-only aggregates when nothing changed.
+        """
+        with self._refresh_lock:
+            snap = self._snap
+            stamp = self.files.stamp()
+            marker = store.marker(self.db)
+            if snap.ann is not None:
+                if stamp != snap.stamp:  # `paperfeed index` wrote a new generation
+                    self._load()
+                    return
+            elif marker.count > self.settings.ann_threshold and not self._building():
+                if stamp != snap.stamp or not snap.ann_tried:  # grew past the threshold
+                    self._load()
+                    return
+            if stamp != snap.stamp:
+                self._snap = replace(snap, stamp=stamp)  # exact mode ignores index files
+            if marker != self._snap.marker:
+                self._apply_changes(marker)
+
+    def _building(self) -> bool:
+        return self._builder is not None and self._builder.is_alive()
+
+    def _apply_changes(self, marker: store.Marker) -> None:
+        snap = self._snap
+        since = snap.watermark - SLACK if snap.watermark else None
+        rows = store.load_vectors(self.db, None, after_key=snap.max_key, since=since)
+        deleted: set[int] = set()
+        prev = snap.marker
+        inserted = int(((rows.keys > (prev.max_key if prev else snap.max_key)) & (rows.keys <= marker.max_key)).sum())
+        expected = (prev.count if prev else len(snap.ann_keys)) + inserted
+        if marker.count != expected:  # rows were deleted (papers removed): find which
+            present = store.all_keys(self.db)
+            known = np.concatenate([snap.ann_keys, snap.keys])
+            deleted = set(known[~np.isin(known, present)].tolist())
+        new = self._with_rows(snap, rows, deleted)
+        self._snap = replace(new, marker=marker)
+        if new.ann is not None and len(new.masked) > 0.5 * len(new.ann_keys):
+            log.warning("most of the HNSW index is outdated; run `paperfeed index` to rebuild it")
+
+    def _start_rebuild(self, rows: store.VectorRows) -> None:
+        if self._building():
+            return
+        self._builder = threading.Thread(target=self._rebuild, args=(rows,), name="paperfeed-hnsw-build", daemon=True)
+        self._builder.start()
+
+    def _rebuild(self, rows: store.VectorRows) -> None:
+        try:
+            ours = [i for i, m in enumerate(rows.models) if m == self._snap.model]
+            with self.files.lock(blocking=False) as got:
+                if not got:
+                    log.info("another process is building the HNSW index; will load it when it is done")
+                    return
+                t0 = time.perf_counter()
+                index = new_index(rows.matrix.shape[1], self.params)
+                add_to_index(index, rows.keys[ours], rows.matrix[ours])
+                self.files.save(
+                    index,
+                    rows.keys[ours],
+                    [rows.paper_ids[i] for i in ours],
+                    model=str(self._snap.model),
+                    params=self.params,
+                    watermark=rows.watermark,
+                    max_key=int(rows.keys.max()) if len(rows) else 0,
+                )
+                log.info("HNSW index rebuilt: %d vectors in %.1f s", len(ours), time.perf_counter() - t0)
+            with self._refresh_lock:
+                self._load()
+        except Exception:
+            log.exception("HNSW rebuild failed; exact search continues")
+
+    # -- queries -------------------------------------------------------------------------------
+    def _query(self, vec: np.ndarray, snap: _Snapshot) -> np.ndarray:
+        q = np.asarray(vec, dtype=np.float32).reshape(-1)
+        dim = snap.dim
+        if dim is not None and q.shape[0] != dim:
+            raise ValueError(f"query vector has {q.shape[0]} dimensions, the index has {dim}")
+        if not np.isfinite(q).all():
+            raise ValueError("query vector contains NaN or infinity")
+        norm = float(np.linalg.norm(q))
+        if norm < 1e-12:
+            raise ValueError("query vector is all zeros")
+        return q / norm
+
+    def search(
+        self,
+        query_vec: np.ndarray,
+        k: int = 100,
+        *,
+        exclude: set[str] | None = None,
+        allow: Callable[[str], bool] | None = None,
+    ) -> list[tuple[str, float]]:
+        """``(paper_id, cosine)`` of the ``k`` nearest papers, best first."""
+        snap = self._snap
+        if k <= 0 or len(snap) == 0:
+            return []
+        q = self._query(query_vec, snap)
+        exclude = exclude or set()
+        found = self._search_exact(snap, q, k, exclude, allow)
+        if snap.ann is not None:
+            # The delta holds the current vector of any paper it shares with the base (whose
+            # copy is masked), so a paper cannot come from both; merge by score.
+            found = sorted(found + self._search_ann(snap, q, k, exclude, allow), key=lambda t: -t[1])
+        return found[:k]
+
+    @staticmethod
+    def _search_exact(
+        snap: _Snapshot, q: np.ndarray, k: int, exclude: set[str], allow: Callable[[str], bool] | None
+    ) -> list[tuple[str, float]]:
+        n = len(snap.pids)
+        if n == 0:
+            return []
+        scores = snap.matrix @ q
+        for pid in exclude:
+            row = snap.row_of.get(pid)
+            if row is not None:
+                scores[row] = -np.inf
+        want = min(n, k + (k if allow else 0))
+        while True:
+            top = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
+            top = top[np.argsort(-scores[top], kind="stable")]
+            out: list[tuple[str, float]] = []
+            for i in top.tolist():
+                s = float(scores[i])
+                if s == -np.inf:
+                    break
+                pid = snap.pids[i]
+                if allow is None or allow(pid):
+                    out.append((pid, s))
+                    if len(out) == k:
+                        return out
+            if want >= n:
+                return out
+            want = min(n, want * 4)
+
+    @staticmethod
+    def _search_ann(
+        snap: _Snapshot, q: np.ndarray, k: int, exclude: set[str], allow: Callable[[str], bool] | None
+    ) -> list[tuple[str, float]]:
+        ann = snap.ann
+        assert ann is not None
+        size = len(snap.ann_keys)
+        if size == 0 or len(snap.masked) >= size:
+            return []
+        # Masked keys are rare and spread like any others: over-fetch in proportion, then widen.
+        masked_share = len(snap.masked) / size
+        want = int((k + len(exclude)) * (1 + 2 * masked_share)) + (k if allow else 0) + 8
+        want = min(size, ANN_MAX_K, want)
+        while True:
+            with snap.ann_lock:
+                matches = ann.search(q, want, threads=1)
+            keys = np.asarray(matches.keys, dtype=np.int64)
+            sims = 1.0 - np.asarray(matches.distances, dtype=np.float64)
+            pos = np.searchsorted(snap.ann_keys, keys)
+            pos[pos >= size] = 0
+            out: list[tuple[str, float]] = []
+            for key, p, s in zip(keys.tolist(), pos.tolist(), sims.tolist(), strict=True):
+                if snap.ann_keys[p] != key or key in snap.masked:
+                    continue
+                pid = snap.ann_pids[p]
+                if pid in exclude or (allow is not None and not allow(pid)):
+                    continue
+                out.append((pid, s))
+                if len(out) == k:
+                    return out
+            if want >= min(size, ANN_MAX_K) or len(keys) < want:
+                return out
+            want = min(size, ANN_MAX_K, want * 4)
+
+    def vector_for(self, paper_id: str) -> np.ndarray | None:
+        """The paper's unit vector (f16 precision when it comes from the HNSW file), or None."""
+        snap = self._snap
+        row = snap.row_of.get(paper_id)
+        if row is not None:
+            return snap.matrix[row].copy()
+        key = snap.ann_key_of.get(paper_id)
+        if key is None or key in snap.masked or snap.ann is None:
+            return None
+        with snap.ann_lock:
+            vec = snap.ann.get(key, dtype=np.float32)
+        if vec is None:
+            return None
+        vec = np.asarray(vec, dtype=np.float32).reshape(-1)
+        return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+    def similar(self, paper_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """Nearest papers to one paper, the paper itself excluded."""
+        vec = self.vector_for(paper_id)
+        return [] if vec is None else self.search(vec, k, exclude={paper_id})
+
+    def more_like(self, paper_ids: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
+        """Nearest papers to the centroid of a set (e.g. a user's upvotes), the set excluded."""
+        vecs = [v for v in (self.vector_for(p) for p in dict.fromkeys(paper_ids)) if v is not None]
+        if not vecs:
+            return []
+        centroid = np.mean(vecs, axis=0)
+        if float(np.linalg.norm(centroid)) < 1e-6:  # opposite vectors cancel out: nothing to say
+            return []
+        return self.search(centroid, k, exclude=set(paper_ids))
+
+    def scores_for(self, query_vec: np.ndarray, paper_ids: Sequence[str]) -> dict[str, float]:
+        """Cosine of the query to each given paper that has a vector (e.g. keyword hits to fuse)."""
+        snap = self._snap
+        if len(snap) == 0:
+            return {}
+        q = self._query(query_vec, snap)
+        out: dict[str, float] = {}
+        for pid in paper_ids:
+            vec = self.vector_for(pid)
+            if vec is not None:
+                out[pid] = float(vec @ q)
+        return out

@@ -1,0 +1,603 @@
+"""All SQL behind the community features: users, sign-in lockout, API tokens, password resets,
+votes, comments, local submissions, moderation (hide/feature/ban, audit log) and rate limits.
+
+Called by ``paperfeed.community.*`` (from web requests and the ``paperfeed user`` commands), each
+function inside the caller's transaction. Counter columns (``papers.upvotes``/``num_comments``)
+move only by ``+1``/``-1`` in the same transaction as the row change they mirror, and only when
+that change really happened (rowcount 1), so concurrent requests never drift them; recounting in
+a subquery would not be safe under PostgreSQL's READ COMMITTED. Portable SQL, except the
+``INSERT ... ON CONFLICT DO NOTHING`` constructs picked by an explicit dialect check.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from paperfeed.store.schema import (
+    api_tokens,
+    audit_log,
+    comments,
+    daily_entries,
+    papers,
+    password_resets,
+    rate_limits,
+    users,
+    votes,
+)
+
+USER_COLS = [
+    users.c.id,
+    users.c.username,
+    users.c.email,
+    users.c.password_hash,
+    users.c.role,
+    users.c.banned,
+    users.c.session_version,
+    users.c.failed_logins,
+    users.c.locked_until,
+    users.c.created_at,
+]
+
+
+def lock_for_write(conn: Connection) -> None:
+    """Take SQLite's write lock now, before the transaction's first read.
+
+    The engine starts SQLite transactions with a deferred ``BEGIN``: a transaction that reads and
+    then writes fails at once with "database is locked" if another writer committed in between
+    (WAL snapshot upgrade), instead of waiting on busy_timeout. A no-op UPDATE takes the lock up
+    front. PostgreSQL needs nothing here (row locks / FOR UPDATE do the job).
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE rate_limits SET tat = tat WHERE 0 = 1")
+
+
+def _insert_ignore(conn: Connection, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect (explicit check)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+def _user(row: Any) -> dict[str, Any] | None:
+    return dict(row._mapping) if row is not None else None
+
+
+def get_user(conn: Connection, user_id: int) -> dict[str, Any] | None:
+    return _user(conn.execute(select(*USER_COLS).where(users.c.id == user_id)).first())
+
+
+def get_user_by_name(conn: Connection, username: str) -> dict[str, Any] | None:
+    """Usernames are unique case-insensitively; the stored spelling is kept for display."""
+    stmt = select(*USER_COLS).where(func.lower(users.c.username) == username.lower())
+    return _user(conn.execute(stmt).first())
+
+
+def get_user_by_login(conn: Connection, login: str) -> dict[str, Any] | None:
+    """A user by username or by (lower-cased) email address."""
+    low = login.lower()
+    stmt = select(*USER_COLS).where(or_(func.lower(users.c.username) == low, users.c.email == low)).limit(2)
+    rows = conn.execute(stmt).all()
+    by_name = [r for r in rows if r.username.lower() == low]
+    return _user((by_name or rows or [None])[0])
+
+
+def get_user_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
+    return _user(conn.execute(select(*USER_COLS).where(users.c.email == email.lower())).first())
+
+
+def name_or_email_taken(conn: Connection, username: str, email: str | None) -> str | None:
+    """Which of the two is already in use ("username"/"email"), or None."""
+    if conn.scalar(select(users.c.id).where(func.lower(users.c.username) == username.lower())) is not None:
+        return "username"
+    if email and conn.scalar(select(users.c.id).where(users.c.email == email.lower())) is not None:
+        return "email"
+    return None
+
+
+class Taken(Exception):
+    """A unique value (``field``: username or email) is already in use."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} already in use")
+        self.field = field
+
+
+def create_user(
+    conn: Connection, username: str, email: str | None, password_hash: str | None, role: str, now: datetime
+) -> int:
+    """Insert a user; raises :class:`Taken` when the name (case-insensitively) or email is in use."""
+    lock_for_write(conn)
+    taken = name_or_email_taken(conn, username, email)
+    if taken:
+        raise Taken(taken)
+    try:
+        with conn.begin_nested():  # a concurrent sign-up can still win the unique index
+            res = conn.execute(
+                insert(users).values(
+                    username=username,
+                    email=email.lower() if email else None,
+                    password_hash=password_hash,
+                    role=role,
+                    banned=False,
+                    session_version=0,
+                    failed_logins=0,
+                    created_at=now,
+                )
+            )
+    except IntegrityError as exc:
+        raise Taken("username or email") from exc
+    return int(res.inserted_primary_key[0])
+
+
+def set_password_hash(conn: Connection, user_id: int, password_hash: str, *, revoke_sessions: bool) -> None:
+    """Store a new hash; bumping ``session_version`` signs out every existing session cookie."""
+    values: dict[str, Any] = {"password_hash": password_hash, "failed_logins": 0, "locked_until": None}
+    if revoke_sessions:
+        values["session_version"] = users.c.session_version + 1
+    conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def rehash_password(conn: Connection, user_id: int, old_hash: str, new_hash: str) -> None:
+    """Upgrade a hash to current parameters, unless the password changed meanwhile."""
+    conn.execute(
+        update(users).where(users.c.id == user_id, users.c.password_hash == old_hash).values(password_hash=new_hash)
+    )
+
+
+def record_failed_login(
+    conn: Connection, user_id: int, now: datetime, lock_for: Any
+) -> tuple[int, datetime | None]:
+    """Count one failure (atomically) and lock the account when ``lock_for(failures)`` says so.
+
+    ``lock_for`` maps the failure count to a ``timedelta`` (or None: no lock yet); returns the new
+    count and the lock end.
+    """
+    conn.execute(update(users).where(users.c.id == user_id).values(failed_logins=users.c.failed_logins + 1))
+    failures = int(conn.scalar(select(users.c.failed_logins).where(users.c.id == user_id)) or 0)
+    duration = lock_for(failures)
+    until = now + duration if duration else None
+    if until is not None:
+        conn.execute(update(users).where(users.c.id == user_id).values(locked_until=until))
+    return failures, until
+
+
+def clear_failed_logins(conn: Connection, user_id: int) -> None:
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id, or_(users.c.failed_logins != 0, users.c.locked_until.is_not(None)))
+        .values(failed_logins=0, locked_until=None)
+    )
+
+
+def set_role(conn: Connection, user_id: int, role: str) -> bool:
+    res = conn.execute(update(users).where(users.c.id == user_id, users.c.role != role).values(role=role))
+    return res.rowcount == 1
+
+
+def set_banned(conn: Connection, user_id: int, banned: bool) -> bool:
+    """Ban/unban; a ban also bumps ``session_version`` so every session of the user ends."""
+    values: dict[str, Any] = {"banned": banned}
+    if banned:
+        values["session_version"] = users.c.session_version + 1
+    res = conn.execute(update(users).where(users.c.id == user_id, users.c.banned.is_(not banned)).values(**values))
+    return res.rowcount == 1
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.scalar(select(func.count()).select_from(users)) or 0)
+
+
+# -- API tokens -------------------------------------------------------------------------------
+
+
+def insert_api_token(conn: Connection, user_id: int, name: str, token_hash: str, prefix: str, now: datetime) -> int:
+    res = conn.execute(
+        insert(api_tokens).values(user_id=user_id, name=name, token_hash=token_hash, prefix=prefix, created_at=now)
+    )
+    return int(res.inserted_primary_key[0])
+
+
+def user_for_token(conn: Connection, token_hash: str) -> dict[str, Any] | None:
+    """The user row plus ``token_id``/``token_used_at`` for a live (not revoked) token."""
+    stmt = (
+        select(api_tokens.c.id.label("token_id"), api_tokens.c.last_used_at.label("token_used_at"), *USER_COLS)
+        .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
+        .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
+    )
+    row = conn.execute(stmt).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def touch_api_token(conn: Connection, token_id: int, now: datetime) -> None:
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now))
+
+
+def list_api_tokens(conn: Connection, user_id: int) -> list[dict[str, Any]]:
+    stmt = (
+        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.prefix, api_tokens.c.created_at,
+               api_tokens.c.last_used_at)
+        .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+        .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id.desc())
+    )  # fmt: skip
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def revoke_api_token(conn: Connection, user_id: int, token_id: int, now: datetime) -> bool:
+    """Revoke one of the user's own tokens (another user's token id matches nothing)."""
+    res = conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return res.rowcount == 1
+
+
+# -- password resets --------------------------------------------------------------------------
+
+
+def insert_password_reset(conn: Connection, user_id: int, token_hash: str, now: datetime, expires: datetime) -> None:
+    conn.execute(
+        insert(password_resets).values(user_id=user_id, token_hash=token_hash, created_at=now, expires_at=expires)
+    )
+
+
+def reset_is_usable(conn: Connection, token_hash: str, now: datetime) -> bool:
+    stmt = select(password_resets.c.id).where(
+        password_resets.c.token_hash == token_hash,
+        password_resets.c.used_at.is_(None),
+        password_resets.c.expires_at > now,
+    )
+    return conn.scalar(stmt) is not None
+
+
+def consume_password_reset(conn: Connection, token_hash: str, now: datetime) -> int | None:
+    """Mark the link used and return its user id, or None when unknown, used or expired.
+
+    The conditional UPDATE is the single-use guarantee: of two concurrent uses, one updates
+    the row and the other sees rowcount 0.
+    """
+    res = conn.execute(
+        update(password_resets)
+        .where(
+            password_resets.c.token_hash == token_hash,
+            password_resets.c.used_at.is_(None),
+            password_resets.c.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    if res.rowcount != 1:
+        return None
+    user_id = conn.scalar(select(password_resets.c.user_id).where(password_resets.c.token_hash == token_hash))
+    # Other outstanding links for the same account die with this one.
+    conn.execute(
+        update(password_resets)
+        .where(password_resets.c.user_id == user_id, password_resets.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return int(user_id)
+
+
+# -- papers and votes -------------------------------------------------------------------------
+
+
+def paper_exists(conn: Connection, paper_id: str) -> bool:
+    return conn.scalar(select(papers.c.id).where(papers.c.id == paper_id)) is not None
+
+
+def paper_counts(conn: Connection, paper_id: str) -> dict[str, int] | None:
+    row = conn.execute(
+        select(papers.c.upvotes, papers.c.imported_upvotes, papers.c.num_comments).where(papers.c.id == paper_id)
+    ).first()
+    if row is None:
+        return None
+    return {"upvotes": row.upvotes, "imported_upvotes": row.imported_upvotes, "num_comments": row.num_comments}
+
+
+def add_vote(conn: Connection, user_id: int, paper_id: str, now: datetime) -> bool:
+    """Insert the vote row; the counter moves only if the row was new. True when inserted."""
+    res = conn.execute(_insert_ignore(conn, votes).values(user_id=user_id, paper_id=paper_id, created_at=now))
+    if res.rowcount != 1:
+        return False
+    conn.execute(update(papers).where(papers.c.id == paper_id).values(upvotes=papers.c.upvotes + 1))
+    return True
+
+
+def remove_vote(conn: Connection, user_id: int, paper_id: str) -> bool:
+    res = conn.execute(delete(votes).where(votes.c.user_id == user_id, votes.c.paper_id == paper_id))
+    if res.rowcount != 1:
+        return False
+    conn.execute(update(papers).where(papers.c.id == paper_id).values(upvotes=papers.c.upvotes - 1))
+    return True
+
+
+def voted_papers(conn: Connection, user_id: int, paper_ids: list[str]) -> set[str]:
+    if not paper_ids:
+        return set()
+    stmt = select(votes.c.paper_id).where(votes.c.user_id == user_id, votes.c.paper_id.in_(paper_ids))
+    return {r[0] for r in conn.execute(stmt)}
+
+
+def count_votes(conn: Connection, paper_id: str) -> int:
+    return int(conn.scalar(select(func.count()).select_from(votes).where(votes.c.paper_id == paper_id)) or 0)
+
+
+# -- comments ---------------------------------------------------------------------------------
+
+_VISIBLE_COMMENT = and_(comments.c.deleted.is_(False), comments.c.hidden.is_(False))
+
+
+def get_comment(conn: Connection, comment_id: int) -> dict[str, Any] | None:
+    stmt = (
+        select(comments, users.c.username)
+        .select_from(comments.join(users, users.c.id == comments.c.user_id))
+        .where(comments.c.id == comment_id)
+    )
+    row = conn.execute(stmt).first()
+    return dict(row._mapping) if row else None
+
+
+def insert_comment(
+    conn: Connection, paper_id: str, user_id: int, parent_id: int | None, body: str, body_html: str, now: datetime
+) -> int:
+    res = conn.execute(
+        insert(comments).values(
+            paper_id=paper_id, user_id=user_id, parent_id=parent_id, body=body, body_html=body_html,
+            created_at=now, deleted=False, hidden=False,
+        )
+    )  # fmt: skip
+    conn.execute(update(papers).where(papers.c.id == paper_id).values(num_comments=papers.c.num_comments + 1))
+    return int(res.inserted_primary_key[0])
+
+
+def edit_comment(
+    conn: Connection, comment_id: int, user_id: int, body: str, body_html: str, now: datetime, since: datetime
+) -> bool:
+    """Replace the body of the user's own, live comment written after ``since`` (the edit window)."""
+    res = conn.execute(
+        update(comments)
+        .where(
+            comments.c.id == comment_id,
+            comments.c.user_id == user_id,
+            comments.c.deleted.is_(False),
+            comments.c.created_at >= since,
+        )
+        .values(body=body, body_html=body_html, edited_at=now)
+    )
+    return res.rowcount == 1
+
+
+def _set_comment_flag(conn: Connection, comment_id: int, flag: str, value: bool, extra: dict[str, Any]) -> bool:
+    """Flip ``deleted``/``hidden`` if it is not already ``value``; keep num_comments in step."""
+    col = comments.c[flag]
+    other = comments.c["hidden" if flag == "deleted" else "deleted"]
+    res = conn.execute(update(comments).where(comments.c.id == comment_id, col.is_(not value)).values({flag: value,
+                                                                                                       **extra}))
+    if res.rowcount != 1:
+        return False
+    row = conn.execute(select(comments.c.paper_id, other).where(comments.c.id == comment_id)).one()
+    if not row[1]:  # the other flag is off: the comment just left (or re-entered) the visible count
+        delta = -1 if value else 1
+        conn.execute(update(papers).where(papers.c.id == row[0]).values(num_comments=papers.c.num_comments + delta))
+    return True
+
+
+def delete_comment(conn: Connection, comment_id: int) -> bool:
+    """Soft delete (the thread keeps its shape); the Markdown source is dropped."""
+    return _set_comment_flag(conn, comment_id, "deleted", True, {"body": "", "body_html": ""})
+
+
+def set_comment_hidden(conn: Connection, comment_id: int, hidden: bool, reason: str | None) -> bool:
+    return _set_comment_flag(conn, comment_id, "hidden", hidden, {"hidden_reason": reason if hidden else None})
+
+
+def comment_thread(conn: Connection, paper_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every comment of a paper (deleted/hidden ones too, so replies keep their parent), oldest first."""
+    stmt = (
+        select(
+            comments.c.id, comments.c.paper_id, comments.c.parent_id, comments.c.user_id, comments.c.body,
+            comments.c.body_html, comments.c.created_at, comments.c.edited_at, comments.c.deleted,
+            comments.c.hidden, comments.c.hidden_reason, users.c.username,
+        )
+        .select_from(comments.join(users, users.c.id == comments.c.user_id))
+        .where(comments.c.paper_id == paper_id)
+        .order_by(comments.c.created_at, comments.c.id)
+        .limit(limit)
+    )  # fmt: skip
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def count_visible_comments(conn: Connection, paper_id: str) -> int:
+    stmt = select(func.count()).select_from(comments).where(comments.c.paper_id == paper_id, _VISIBLE_COMMENT)
+    return int(conn.scalar(stmt) or 0)
+
+
+def recent_comments(conn: Connection, limit: int = 50, *, hidden_only: bool = False) -> list[dict[str, Any]]:
+    """Newest comments site-wide with paper title and author (the moderation queue)."""
+    stmt = (
+        select(
+            comments.c.id, comments.c.paper_id, comments.c.body_html, comments.c.created_at, comments.c.hidden,
+            comments.c.hidden_reason, comments.c.deleted, users.c.username, users.c.banned, papers.c.title,
+        )
+        .select_from(
+            comments.join(users, users.c.id == comments.c.user_id).join(papers, papers.c.id == comments.c.paper_id)
+        )
+        .where(comments.c.deleted.is_(False))
+        .order_by(comments.c.created_at.desc(), comments.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    if hidden_only:
+        stmt = stmt.where(comments.c.hidden.is_(True))
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+# -- submissions (daily entries) --------------------------------------------------------------
+
+
+def get_entry(conn: Connection, paper_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(daily_entries).where(daily_entries.c.paper_id == paper_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def count_submissions_since(conn: Connection, user_id: int, since: datetime) -> int:
+    stmt = select(func.count()).select_from(daily_entries).where(
+        daily_entries.c.user_id == user_id, daily_entries.c.source == "local", daily_entries.c.submitted_at >= since
+    )
+    return int(conn.scalar(stmt) or 0)
+
+
+def lock_user_row(conn: Connection, user_id: int) -> None:
+    """Serialise one user's concurrent submissions (quota check, then insert) on PostgreSQL."""
+    lock_for_write(conn)
+    conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+
+
+def insert_entry(conn: Connection, paper_id: str, feed_date: date, user_id: int, username: str, now: datetime) -> bool:
+    """Add a local daily entry; False when the paper already has one (one entry per paper)."""
+    res = conn.execute(
+        _insert_ignore(conn, daily_entries).values(
+            paper_id=paper_id, feed_date=feed_date, submitter=username, user_id=user_id, submitted_at=now,
+            source="local", featured=False, hidden=False,
+        )
+    )  # fmt: skip
+    return res.rowcount == 1
+
+
+def set_entry_flag(conn: Connection, paper_id: str, flag: str, value: bool, reason: str | None = None) -> bool:
+    """Hide/unhide or feature/unfeature a daily entry; True when something changed."""
+    col = daily_entries.c[flag]
+    values: dict[str, Any] = {flag: value}
+    if flag == "hidden":
+        values["hidden_reason"] = reason if value else None
+    res = conn.execute(update(daily_entries).where(daily_entries.c.paper_id == paper_id, col.is_(not value))
+                       .values(**values))  # fmt: skip
+    return res.rowcount == 1
+
+
+def recent_local_entries(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
+    stmt = (
+        select(
+            daily_entries.c.paper_id, daily_entries.c.feed_date, daily_entries.c.submitter,
+            daily_entries.c.submitted_at, daily_entries.c.featured, daily_entries.c.hidden,
+            daily_entries.c.hidden_reason, papers.c.title,
+        )
+        .select_from(daily_entries.join(papers, papers.c.id == daily_entries.c.paper_id))
+        .where(daily_entries.c.source == "local")
+        .order_by(daily_entries.c.submitted_at.desc(), daily_entries.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def hidden_entries(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
+    stmt = (
+        select(daily_entries.c.paper_id, daily_entries.c.feed_date, daily_entries.c.submitter,
+               daily_entries.c.hidden_reason, papers.c.title)
+        .select_from(daily_entries.join(papers, papers.c.id == daily_entries.c.paper_id))
+        .where(daily_entries.c.hidden.is_(True))
+        .order_by(daily_entries.c.feed_date.desc(), daily_entries.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def user_submissions(conn: Connection, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    stmt = (
+        select(papers.c.id, papers.c.title, papers.c.upvotes, papers.c.imported_upvotes, papers.c.num_comments,
+               daily_entries.c.feed_date, daily_entries.c.featured)
+        .select_from(daily_entries.join(papers, papers.c.id == daily_entries.c.paper_id))
+        .where(daily_entries.c.user_id == user_id, daily_entries.c.hidden.is_(False))
+        .order_by(daily_entries.c.submitted_at.desc(), daily_entries.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def user_upvotes(conn: Connection, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    stmt = (
+        select(papers.c.id, papers.c.title, papers.c.upvotes, papers.c.imported_upvotes, votes.c.created_at)
+        .select_from(votes.join(papers, papers.c.id == votes.c.paper_id))
+        .where(votes.c.user_id == user_id)
+        .order_by(votes.c.created_at.desc(), papers.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def user_comments(conn: Connection, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    stmt = (
+        select(comments.c.id, comments.c.paper_id, comments.c.body_html, comments.c.created_at, papers.c.title)
+        .select_from(comments.join(papers, papers.c.id == comments.c.paper_id))
+        .where(comments.c.user_id == user_id, _VISIBLE_COMMENT)
+        .order_by(comments.c.created_at.desc(), comments.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+# -- audit log --------------------------------------------------------------------------------
+
+
+def log_action(
+    conn: Connection,
+    *,
+    actor_id: int | None,
+    actor_name: str | None,
+    action: str,
+    target_type: str,
+    target_id: str,
+    reason: str | None,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(audit_log).values(
+            created_at=now, actor_id=actor_id, actor_name=actor_name, action=action, target_type=target_type,
+            target_id=target_id, reason=reason, details=details,
+        )
+    )  # fmt: skip
+
+
+def recent_audit(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    stmt = select(audit_log).order_by(audit_log.c.created_at.desc(), audit_log.c.id.desc()).limit(limit)
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+# -- rate limits (GCRA) -----------------------------------------------------------------------
+
+
+def take_token(conn: Connection, key: str, now: float, interval: float, tolerance: float) -> float:
+    """One GCRA step for ``key``: 0.0 when allowed (state advanced), else seconds to wait.
+
+    ``interval`` = seconds per event at the sustained rate, ``tolerance`` = interval x (burst - 1).
+    The state is one number per key (the theoretical arrival time); a missing row is a full
+    bucket. The conditional UPDATE makes the check-and-take atomic across workers.
+    """
+    conn.execute(_insert_ignore(conn, rate_limits).values(key=key, tat=now))
+    tat = case((rate_limits.c.tat > now, rate_limits.c.tat), else_=literal(now))
+    res = conn.execute(
+        update(rate_limits)
+        .where(rate_limits.c.key == key, tat - now <= tolerance)
+        .values(tat=tat + interval)
+    )
+    if res.rowcount == 1:
+        return 0.0
+    current = float(conn.scalar(select(rate_limits.c.tat).where(rate_limits.c.key == key)) or now)
+    return max(0.001, current - now - tolerance)
+
+
+def prune_rate_limits(conn: Connection, now: float) -> int:
+    """Drop buckets that have refilled completely (equivalent to a missing row)."""
+    return int(conn.execute(delete(rate_limits).where(rate_limits.c.tat < now)).rowcount or 0)

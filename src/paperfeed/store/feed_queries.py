@@ -1,0 +1,336 @@
+"""Read queries behind the web pages, the JSON API and the RSS/Atom feeds.
+
+Every page request runs one or two of these (a cache in ``web/cache.py`` keeps most requests
+from reaching them at all). Each is a few indexed lookups: daily entries by ``feed_date``,
+papers by primary key or ``listed``, keyset pages by ``id``. Rows come back as plain dicts
+with ``upvotes_total`` (local + imported votes) added.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, Text, and_, case, cast, func, literal, or_, select
+
+from paperfeed.store.schema import comments, daily_entries, papers, users, votes
+
+# Columns a card needs; the abstract is included because cards show a preview of it.
+_PAPER_COLS = [
+    papers.c.id,
+    papers.c.version,
+    papers.c.title,
+    papers.c.abstract,
+    papers.c.authors,
+    papers.c.categories,
+    papers.c.primary_category,
+    papers.c.published,
+    papers.c.updated,
+    papers.c.listed,
+    papers.c.github_repo,
+    papers.c.github_stars,
+    papers.c.project_page,
+    papers.c.upvotes,
+    papers.c.imported_upvotes,
+    papers.c.num_comments,
+]
+_ENTRY_COLS = [
+    daily_entries.c.feed_date,
+    daily_entries.c.submitter.label("entry_submitter"),
+    daily_entries.c.submitted_at,
+    daily_entries.c.source.label("entry_source"),
+    daily_entries.c.featured,
+]
+_UPVOTES = (papers.c.upvotes + papers.c.imported_upvotes).label("upvotes_total")
+_VISIBLE = daily_entries.c.hidden.is_(False)
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
+    out = []
+    for row in result:
+        d = dict(row._mapping)
+        if isinstance(d.get("authors"), str):  # a raw-SQL writer may have stored JSON text
+            d["authors"] = json.loads(d["authors"])
+        d.setdefault("upvotes_total", (d.get("upvotes") or 0) + (d.get("imported_upvotes") or 0))
+        out.append(d)
+    return out
+
+
+def _in_category(category: str) -> Any:
+    # categories is space separated; padding both sides makes "cs.L" never match "cs.LG".
+    padded = literal(" ").concat(papers.c.categories).concat(literal(" "))
+    return padded.like(f"% {category} %")
+
+
+# -- cache validation -------------------------------------------------------------------------
+
+
+def data_version(conn: Connection) -> tuple[Any, ...]:
+    """A cheap fingerprint of everything the feeds show; any write that changes a page changes it.
+
+    Each part is an indexed max() or a count over a small community table, so the whole
+    statement costs well under a millisecond; the web cache runs it a few times per second at most.
+    """
+    stmt = select(
+        select(func.max(papers.c.modified_at)).scalar_subquery(),
+        select(func.count()).select_from(papers).scalar_subquery(),
+        select(func.max(daily_entries.c.id)).scalar_subquery(),
+        select(func.count()).select_from(daily_entries).where(daily_entries.c.hidden.is_(True)).scalar_subquery(),
+        select(func.count()).select_from(daily_entries).scalar_subquery(),
+        select(func.count()).select_from(votes).scalar_subquery(),
+        select(func.max(comments.c.id)).scalar_subquery(),
+        select(func.max(comments.c.edited_at)).scalar_subquery(),
+        select(func.count())
+        .select_from(comments)
+        .where(or_(comments.c.hidden.is_(True), comments.c.deleted.is_(True)))
+        .scalar_subquery(),
+    )
+    return tuple(conn.execute(stmt).one())
+
+
+# -- the daily feed ---------------------------------------------------------------------------
+
+
+def latest_feed_date(conn: Connection, on_or_before: date | None = None) -> date | None:
+    """The newest day with a visible daily entry (not after ``on_or_before`` when given)."""
+    stmt = select(func.max(daily_entries.c.feed_date)).where(_VISIBLE)
+    if on_or_before is not None:
+        stmt = stmt.where(daily_entries.c.feed_date <= on_or_before)
+    found = conn.scalar(stmt)
+    if found is None and on_or_before is not None:
+        # Only future-dated entries exist (clock behind the data): show the earliest of those.
+        found = conn.scalar(select(func.min(daily_entries.c.feed_date)).where(_VISIBLE))
+    return found
+
+
+def adjacent_feed_dates(conn: Connection, start: date, end: date) -> tuple[date | None, date | None]:
+    """The nearest days with visible entries before ``start`` and after ``end``."""
+    prev = conn.scalar(select(func.max(daily_entries.c.feed_date)).where(_VISIBLE, daily_entries.c.feed_date < start))
+    nxt = conn.scalar(select(func.min(daily_entries.c.feed_date)).where(_VISIBLE, daily_entries.c.feed_date > end))
+    return prev, nxt
+
+
+def _daily_select(start: date, end: date, submitter: str | None) -> Select[Any]:
+    stmt = (
+        select(*_PAPER_COLS, *_ENTRY_COLS, _UPVOTES)
+        .select_from(daily_entries.join(papers, papers.c.id == daily_entries.c.paper_id))
+        .where(daily_entries.c.feed_date >= start, daily_entries.c.feed_date <= end, _VISIBLE)
+    )
+    if submitter:
+        stmt = stmt.where(daily_entries.c.submitter == submitter)
+    return stmt
+
+
+def daily_cards(
+    conn: Connection,
+    start: date,
+    end: date,
+    *,
+    sort: str = "upvotes",
+    submitter: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Visible daily entries in [start, end] with their papers, plus the total count.
+
+    ``sort``: ``upvotes`` (most upvoted first, as on the feed pages) or ``published``
+    (newest arXiv date first). Ties fall back to submission time and id so pages are stable.
+    """
+    stmt = _daily_select(start, end, submitter)
+    if sort == "published":
+        order = [papers.c.published.desc(), daily_entries.c.submitted_at.desc(), papers.c.id.desc()]
+    else:
+        order = [_UPVOTES.desc(), daily_entries.c.submitted_at.asc(), papers.c.id.desc()]
+    rows = _rows(conn.execute(stmt.order_by(*order).limit(limit).offset(offset)))
+    if offset == 0 and len(rows) < limit:
+        total = len(rows)
+    else:
+        count = (
+            select(func.count())
+            .select_from(daily_entries)
+            .where(daily_entries.c.feed_date >= start, daily_entries.c.feed_date <= end, _VISIBLE)
+        )
+        if submitter:
+            count = count.where(daily_entries.c.submitter == submitter)
+        total = conn.scalar(count) or 0
+    return rows, total
+
+
+def latest_entry_time(conn: Connection) -> datetime | None:
+    return conn.scalar(select(func.max(daily_entries.c.submitted_at)).where(_VISIBLE))
+
+
+def entries_since(conn: Connection, since: date, until: date, limit: int = 2_000) -> list[dict[str, Any]]:
+    """Candidates for trending: visible entries whose feed day is in [since, until]."""
+    stmt = _daily_select(since, until, None).order_by(_UPVOTES.desc(), papers.c.id).limit(limit)
+    return _rows(conn.execute(stmt))
+
+
+# -- new on arXiv -----------------------------------------------------------------------------
+
+
+def latest_listed_date(conn: Connection, on_or_before: date | None = None) -> date | None:
+    stmt = select(func.max(papers.c.listed))
+    if on_or_before is not None:
+        stmt = stmt.where(papers.c.listed <= on_or_before)
+    return conn.scalar(stmt)
+
+
+def adjacent_listed_dates(conn: Connection, day: date) -> tuple[date | None, date | None]:
+    prev = conn.scalar(select(func.max(papers.c.listed)).where(papers.c.listed < day))
+    nxt = conn.scalar(select(func.min(papers.c.listed)).where(papers.c.listed > day))
+    return prev, nxt
+
+
+def new_papers(
+    conn: Connection, day: date, category: str | None, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Papers first listed on ``day`` (optionally in one category), primary category then id."""
+    cond = [papers.c.listed == day]
+    if category:
+        cond.append(_in_category(category))
+    stmt = (
+        select(*_PAPER_COLS, _UPVOTES)
+        .where(*cond)
+        .order_by(_UPVOTES.desc(), papers.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = _rows(conn.execute(stmt))
+    total = conn.scalar(select(func.count()).select_from(papers).where(*cond)) or 0
+    return rows, total
+
+
+def category_latest(conn: Connection, category: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest papers listed in a category (for its Atom/RSS feed)."""
+    stmt = (
+        select(*_PAPER_COLS, _UPVOTES)
+        .where(_in_category(category))
+        .order_by(papers.c.listed.desc(), papers.c.id.desc())
+        .limit(limit)
+    )
+    return _rows(conn.execute(stmt))
+
+
+# -- one paper --------------------------------------------------------------------------------
+
+
+def paper(conn: Connection, paper_id: str) -> dict[str, Any] | None:
+    """The full papers row, with its daily entry fields when it has a visible one."""
+    stmt = (
+        select(papers, *_ENTRY_COLS, daily_entries.c.hidden.label("entry_hidden"), _UPVOTES)
+        .select_from(papers.outerjoin(daily_entries, daily_entries.c.paper_id == papers.c.id))
+        .where(papers.c.id == paper_id)
+    )
+    rows = _rows(conn.execute(stmt))
+    if not rows:
+        return None
+    row = rows[0]
+    if row.pop("entry_hidden", None):
+        for col in ("feed_date", "entry_submitter", "submitted_at", "entry_source", "featured"):
+            row[col] = None
+    return row
+
+
+def paper_comments(conn: Connection, paper_id: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Visible comments (not hidden, not deleted), oldest first, with the author's username."""
+    stmt = (
+        select(
+            comments.c.id,
+            comments.c.parent_id,
+            comments.c.body_html,
+            comments.c.created_at,
+            comments.c.edited_at,
+            users.c.username,
+        )
+        .select_from(comments.join(users, users.c.id == comments.c.user_id))
+        .where(comments.c.paper_id == paper_id, comments.c.hidden.is_(False), comments.c.deleted.is_(False))
+        .order_by(comments.c.created_at, comments.c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def daily_entries_for(conn: Connection, paper_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Visible daily-entry fields by paper id (to decorate search hits and similar papers)."""
+    if not paper_ids:
+        return {}
+    stmt = select(daily_entries.c.paper_id, *_ENTRY_COLS).where(daily_entries.c.paper_id.in_(paper_ids), _VISIBLE)
+    return {r.paper_id: dict(r._mapping) for r in conn.execute(stmt)}
+
+
+# -- authors ----------------------------------------------------------------------------------
+
+
+def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Papers with ``name`` (exactly) among their authors, newest first.
+
+    A LIKE on the stored JSON text narrows 75k rows to a handful in one scan (measured in
+    bench/README.md); the exact check on the decoded list then drops "Ann Lee" for "Ann Leeds".
+    The JSON text may be ASCII-escaped (Python's json.dumps, the default) or raw UTF-8, so both
+    spellings are tried.
+    """
+    forms = {json.dumps(name), json.dumps(name, ensure_ascii=False)}
+    text = cast(papers.c.authors, Text)
+    cond = or_(*(text.like("%" + _like_escape(f) + "%", escape="!") for f in forms))
+    stmt = select(*_PAPER_COLS, _UPVOTES).where(cond).order_by(papers.c.published.desc(), papers.c.id.desc())
+    rows = [r for r in _rows(conn.execute(stmt)) if name in (r["authors"] or [])]
+    return rows[offset : offset + limit], len(rows)
+
+
+def _like_escape(s: str) -> str:
+    return s.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+# -- the papers list (keyset pages) -----------------------------------------------------------
+
+
+def papers_page(conn: Connection, before_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """Papers by id descending (new-style arXiv ids sort chronologically), after a cursor id."""
+    stmt = select(*_PAPER_COLS, _UPVOTES).order_by(papers.c.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(papers.c.id < before_id)
+    return _rows(conn.execute(stmt))
+
+
+def papers_by_ids(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    return {r["id"]: r for r in _rows(conn.execute(select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(ids))))}
+
+
+# -- stats ------------------------------------------------------------------------------------
+
+
+def site_stats(conn: Connection) -> dict[str, Any]:
+    """Counts for ``/api/v1/stats``: cheap aggregates only (no join over all papers)."""
+    p = conn.execute(
+        select(func.count(), func.min(papers.c.published), func.max(papers.c.published), func.max(papers.c.listed))
+    ).one()
+    d = conn.execute(
+        select(
+            func.count(),
+            func.min(daily_entries.c.feed_date),
+            func.max(daily_entries.c.feed_date),
+            func.sum(case((daily_entries.c.hidden.is_(True), 1), else_=0)),
+        )
+    ).one()
+    with_code = conn.scalar(select(func.count()).select_from(papers).where(papers.c.github_repo.is_not(None))) or 0
+    n_comments = conn.scalar(
+        select(func.count())
+        .select_from(comments)
+        .where(and_(comments.c.hidden.is_(False), comments.c.deleted.is_(False)))
+    )
+    return {
+        "papers": p[0],
+        "papersWithCode": with_code,
+        "publishedRange": [p[1], p[2]],
+        "latestListing": p[3],
+        "dailyEntries": d[0],
+        "hiddenEntries": int(d[3] or 0),
+        "dailyRange": [d[1], d[2]],
+        "votes": conn.scalar(select(func.count()).select_from(votes)) or 0,
+        "comments": n_comments or 0,
+        "users": conn.scalar(select(func.count()).select_from(users)) or 0,
+    }

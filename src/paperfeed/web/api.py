@@ -1,0 +1,486 @@
+"""The JSON API: Hugging Face-compatible endpoints plus paperfeed's own ``/api/v1``.
+
+``/api/daily_papers``, ``/api/papers/{id}``, ``/api/papers/search`` and ``/api/papers`` return the
+shapes of the Hugging Face papers API (so its clients work with a base-URL change); ``/api/v1/*``
+adds every search filter and mode, the "why" of each hit, similar papers, trending with its
+score breakdown, and stats. Answers are cached per data version and carry ETag/Last-Modified.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from paperfeed import feed
+from paperfeed.store import feed_queries
+from paperfeed.web import params, render
+from paperfeed.web.context import AppState, app_state
+from paperfeed.web.pages import paper_data, search_data, trending_data
+from paperfeed.web.respond import JSONResponse, cached_json
+
+router = APIRouter(prefix="/api")
+
+# -- documented shapes (used for OpenAPI only: responses are built as dicts and not re-validated) --
+
+
+class Error(BaseModel):
+    detail: str
+
+
+class HFAuthor(BaseModel):
+    name: str
+    hidden: bool = False
+
+
+class HFUser(BaseModel):
+    name: str
+    fullname: str
+    type: str = "user"
+
+
+class HFPaper(BaseModel):
+    id: str = Field(description="arXiv id without version")
+    authors: list[HFAuthor]
+    publishedAt: str | None = Field(description="first arXiv version, ISO 8601")
+    title: str
+    summary: str
+    upvotes: int
+    numComments: int
+    githubRepo: str | None = None
+    githubStars: int | None = None
+    projectPage: str | None = None
+    submittedOnDailyAt: str | None = None
+    submittedOnDailyBy: HFUser | None = None
+
+
+class HFDailyEntry(BaseModel):
+    paper: HFPaper
+    publishedAt: str | None = Field(description="when the paper entered the daily feed")
+    title: str
+    summary: str
+    numComments: int
+    submittedBy: HFUser | None = None
+
+
+class HFSearchEntry(HFDailyEntry):
+    highlightedTitle: str = Field(description="escaped HTML, matched terms in <mark>")
+    highlightedSummary: str = Field(description="escaped HTML, matched terms in <mark>")
+
+
+class Card(BaseModel):
+    id: str
+    url: str
+    title: str
+    authors: list[str]
+    abstract: str
+    categories: list[str]
+    published: date | None
+    listed: date | None
+    upvotes: int
+    num_comments: int
+    github_repo: str | None
+    github_stars: int | None
+    project_page: str | None
+    submitter: str | None
+    feed_date: date | None
+    submitted_at: datetime | None
+
+
+class SearchHitOut(BaseModel):
+    paper: Card
+    score: float
+    why: list[str]
+    highlights: dict[str, str]
+    title_spans: list[list[int]]
+    abstract_spans: list[list[int]]
+
+
+class SearchOut(BaseModel):
+    query: str
+    mode: str | None
+    total: int
+    took_ms: float | None
+    warnings: list[str]
+    limit: int
+    offset: int
+    hits: list[SearchHitOut]
+
+
+class TrendingCard(Card):
+    trending: dict[str, Any]
+    trending_explain: str
+
+
+class TrendingOut(BaseModel):
+    reference_time: datetime
+    window_days: int
+    formula: str
+    total: int
+    page: int
+    pages: int
+    papers: list[TrendingCard]
+
+
+class SimilarCard(Card):
+    similarity: float | None
+
+
+class SimilarOut(BaseModel):
+    paper_id: str
+    similar: list[SimilarCard]
+
+
+_ERR = {404: {"model": Error, "description": "Not found"}}
+_BAD = {400: {"model": Error, "description": "The search cannot run (e.g. nothing to search for)"}}
+
+
+# -- shaping ----------------------------------------------------------------------------------
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    """HF's timestamp style: ``2026-08-20T00:00:00.000Z``."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _user(name: str | None) -> dict[str, Any] | None:
+    return {"name": name, "fullname": name, "type": "user"} if name else None
+
+
+def hf_paper(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": c["id"],
+        "authors": [{"name": a, "hidden": False} for a in c["authors"]],
+        "publishedAt": _iso(c.get("published") or c.get("listed")),
+        "title": c["title"],
+        "summary": c["abstract"],
+        "upvotes": c["upvotes"],
+        "numComments": c["num_comments"],
+        "githubRepo": c.get("github_repo"),
+        "githubStars": c.get("github_stars"),
+        "projectPage": c.get("project_page"),
+        "submittedOnDailyAt": _iso(c.get("feed_date")),
+        "submittedOnDailyBy": _user(c.get("submitter")),
+    }
+
+
+def hf_entry(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "paper": hf_paper(c),
+        "publishedAt": _iso(c.get("submitted_at") or c.get("published")),
+        "title": c["title"],
+        "summary": c["abstract"],
+        "numComments": c["num_comments"],
+        "submittedBy": _user(c.get("submitter")),
+    }
+
+
+def _invalid(field_name: str, message: str, value: Any = None) -> RequestValidationError:
+    """A 422 in FastAPI's own error shape, so clients see one format for every bad parameter."""
+    return RequestValidationError(
+        [{"loc": ("query", field_name), "msg": message, "type": "value_error", "input": value}]
+    )
+
+
+def _next_link(state: AppState, path: str, args: dict[str, Any]) -> dict[str, str]:
+    query = urlencode({k: v for k, v in args.items() if v is not None})
+    return {"Link": f'<{state.settings.base_url}{path}?{query}>; rel="next"'}
+
+
+# -- Hugging Face-compatible ------------------------------------------------------------------
+
+
+@router.get("/daily_papers", response_model=None, responses={200: {"model": list[HFDailyEntry]}})
+async def daily_papers(
+    request: Request,
+    date_: str | None = Query(None, alias="date", description="YYYY-MM-DD (default: the latest day with papers)"),
+    week: str | None = Query(None, description="ISO week, YYYY-Www"),
+    month: str | None = Query(None, description="YYYY-MM"),
+    submitter: str | None = Query(None, max_length=100, description="only entries submitted by this name"),
+    sort: str = Query("upvotes", pattern="^(upvotes|publishedAt|trending)$"),
+    p: int = Query(0, ge=0, le=10_000, description="page number, from 0"),
+    limit: int = Query(50, ge=1, le=100),
+) -> Response:
+    """The daily papers of one day, ISO week or month (Hugging Face ``/api/daily_papers`` shape)."""
+    state = app_state(request)
+    given = [(n, v) for n, v in (("date", date_), ("week", week), ("month", month)) if v]
+    if len(given) > 1:
+        raise _invalid(given[1][0], "give only one of date, week and month")
+    period: feed.Period | None = None
+    if given:
+        kind = {"date": "day", "week": "week", "month": "month"}[given[0][0]]
+        try:
+            period = feed.parse_period(kind, given[0][1])
+        except feed.PeriodError as exc:
+            raise _invalid(given[0][0], str(exc), given[0][1]) from None
+
+    def build() -> tuple[Any, dict[str, str]]:
+        with state.db.read() as conn:
+            per = period
+            if per is None:
+                latest = feed_queries.latest_feed_date(conn, datetime.now(UTC).date())
+                if latest is None:
+                    return [], {}
+                per = feed.day_period(latest)
+            if sort == "trending":
+                rows = feed_queries.entries_since(conn, per.start, per.end, limit=5_000)
+                if submitter:
+                    rows = [r for r in rows if r.get("entry_submitter") == submitter]
+                now = datetime.now(UTC).replace(tzinfo=None)
+                ref = feed.trending_reference_time(now, max((r["submitted_at"] for r in rows), default=None))
+                rows = feed.rank_trending(rows, ref)
+                total, rows = len(rows), rows[p * limit : (p + 1) * limit]
+            else:
+                order = "published" if sort == "publishedAt" else "upvotes"
+                rows, total = feed_queries.daily_cards(
+                    conn, per.start, per.end, sort=order, submitter=submitter, limit=limit, offset=p * limit
+                )
+        headers = {}
+        if (p + 1) * limit < total:
+            args = {"date": date_, "week": week, "month": month, "submitter": submitter}
+            headers = _next_link(state, "/api/daily_papers", {**args, "sort": sort, "p": p + 1, "limit": limit})
+        return [hf_entry(feed.card(r)) for r in rows], headers
+
+    key = f"daily|{date_}|{week}|{month}|{submitter}|{sort}|{p}|{limit}|{datetime.now(UTC).date()}"
+    return await cached_json(request, key=key, build=build)
+
+
+@router.get("/papers/search", response_model=None, responses={200: {"model": list[HFSearchEntry]}, **_BAD})
+async def hf_search(
+    request: Request,
+    q: str = Query(..., min_length=1, max_length=500, description="the search query"),
+    limit: int = Query(20, ge=1, le=100),
+) -> Response:
+    """Hybrid search in the Hugging Face ``/api/papers/search`` shape, with highlighted fields."""
+    state = app_state(request)
+    sp = params.SearchParams(q=" ".join(q.split()), limit=limit)
+    if not sp.q:
+        return JSONResponse({"detail": "Type a few words to search for."}, status_code=400)
+
+    def build() -> tuple[Any, dict[str, str]]:
+        data = search_data(state, sp)
+        if data["error"]:
+            return {"detail": data["error"]}, {"x-status": "400"}
+        out = []
+        for h in data["hits"]:
+            e = hf_entry(h)
+            e["highlightedTitle"] = str(render.highlight(h["title"], h["title_spans"]))
+            e["highlightedSummary"] = str(render.highlight(h["abstract"], h["abstract_spans"]))
+            out.append(e)
+        return out, {}
+
+    return _status_from_header(await cached_json(request, key=f"hfsearch|{sp.cache_key()}", build=build))
+
+
+def _status_from_header(response: Response) -> Response:
+    """Cached answers that are errors carry their status in an internal header (stripped here)."""
+    status = response.headers.get("x-status")
+    if status:
+        del response.headers["x-status"]
+        if response.status_code == 200:
+            response.status_code = int(status)
+        for h in ("etag", "last-modified"):
+            if h in response.headers:
+                del response.headers[h]
+    return response
+
+
+@router.get("/papers", response_model=None, responses={200: {"model": list[HFPaper]}})
+async def papers_list(
+    request: Request,
+    cursor: str | None = Query(None, max_length=200, description="from the previous page's Link header"),
+    limit: int = Query(50, ge=1, le=100),
+) -> Response:
+    """All papers, newest arXiv id first, with keyset pagination (``Link: rel="next"``)."""
+    state = app_state(request)
+    try:
+        before = params.decode_cursor(cursor)
+    except params.ParamError as exc:
+        raise _invalid("cursor", exc.message, cursor) from None
+
+    def build() -> tuple[Any, dict[str, str]]:
+        with state.db.read() as conn:
+            rows = feed_queries.papers_page(conn, before, limit + 1)
+        more, rows = len(rows) > limit, rows[:limit]
+        headers = {}
+        if more:
+            headers = _next_link(state, "/api/papers", {"cursor": params.encode_cursor(rows[-1]["id"]), "limit": limit})
+        return [hf_paper(feed.card(r)) for r in rows], headers
+
+    return await cached_json(request, key=f"papers|{before}|{limit}", build=build)
+
+
+def _paper_id(paper_id: str) -> str | None:
+    parts = params.split_arxiv_id(paper_id)
+    return parts[0] if parts else None
+
+
+@router.get("/papers/{paper_id}", response_model=None, responses={200: {"model": HFPaper}, **_ERR})
+async def hf_paper_detail(request: Request, paper_id: str = Path(..., max_length=64)) -> Response:
+    """One paper in the Hugging Face ``/api/papers/{id}`` shape (a version suffix is ignored)."""
+    state = app_state(request)
+    pid = _paper_id(paper_id)
+    if pid is None:
+        return JSONResponse({"detail": f"{paper_id[:64]!r} is not an arXiv id"}, status_code=404)
+
+    def build() -> tuple[Any, dict[str, str]]:
+        with state.db.read() as conn:
+            row = feed_queries.paper(conn, pid)
+        if row is None:
+            return {"detail": f"arXiv:{pid} is not in this paperfeed"}, {"x-status": "404"}
+        return hf_paper(feed.card(row)), {}
+
+    return _status_from_header(await cached_json(request, key=f"paper|{pid}", build=build))
+
+
+# -- paperfeed's own --------------------------------------------------------------------------
+
+
+@router.get("/v1/search", response_model=None, responses={200: {"model": SearchOut}, **_BAD})
+async def v1_search(
+    request: Request,
+    q: str = Query(..., min_length=1, max_length=500),
+    mode: str = Query("hybrid", pattern="^(hybrid|keyword|semantic)$"),
+    sort: str = Query("relevance", pattern="^(relevance|date|upvotes)$"),
+    date_from: str | None = Query(None, alias="from", description="YYYY-MM-DD, published on or after"),
+    date_to: str | None = Query(None, alias="to", description="YYYY-MM-DD, published on or before"),
+    category: str | None = Query(None, max_length=200, description="comma-separated arXiv categories"),
+    has_code: bool = Query(False),
+    min_upvotes: int = Query(0, ge=0, le=1_000_000),
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=1_000),
+) -> Response:
+    """Search with every filter and mode; each hit says why it matched (retriever, rank, score)."""
+    state = app_state(request)
+    args = {"q": q, "mode": mode, "sort": sort, "from": date_from, "to": date_to, "category": category}
+    args.update(has_code="1" if has_code else "", min_upvotes=str(min_upvotes))
+    try:
+        sp = params.search_params({k: v for k, v in args.items() if v is not None}, page_size=limit)
+    except params.ParamError as exc:
+        raise _invalid(exc.field, exc.message) from None
+    sp.page = 1
+    if not sp.q:
+        return JSONResponse({"detail": "Type a few words to search for."}, status_code=400)
+
+    def run() -> Any:
+        from paperfeed.search.hybrid import SearchError
+
+        service = state.search()
+        if service is None:
+            return None, state.search_unavailable
+        req = sp.to_request()
+        req.limit, req.offset = limit, offset
+        try:
+            return service.search(req), None
+        except SearchError as exc:
+            return None, str(exc)
+
+    def build() -> tuple[Any, dict[str, str]]:
+        results, error = run()
+        if results is None:
+            return {"detail": error}, {"x-status": "400"}
+        with state.db.read() as conn:
+            entries = feed_queries.daily_entries_for(conn, [h.paper["id"] for h in results.hits])
+        hits = []
+        for h in results.hits:
+            c = feed.card({**h.paper, **entries.get(h.paper["id"], {})})
+            hits.append(
+                {
+                    "paper": c,
+                    "score": h.score,
+                    "why": h.why,
+                    "highlights": {
+                        "title": str(render.highlight(c["title"], h.title_spans)),
+                        "abstract": str(render.highlight(c["abstract"], h.abstract_spans)),
+                    },
+                    "title_spans": [list(s) for s in h.title_spans],
+                    "abstract_spans": [list(s) for s in h.abstract_spans],
+                }
+            )
+        out = {
+            "query": sp.q,
+            "mode": results.mode,
+            "total": results.total,
+            "took_ms": round(results.took_ms, 2),
+            "warnings": list(sp.notes) + list(results.warnings),
+            "limit": limit,
+            "offset": offset,
+            "hits": hits,
+        }
+        return out, {}
+
+    key = f"v1search|{sp.cache_key()}|{offset}"
+    return _status_from_header(await cached_json(request, key=key, build=build))
+
+
+@router.get("/v1/papers/{paper_id}", response_model=None, responses=_ERR)
+async def v1_paper(request: Request, paper_id: str = Path(..., max_length=64)) -> Response:
+    """A paper with all its fields, its visible comments (threaded) and similar papers."""
+    state = app_state(request)
+    pid = _paper_id(paper_id)
+    if pid is None:
+        return JSONResponse({"detail": f"{paper_id[:64]!r} is not an arXiv id"}, status_code=404)
+
+    def build() -> tuple[Any, dict[str, str]]:
+        data = paper_data(state, pid)
+        if data is None:
+            return {"detail": f"arXiv:{pid} is not in this paperfeed"}, {"x-status": "404"}
+        return data, {}
+
+    return _status_from_header(await cached_json(request, key=f"v1paper|{pid}", build=build))
+
+
+@router.get("/v1/papers/{paper_id}/similar", response_model=None, responses={200: {"model": SimilarOut}, **_ERR})
+async def v1_similar(
+    request: Request, paper_id: str = Path(..., max_length=64), k: int = Query(8, ge=1, le=50)
+) -> Response:
+    """The k papers most similar to this one (embedding neighbours; keyword fallback without vectors)."""
+    state = app_state(request)
+    pid = _paper_id(paper_id)
+    if pid is None:
+        return JSONResponse({"detail": f"{paper_id[:64]!r} is not an arXiv id"}, status_code=404)
+
+    def build() -> tuple[Any, dict[str, str]]:
+        with state.db.read() as conn:
+            exists = feed_queries.paper(conn, pid) is not None
+        if not exists:
+            return {"detail": f"arXiv:{pid} is not in this paperfeed"}, {"x-status": "404"}
+        service = state.search()
+        found = service.similar(pid, k=k) if service is not None else []
+        cards = [{**feed.card(s), "similarity": s.get("similarity")} for s in found]
+        return {"paper_id": pid, "similar": cards}, {}
+
+    return _status_from_header(await cached_json(request, key=f"similar|{pid}|{k}", build=build))
+
+
+@router.get("/v1/trending", response_model=None, responses={200: {"model": TrendingOut}})
+async def v1_trending(
+    request: Request, p: int = Query(1, ge=1, le=1_000), limit: int = Query(30, ge=1, le=100)
+) -> Response:
+    """Trending papers with each score's inputs (upvotes, stars, age) and the formula."""
+    state = app_state(request)
+    slot = int(datetime.now(UTC).timestamp() // 600)
+    return await cached_json(
+        request, key=f"trending|{p}|{limit}|{slot}", build=lambda: (trending_data(state, p, limit), {})
+    )
+
+
+@router.get("/v1/stats", response_model=None)
+async def v1_stats(request: Request) -> Response:
+    """Counts: papers, papers with code, daily entries, votes, comments, date ranges."""
+    state = app_state(request)
+
+    def build() -> tuple[Any, dict[str, str]]:
+        with state.db.read() as conn:
+            return feed_queries.site_stats(conn), {}
+
+    return await cached_json(request, key="stats", build=build)

@@ -1,0 +1,232 @@
+"""The web application factory: FastAPI app with pages, API, feeds, docs and security headers.
+
+``create_app(settings, db)`` is called once per server process by ``paperfeed serve`` (through
+``create_app_from_env`` under uvicorn) and by the tests. Other features plug in without editing
+the pages: routers listed in ``FEATURE_ROUTERS``, template context processors, and start-up /
+shut-down hooks (the digest scheduler) on ``app.state.pf``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paperfeed import __version__
+from paperfeed.config import Settings
+from paperfeed.store.db import Database, open_database
+from paperfeed.web import api, docs, feeds, pages
+from paperfeed.web.cache import DataVersion, ResponseCache
+from paperfeed.web.context import AppState
+from paperfeed.web.respond import STATIC, JSONResponse, build_templates, error_response, wants_json
+
+log = logging.getLogger(__name__)
+
+# Routers of other features, included when their module exists. Each module exposes
+# ``router`` (an APIRouter) and may expose ``register(app)`` for hooks/context processors.
+# ---- extra routers: add one line per feature module here --------------------------------
+FEATURE_ROUTERS: tuple[str, ...] = (
+    "paperfeed.web.digest_routes",  # subscriptions, confirm/unsubscribe (digest helper)
+    "paperfeed.web.account_routes",  # accounts, sessions, CSRF (community)
+    "paperfeed.web.community_routes",  # votes, comments, submissions (community)
+)
+# -------------------------------------------------------------------------------------------
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response (errors and static files included).
+
+    A response that sets its own Content-Security-Policy keeps it (the API docs page needs
+    inline styles for Swagger UI; its scripts are still ``'self'`` only).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+                if scope["path"].startswith(("/api/", "/feeds/")) and b"access-control-allow-origin" not in names:
+                    # Public read-only data: any site may fetch it (no credentials are involved).
+                    headers.append((b"access-control-allow-origin", b"*"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class JsonSuffix:
+    """``/papers/date/2025-01-15.json`` is the JSON twin of ``/papers/date/2025-01-15`` (datasette style).
+
+    The suffix is stripped before routing and remembered in the request state; only page paths
+    are rewritten, never the API, the feeds, static files or ``/openapi.json``.
+    """
+
+    PREFIXES = ("/papers/", "/authors/", "/about/")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.endswith(".json") and (path in ("/.json", "/index.json") or path.startswith(self.PREFIXES)):
+                scope = dict(scope)
+                new_path = path[: -len(".json")]
+                if new_path in ("", "/index"):
+                    new_path = "/"
+                scope["path"] = new_path
+                scope["raw_path"] = new_path.encode()
+                scope["state"] = {**scope.get("state", {}), "json_suffix": True}
+        await self.app(scope, receive, send)
+
+
+class CachedStatic(StaticFiles):
+    """Static files with a long cache lifetime: templates link them with a content hash (?v=)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        messages = {404: "There is no page at this address.", 405: "This address does not accept that method."}
+        detail = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
+        response = error_response(request, exc.status_code, detail or messages.get(exc.status_code, "Request failed."))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = []
+        for e in exc.errors():
+            errors.append({k: e[k] for k in ("loc", "msg", "type") if k in e})
+        if request.url.path.startswith("/api/") or wants_json(request):
+            return JSONResponse({"detail": errors}, status_code=422)
+        text = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in errors if e.get("loc"))
+        return error_response(request, 422, text or "invalid input")
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        # Logged with its traceback for the operator; the visitor sees a plain apology.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        response = error_response(request, 500, "Something went wrong on our side. The error has been logged.")
+        # This handler runs outside the middleware stack (Starlette's ServerErrorMiddleware),
+        # so the security headers are added here as well.
+        response.headers["content-security-policy"] = CSP
+        for name, value in SECURITY_HEADERS:
+            response.headers[name.decode()] = value.decode()
+        return response
+
+
+def _include_features(app: FastAPI) -> None:
+    for name in FEATURE_ROUTERS:
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        if hasattr(module, "router"):
+            app.include_router(module.router)
+        if hasattr(module, "register"):
+            module.register(app)
+
+
+def create_app(
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    search_factory: Callable[[], Any] | None = None,
+    cache_ttl: float = 60.0,
+) -> FastAPI:
+    """Build the app. ``db`` defaults to the configured database (migrated on open)."""
+    database = db or open_database(settings)
+    state = AppState(
+        settings=settings,
+        db=database,
+        version=DataVersion(database),
+        cache=ResponseCache(ttl=cache_ttl),
+        search_factory=search_factory,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in list(state.startup_hooks):
+            hook(state)
+        try:
+            yield
+        finally:
+            for hook in list(state.shutdown_hooks):
+                try:
+                    hook(state)
+                except Exception:  # one failing hook must not keep the others from cleaning up
+                    log.exception("shutdown hook failed")
+
+    app = FastAPI(
+        title="paperfeed",
+        version=__version__,
+        description=(
+            "Research-paper discovery: the daily feed, hybrid search, trending. `/api/daily_papers`, "
+            "`/api/papers/*` mirror the Hugging Face papers API; `/api/v1/*` is paperfeed's own."
+        ),
+        docs_url=None,  # FastAPI's pages load Swagger UI from a CDN; ours is served locally
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.pf = state
+    app.state.templates = build_templates()
+    app.state.templates.globals["author_url"] = pages.author_url
+    _install_error_handlers(app)
+
+    # The more specific mount first: /static would otherwise swallow /static/swagger/*.
+    app.mount("/static/swagger", CachedStatic(directory=docs.swagger_dir()), name="swagger")
+    app.mount("/static", CachedStatic(directory=str(STATIC)), name="static")
+    app.include_router(api.router)
+    app.include_router(feeds.router)
+    app.include_router(docs.router)
+    _include_features(app)
+    # Pages last: /papers/{arxiv_id} and /authors/{name} catch whatever is left under them.
+    app.include_router(pages.router)
+
+    app.add_middleware(JsonSuffix)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Uvicorn factory (``paperfeed serve``): settings from the environment, one per worker."""
+    return create_app(Settings.from_env())

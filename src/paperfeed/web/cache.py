@@ -1,0 +1,106 @@
+"""The web tier's response cache, keyed by page and by the database's data version.
+
+Per-day feed data changes rarely, so pages and API answers are built once per data version and
+served from memory after that. The version is a fingerprint of the tables the pages show
+(``store.feed_queries.data_version``), re-read at most every ``interval`` seconds; since it is
+read from the database, a write by any process (another worker, ``paperfeed import``, a vote)
+invalidates every worker's cache within that interval. ``ttl`` bounds the age of an entry in
+case a write changes a page without moving the fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from paperfeed.store import feed_queries
+from paperfeed.store.db import Database
+
+
+@dataclass(frozen=True)
+class Version:
+    token: str  # short hash of the fingerprint: equal across workers for the same data
+    seen_at: float  # when this process first saw it (drives Last-Modified)
+
+
+class DataVersion:
+    """The current data version, memoised for ``interval`` seconds (thread-safe)."""
+
+    def __init__(self, db: Database, interval: float = 0.25) -> None:
+        self.db = db
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._version = Version("0", time.time())
+
+    def current(self) -> Version:
+        now = time.monotonic()
+        if now - self._checked < self.interval:
+            return self._version
+        with self._lock:
+            if now - self._checked < self.interval:
+                return self._version
+            with self.db.read() as conn:
+                fingerprint = feed_queries.data_version(conn)
+            if fingerprint != self._fingerprint:
+                token = hashlib.blake2b(repr(fingerprint).encode(), digest_size=8).hexdigest()
+                self._fingerprint = fingerprint
+                self._version = Version(token, time.time())
+            self._checked = time.monotonic()
+            return self._version
+
+    def invalidate(self) -> None:
+        """Force a re-read on the next request (in-process writers call this after committing)."""
+        with self._lock:
+            self._checked = 0.0
+
+
+@dataclass
+class Entry:
+    version: str
+    created: float
+    data: Any
+    bodies: dict[str, bytes] = field(default_factory=dict)  # representation -> encoded body
+
+
+class ResponseCache:
+    """A bounded LRU of page data and encoded bodies, valid for one data version."""
+
+    def __init__(self, max_entries: int = 2048, ttl: float = 60.0) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._items: OrderedDict[str, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str, version: str) -> Entry | None:
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None or entry.version != version or time.monotonic() - entry.created > self.ttl:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: str, version: str, data: Any) -> Entry:
+        entry = Entry(version, time.monotonic(), data)
+        with self._lock:
+            self._items[key] = entry
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)

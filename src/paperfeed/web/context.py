@@ -1,0 +1,89 @@
+"""Per-app state and the per-request context every page template receives.
+
+``AppState`` is built once by the app factory (settings, database, search service, caches,
+hooks) and hangs off ``app.state.pf``. ``request_context`` runs for every HTML page: it calls
+the registered context processors, which is where accounts will add ``user`` and a CSRF token.
+A processor that adds anything specific to the visitor marks the context ``shared=False`` so
+the rendered page is not served to anybody else from the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from paperfeed.config import Settings
+from paperfeed.store.db import Database
+from paperfeed.web.cache import DataVersion, ResponseCache
+
+log = logging.getLogger(__name__)
+
+# (request) -> extra template variables; may set "shared": False (see module docstring).
+ContextProcessor = Callable[[Request], dict[str, Any]]
+Hook = Callable[["AppState"], Any]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    version: DataVersion
+    cache: ResponseCache
+    search_factory: Callable[[], Any] | None = None
+    context_processors: list[ContextProcessor] = field(default_factory=list)
+    startup_hooks: list[Hook] = field(default_factory=list)  # e.g. the digest scheduler
+    shutdown_hooks: list[Hook] = field(default_factory=list)
+    _search: Any = None
+    _search_error: str | None = None
+    _search_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def search(self) -> Any:
+        """The SearchService, built on first use (it loads indexes and the encoder lazily).
+
+        Returns None, with the reason in ``search_unavailable``, when it cannot be built
+        (e.g. the search package is missing); pages then say search is unavailable.
+        """
+        if self._search is not None or self._search_error is not None:
+            return self._search
+        with self._search_lock:
+            if self._search is None and self._search_error is None:
+                try:
+                    if self.search_factory is None:
+                        from paperfeed.search.hybrid import SearchService
+
+                        self._search = SearchService(self.settings, self.db)
+                    else:
+                        self._search = self.search_factory()
+                except Exception as exc:  # an index problem must not take the whole site down
+                    log.exception("search service could not be started")
+                    self._search_error = f"search is unavailable: {exc}"
+        return self._search
+
+    @property
+    def search_unavailable(self) -> str | None:
+        return self._search_error
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.pf
+
+
+def request_context(request: Request, active: str = "") -> dict[str, Any]:
+    """Template variables shared by all pages: the request, nav state, the visitor's slot."""
+    state = app_state(request)
+    ctx: dict[str, Any] = {
+        "request": request,
+        "active": active,
+        "user": None,
+        "shared": True,
+        "q": request.query_params.get("q", "") if active == "search" else "",
+        "base_url": state.settings.base_url,
+    }
+    for processor in state.context_processors:
+        ctx.update(processor(request))
+    return ctx

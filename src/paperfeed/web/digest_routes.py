@@ -1,0 +1,402 @@
+"""Digest pages: subscribe, confirm, manage and unsubscribe (HTML forms, no login needed).
+
+Included by the app factory (``FEATURE_ROUTERS`` in ``web/app.py``). Every state change is a
+POST; the GET pages behind mailed links only show what will happen and a button, so link
+scanners and prefetchers cannot confirm or unsubscribe anybody. The exception RFC 8058 asks for
+is also a POST: mail clients' one-click unsubscribe posts ``List-Unsubscribe=One-Click`` to the
+link from the ``List-Unsubscribe`` header, token in the query string, no cookies.
+
+The subscribe answer is the same page whatever the address's state (new, pending, active,
+unsubscribed) and whether or not a mail was actually queued (rate limit), so the form cannot be
+used to find out who subscribes. The confirmation mail is sent right after the response
+(background task); if that fails it stays queued in the ledger for the scheduler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
+from starlette.responses import Response
+
+from paperfeed.digest import send as digest_send
+from paperfeed.digest import subscriptions as subs
+from paperfeed.digest.schedule import start_scheduler
+from paperfeed.web.context import AppState, app_state, request_context
+from paperfeed.web.respond import render_html
+
+router = APIRouter(prefix="/digest", include_in_schema=False)
+
+MAX_BODY = 16 * 1024  # a subscribe form is well under 2 KiB; anything bigger is not a person
+COMMON_HOURS = list(range(24))
+
+TZ_JS = """// Pre-selects the visitor's time zone in digest forms (the server default is UTC).
+(function () {
+  "use strict";
+  var tz;
+  try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+  if (!tz) return;
+  document.querySelectorAll("[data-tz-guess]").forEach(function (el) {
+    if (el.value !== "UTC") return;
+    if (el.tagName === "SELECT") {
+      for (var i = 0; i < el.options.length; i++) {
+        if (el.options[i].value === tz) { el.value = tz; return; }
+      }
+    } else { el.value = tz; }
+  });
+})();
+"""
+
+CSS = """.digest-form{display:grid;gap:.75rem;max-width:34rem}
+.digest-form .row{display:flex;flex-wrap:wrap;gap:.75rem}
+.digest-form label{display:block;font-weight:600;margin-bottom:.2rem}
+.digest-form input[type=email],.digest-form input[type=text],.digest-form select{width:100%;padding:.45rem .55rem;
+border:1px solid #c7ccd4;border-radius:.4rem;font:inherit;background:transparent;color:inherit}
+.digest-form .row>div{flex:1 1 10rem}
+.digest-form .check{display:flex;gap:.4rem;align-items:center}.digest-form .check label{font-weight:400;margin:0}
+.digest-form .hint{font-size:.85rem;opacity:.75;margin:.15rem 0 0}
+.digest-form .err{color:#b91c1c;font-size:.9rem;margin:.2rem 0 0}
+.digest-settings{margin:.5rem 0 1rem 1.2rem}
+.digest-footer{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin:.25rem 0}
+.digest-footer input[type=email]{min-width:14rem;padding:.35rem .5rem;border:1px solid #c7ccd4;border-radius:.4rem;
+font:inherit;background:transparent;color:inherit}
+.digest-footer select{padding:.35rem;border:1px solid #c7ccd4;border-radius:.4rem;font:inherit;background:transparent;
+color:inherit}
+"""
+
+
+class FormError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def read_form(request: Request, limit: int = MAX_BODY) -> dict[str, list[str]]:
+    """The posted fields, read with a size cap (413) and only the two form encodings (415)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise FormError(413, "The form is too large.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise FormError(413, "The form is too large.")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fields: dict[str, list[str]] = {}
+    if not body:
+        return fields
+    if ctype == "application/x-www-form-urlencoded":
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=100)
+    elif ctype == "multipart/form-data":
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=100)
+        pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    else:
+        raise FormError(415, "Send the form as application/x-www-form-urlencoded or multipart/form-data.")
+    for key, value in pairs:
+        fields.setdefault(key, []).append(value)
+    return fields
+
+
+def _one(fields: dict[str, list[str]], name: str) -> str | None:
+    values = fields.get(name)
+    return values[-1] if values else None
+
+
+def _page(request: Request, template: str, status: int = 200, **ctx: Any) -> Response:
+    base = request_context(request)
+    defaults = {
+        "errors": {},
+        "form": {},
+        "timezones": sorted(subs.timezones()),
+        "hours": COMMON_HOURS,
+        "message": None,
+        "title": "Email digest",
+        "token": "",
+    }
+    body = render_html(request, template, {**base, **defaults, **ctx, "shared": False})
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}  # links carry tokens
+    return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def _message(request: Request, status: int, title: str, message: str, **extra: Any) -> Response:
+    return _page(request, "digest/message.html", status, title=title, message=message, **extra)
+
+
+def _prefs_from(fields: dict[str, list[str]]) -> subs.Prefs:
+    weekends = _one(fields, "weekends")
+    return subs.parse_prefs(
+        frequency=_one(fields, "frequency"),
+        query=_one(fields, "q"),
+        categories=fields.get("categories", []) + fields.get("category", []),
+        timezone=_one(fields, "timezone"),
+        send_hour=_one(fields, "send_hour"),
+        weekdays_only=None if weekends is None else not subs._parse_bool(weekends, False),
+    )
+
+
+def _form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """Echo what was typed back into the form (Jinja escapes it)."""
+    return {
+        "email": (_one(fields, "email") or "")[:320],
+        "frequency": _one(fields, "frequency") or "daily",
+        "q": (_one(fields, "q") or "")[:600],
+        "categories": " ".join(fields.get("categories", []) + fields.get("category", []))[:700],
+        "timezone": _one(fields, "timezone") or "UTC",
+        "send_hour": _one(fields, "send_hour") or "8",
+        "weekends": bool(_one(fields, "weekends")),
+    }
+
+
+def _prefs_values(prefs: subs.Prefs, email: str = "") -> dict[str, Any]:
+    return {
+        "email": email,
+        "frequency": prefs.frequency,
+        "q": prefs.query,
+        "categories": " ".join(prefs.categories),
+        "timezone": prefs.timezone,
+        "send_hour": str(prefs.send_hour),
+        "weekends": not prefs.weekdays_only,
+    }
+
+
+# -- static helpers (served here so the CSP's 'self' covers them) -------------------------------
+
+
+@router.get("/tz.js")
+def tz_js() -> Response:
+    return Response(TZ_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/digest.css")
+def digest_css() -> Response:
+    return Response(CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=86400"})
+
+
+# -- subscribe ----------------------------------------------------------------------------------
+
+
+@router.get("/subscribe")
+def subscribe_form(request: Request) -> Response:
+    params = request.query_params
+    cats = params.getlist("categories") + params.getlist("category")
+    form = {
+        "email": "",
+        "frequency": params.get("frequency", "daily"),
+        "q": params.get("q", "")[: subs.MAX_QUERY],
+        "categories": " ".join(cats)[:700],
+        "timezone": "UTC",
+        "send_hour": "8",
+        "weekends": False,
+    }
+    return _page(request, "digest/subscribe.html", form=form, title="Get new papers by email")
+
+
+@router.post("/subscribe")
+async def subscribe(request: Request, background: BackgroundTasks) -> Response:
+    state = app_state(request)
+    try:
+        fields = await read_form(request)
+    except FormError as exc:
+        return _message(request, exc.status, "Could not subscribe", exc.message)
+    try:
+        email = subs.normalize_email(_one(fields, "email"))
+        prefs = _prefs_from(fields)
+    except subs.SubscriptionError as exc:
+        return _page(
+            request, "digest/subscribe.html", 422, errors=exc.errors, form=_form_values(fields), title="Check the form"
+        )
+    delivery = subs.request_subscription(state.db, email, prefs)
+    if delivery is not None:
+        background.add_task(digest_send.send_now, state.settings, state.db, delivery)
+    return _message(
+        request,
+        200,
+        "Check your inbox",
+        f"If {email} can receive digests, a mail with a confirmation link is on its way. Nothing else is sent "
+        "until you click it. The link works for 3 days.",
+    )
+
+
+# -- confirm ------------------------------------------------------------------------------------
+
+
+@router.get("/confirm")
+def confirm_page(request: Request, t: str = "") -> Response:
+    state = app_state(request)
+    try:
+        pending = subs.check_confirm(state.db, subs.Tokens.from_settings(state.settings), t)
+    except subs.TokenError as exc:
+        return _message(request, 400, "This link does not work", str(exc), offer_subscribe=True)
+    return _page(
+        request,
+        "digest/confirm.html",
+        token=t,
+        email=pending.email,
+        settings_lines=pending.prefs.describe(),
+        change=pending.already_active,
+        form=_prefs_values(pending.prefs, pending.email),
+        title="Confirm your digest",
+    )
+
+
+@router.post("/confirm")
+async def confirm(request: Request) -> Response:
+    state = app_state(request)
+    tokens = subs.Tokens.from_settings(state.settings)
+    try:
+        fields = await read_form(request)
+        token = _one(fields, "t") or request.query_params.get("t", "")
+        row = subs.confirm(
+            state.db, tokens, token, timezone=_one(fields, "timezone"), send_hour=_one(fields, "send_hour")
+        )
+    except FormError as exc:
+        return _message(request, exc.status, "Could not confirm", exc.message)
+    except subs.TokenError as exc:
+        return _message(request, 400, "This link does not work", str(exc), offer_subscribe=True)
+    except subs.SubscriptionError as exc:
+        pending = subs.check_confirm(state.db, tokens, token)
+        return _page(
+            request,
+            "digest/confirm.html",
+            422,
+            token=token,
+            email=pending.email,
+            settings_lines=pending.prefs.describe(),
+            change=pending.already_active,
+            errors=exc.errors,
+            form=_prefs_values(pending.prefs, pending.email),
+            title="Confirm your digest",
+        )
+    links = subs.links_for(state.settings, tokens, row["id"], row["manage_nonce"])
+    return _message(
+        request,
+        200,
+        "You're subscribed",
+        f"Digests will go to {row['email']}.",
+        settings_lines=subs.Prefs.from_row(row).describe(),
+        manage_url=links.manage_url,
+    )
+
+
+# -- manage -------------------------------------------------------------------------------------
+
+
+@router.get("/manage")
+def manage_page(request: Request, t: str = "") -> Response:
+    state = app_state(request)
+    try:
+        row = subs.manage_view(state.db, subs.Tokens.from_settings(state.settings), t)
+    except subs.TokenError as exc:
+        return _message(request, 400, "This link does not work", str(exc), offer_subscribe=True)
+    return _manage(request, row, t)
+
+
+def _manage(request: Request, row: dict[str, Any], token: str, status: int = 200, **ctx: Any) -> Response:
+    ctx.setdefault("form", _prefs_values(subs.Prefs.from_row(row), row["email"]))
+    tokens = subs.Tokens.from_settings(app_state(request).settings)
+    ctx["unsubscribe_token"] = tokens.unsubscribe(row["id"], row["manage_nonce"])
+    return _page(
+        request,
+        "digest/manage.html",
+        status,
+        token=token,
+        email=row["email"],
+        sub_status=row["status"],
+        title="Your digest settings",
+        **ctx,
+    )
+
+
+@router.post("/manage")
+async def manage(request: Request) -> Response:
+    state = app_state(request)
+    tokens = subs.Tokens.from_settings(state.settings)
+    try:
+        fields = await read_form(request)
+        token = _one(fields, "t") or ""
+        row = subs.manage_view(state.db, tokens, token)
+    except FormError as exc:
+        return _message(request, exc.status, "Could not save", exc.message)
+    except subs.TokenError as exc:
+        return _message(request, 400, "This link does not work", str(exc), offer_subscribe=True)
+    try:
+        prefs = _prefs_from(fields)
+    except subs.SubscriptionError as exc:
+        return _manage(
+            request, row, token, 422, errors=exc.errors, form={**_form_values(fields), "email": row["email"]}
+        )
+    resume = _one(fields, "action") == "resume"
+    row = subs.update_settings(state.db, tokens, token, prefs, resume=resume)
+    return _manage(request, row, token, saved=True)
+
+
+# -- unsubscribe --------------------------------------------------------------------------------
+
+
+@router.get("/unsubscribe")
+def unsubscribe_page(request: Request, t: str = "") -> Response:
+    state = app_state(request)
+    try:
+        row = subs.unsubscribe_view(state.db, subs.Tokens.from_settings(state.settings), t)
+    except subs.TokenError as exc:
+        return _message(request, 400, "This link does not work", str(exc))
+    return _page(
+        request,
+        "digest/unsubscribe.html",
+        token=t,
+        email=row["email"],
+        sub_status=row["status"],
+        title="Unsubscribe",
+    )
+
+
+@router.post("/unsubscribe")
+async def unsubscribe(request: Request) -> Response:
+    """The confirmation form's POST, and RFC 8058 one-click (``List-Unsubscribe=One-Click``)."""
+    state = app_state(request)
+    tokens = subs.Tokens.from_settings(state.settings)
+    try:
+        fields = await read_form(request)
+        token = request.query_params.get("t") or _one(fields, "t") or ""
+        row = subs.unsubscribe(state.db, tokens, token)
+    except FormError as exc:
+        return _message(request, exc.status, "Could not unsubscribe", exc.message)
+    except subs.TokenError as exc:
+        return _message(request, 400, "This link does not work", str(exc))
+    links = subs.links_for(state.settings, tokens, row["id"], row["manage_nonce"])
+    return _message(
+        request,
+        200,
+        "You're unsubscribed",
+        f"No more digests will be sent to {row['email']}.",
+        manage_url=links.manage_url,
+        manage_label="Changed your mind? Resume or change your digest",
+    )
+
+
+# -- the scheduler hook ---------------------------------------------------------------------------
+
+
+def register(app: FastAPI) -> None:
+    """Run the digest scheduler in every server process unless ``settings.scheduler`` is off
+    (``paperfeed serve --no-scheduler``); the sender lease lets only one of them send."""
+    state: AppState = app.state.pf
+    running: dict[str, Any] = {}
+
+    def start(st: AppState) -> None:
+        if st.settings.scheduler and "stop" not in running:
+            running["stop"] = start_scheduler(st.settings, st.db)
+
+    def stop(_st: AppState) -> None:
+        halt = running.pop("stop", None)
+        if halt is not None:
+            halt()
+
+    state.startup_hooks.append(start)
+    state.shutdown_hooks.append(stop)

@@ -1,0 +1,69 @@
+"""Helpers for the ingest tests: fixture paths, running the CLI, and content snapshots of a database."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from typer.testing import CliRunner, Result
+
+from paperfeed.cli import app
+from paperfeed.config import Settings
+from paperfeed.store.db import Database
+from paperfeed.store.schema import metadata
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "ingest"
+KAGGLE = FIX / "kaggle_head20.jsonl"
+LISTINGS = FIX / "listings_sample.jsonl.gz"
+HF_DIR = FIX / "hf"
+HF_JSONL = FIX / "hf_days.jsonl.gz"
+
+# Bookkeeping columns: they record when a row was written, not what it says.
+VOLATILE = {"created_at", "modified_at", "updated_at"}
+
+
+def cli(settings: Settings, db: Database, *args: str, input: str | bytes | None = None) -> Result:
+    env = {"PAPERFEED_HOME": str(settings.home), "PAPERFEED_DATABASE_URL": db.url, "PAPERFEED_HARVEST_DELAY": "0"}
+    return CliRunner().invoke(app, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every content column of every table, rows sorted: equal snapshots = equal databases."""
+    snap: dict[str, list[tuple[Any, ...]]] = {}
+    with db.read() as conn:
+        for name, table in metadata.tables.items():
+            cols = [c for c in table.columns if c.name not in VOLATILE and not (c.name == "id" and c.autoincrement is True)]
+            if name == "daily_entries":
+                cols = [c for c in cols if c.name != "id"]
+            rows = conn.execute(select(*cols)).all()
+            snap[name] = sorted((tuple(orjson.dumps(v, default=str) for v in r) for r in rows))
+    return snap
+
+
+def lines(path: Path) -> list[bytes]:
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return data.splitlines(keepends=True)
+
+
+def write_lines(path: Path, rows: list[Any]) -> Path:
+    """One line per row: dicts/lists as JSON, bytes and str as they are."""
+    out = []
+    for r in rows:
+        if isinstance(r, dict | list):
+            out.append(orjson.dumps(r) + b"\n")
+        elif isinstance(r, str):
+            out.append(r.encode() + b"\n")
+        else:
+            out.append(r if r.endswith(b"\n") else r + b"\n")
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def count(db: Database, table: str) -> int:
+    from sqlalchemy import func
+
+    with db.read() as conn:
+        return int(conn.scalar(select(func.count()).select_from(metadata.tables[table])) or 0)
