@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
@@ -35,11 +39,12 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     snap: dict[str, list[tuple[Any, ...]]] = {}
     with db.read() as conn:
         for name, table in metadata.tables.items():
-            cols = [c for c in table.columns if c.name not in VOLATILE and not (c.name == "id" and c.autoincrement is True)]
+            cols = [c for c in table.columns if c.name not in VOLATILE]
+            cols = [c for c in cols if not (c.name == "id" and c.autoincrement is True)]
             if name == "daily_entries":
                 cols = [c for c in cols if c.name != "id"]
             rows = conn.execute(select(*cols)).all()
-            snap[name] = sorted((tuple(orjson.dumps(v, default=str) for v in r) for r in rows))
+            snap[name] = sorted(tuple(orjson.dumps(v, default=str) for v in r) for r in rows)
     return snap
 
 
@@ -67,3 +72,18 @@ def count(db: Database, table: str) -> int:
 
     with db.read() as conn:
         return int(conn.scalar(select(func.count()).select_from(metadata.tables[table])) or 0)
+
+
+def other_db(any_db: Database, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """Another empty database on the same backend as ``any_db`` (to compare two import orders)."""
+    if any_db.is_sqlite:
+        url = f"sqlite:///{tmp_path / 'second.db'}"
+    else:
+        server = request.getfixturevalue("pg_server")
+        if isinstance(server, str):
+            pytest.skip("needs a second database on the test PostgreSQL server")
+        url = server.create_database(f"second_{os.getpid()}_{uuid.uuid4().hex[:8]}")
+    db = Database(url)
+    db.migrate()
+    yield db
+    db.dispose()

@@ -5,6 +5,7 @@ bounces). Import the ``smtp_sink`` fixture into a test module, or use :class:`Sm
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -51,6 +52,7 @@ class SmtpSink:
         self._lock = threading.Lock()
         self.port = free_port()
         self.controller: Controller | None = None
+        self.delay = 0.0  # seconds to wait before accepting each message (a slower server)
 
     # -- configuration ------------------------------------------------------------------------
     def refuse(self, address: str, reply: str, times: int | None = 1) -> None:
@@ -79,6 +81,8 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self._lock:
             self.messages.append(Captured(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
         return "250 2.0.0 Message accepted"

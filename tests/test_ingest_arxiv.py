@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import socket
 from datetime import date
 from pathlib import Path
 
@@ -224,14 +225,14 @@ def test_bad_lines_are_rejected_with_file_and_line(any_db: Database, settings: S
     ],
 )
 def test_unusable_input_exits_2_and_writes_nothing(
-    any_db: Database, settings: Settings, tmp_path: Path, name: str, content: bytes, message: str
+    db: Database, settings: Settings, tmp_path: Path, name: str, content: bytes, message: str
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    res = cli(settings, any_db, "import", "arxiv", str(path), "--quiet")
+    res = cli(settings, db, "import", "arxiv", str(path), "--quiet")
     assert res.exit_code == 2, res.output
     assert message in res.stderr and "Traceback" not in res.output
-    assert count(any_db, "papers") == 0
+    assert count(db, "papers") == 0
 
 
 def test_missing_file_and_directory(db: Database, settings: Settings, tmp_path: Path) -> None:
@@ -241,6 +242,15 @@ def test_missing_file_and_directory(db: Database, settings: Settings, tmp_path: 
     assert res.exit_code == 2 and "is a directory" in res.stderr
     with pytest.raises(UnusableInput):
         _import(db, tmp_path / "nope.jsonl")
+
+
+def test_unreachable_database_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nowhere = Database(f"postgresql://nobody@127.0.0.1:{port}/paperfeed")
+    res = cli(settings, nowhere, "import", "arxiv", str(KAGGLE), "--quiet")
+    assert res.exit_code == 2 and "database error:" in res.stderr and "Traceback" not in res.output
 
 
 def test_truncated_gzip_keeps_what_came_before(any_db: Database, settings: Settings, tmp_path: Path) -> None:
@@ -282,8 +292,16 @@ def test_a_record_the_database_refuses_is_isolated(db: Database) -> None:
     def upsert(conn, items):  # type: ignore[no-untyped-def]
         counts = upsert_arxiv(conn, [r for r in items if r.title != "boom"])
         if any(r.title == "boom" for r in items):
-            conn.execute(insert(papers).values(id="0704.0001", title="dup", authors=[], content_hash="x",
-                                               created_at=recs[0].published, modified_at=recs[0].published))
+            conn.execute(
+                insert(papers).values(
+                    id="0704.0001",
+                    title="dup",
+                    authors=[],
+                    content_hash="x",
+                    created_at=recs[0].published,
+                    modified_at=recs[0].published,
+                )
+            )
         return counts
 
     bad = PaperRecord(id="0704.9999", title="boom")

@@ -62,6 +62,7 @@ def test_parse_arxiv_id_valid(text: str, expected: tuple[str, int | None]) -> No
         "https://example.org/abs/2405.15738",
         "https://arxiv.org/list/cs.LG/new",
         "2405.15738 2405.15739",
+        "\u0662\u0664\u0660\u0665.\u0661\u0665\u0667\u0663\u0668",  # Arabic-Indic digits
     ],
 )
 def test_parse_arxiv_id_invalid(text: str) -> None:
@@ -69,9 +70,12 @@ def test_parse_arxiv_id_invalid(text: str) -> None:
         parse_arxiv_id(text)
 
 
-def test_parse_arxiv_id_rejects_non_strings() -> None:
+def test_parse_arxiv_id_rejects_non_strings_and_keeps_messages_short() -> None:
     with pytest.raises(ValueError):
         parse_arxiv_id(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as info:
+        parse_arxiv_id("x" * 100_000)
+    assert len(str(info.value)) < 300
 
 
 def test_clean_text_collapses_whitespace_keeps_latex() -> None:

@@ -189,6 +189,20 @@ def test_nothing_to_search(index: LexicalIndex) -> None:
 
 # -- hostile input -----------------------------------------------------------------------------------
 
+
+@pytest.fixture(scope="module")
+def shared_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LexicalIndex]:
+    s = Settings(home=tmp_path_factory.mktemp("fuzz"), secret_key="x")
+    database = Database(s.db_url)
+    database.migrate()
+    for row in CORPUS:
+        add_paper(database, **row)
+    idx = LexicalIndex(s, writer_heap_mb=64)
+    idx.update(database, progress=False)
+    yield idx
+    database.dispose()
+
+
 HOSTILE = [
     "",
     "AND OR NOT NEAR(",
@@ -212,11 +226,33 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-def test_hostile_queries(index: LexicalIndex, text: str) -> None:
+def test_hostile_queries(shared_index: LexicalIndex, text: str) -> None:
     q = parse_query(text)
-    hits = index.search(q)
+    hits = shared_index.search(q)
     assert isinstance(hits, list)
     highlight("Graph neural networks 🚀 神经网络", q)
+
+
+def test_concurrent_searches(shared_index: LexicalIndex) -> None:
+    """Web workers search from many threads at once (shared analyzers, one reader)."""
+    errors: list[BaseException] = []
+    expected = {"2401.00001", "2402.00002", "2303.00003"}  # the phrase is required, "graph" is not
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                q = parse_query('graph neural "neural networks"')
+                assert set(ids(shared_index.search(q))) == expected
+                assert highlight("Graph neural networks", q) == [(0, 5), (6, 21)]
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
 
 
 def test_sql_text_is_just_words(index: LexicalIndex, db: Database) -> None:
@@ -225,24 +261,18 @@ def test_sql_text_is_just_words(index: LexicalIndex, db: Database) -> None:
         assert conn.execute(papers.select()).fetchall()
 
 
-@pytest.fixture(scope="module")
-def fuzz_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LexicalIndex]:
-    s = Settings(home=tmp_path_factory.mktemp("fuzz"), secret_key="x")
-    database = Database(s.db_url)
-    database.migrate()
-    for row in CORPUS:
-        add_paper(database, **row)
-    idx = LexicalIndex(s, writer_heap_mb=64)
-    idx.update(database, progress=False)
-    yield idx
-    database.dispose()
+_QUERY_PARTS = st.one_of(
+    st.text(max_size=10),
+    st.sampled_from(["graph", "neural", "state of the art", '"', "-", '-"', "author:", "cat:", "cs.LG", "year:"]),
+    st.sampled_from(["2024", "after:", "before:", "2023-02", " ", "*", "lecun", "AND", "NOT", "(", "\x00", "🚀"]),
+)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(max_size=200))
-def test_search_never_raises_fuzz(fuzz_index: LexicalIndex, text: str) -> None:
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(st.text(max_size=200), st.lists(_QUERY_PARTS, max_size=16).map("".join)))
+def test_search_never_raises_fuzz(shared_index: LexicalIndex, text: str) -> None:
     q = parse_query(text)
-    assert isinstance(fuzz_index.search(q, limit=5), list)
+    assert isinstance(shared_index.search(q, limit=5), list)
     for start, end in highlight(text, q):
         assert 0 <= start < end <= len(text)
 

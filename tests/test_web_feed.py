@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paperfeed import feed
 
@@ -99,3 +101,16 @@ def test_snippet_moves_spans_with_the_text() -> None:
 def test_card_adds_local_and_imported_votes() -> None:
     c = feed.card({"id": "2501.00001", "title": "T", "upvotes": 2, "imported_upvotes": 5, "categories": "cs.LG cs.AI"})
     assert c["upvotes"] == 7 and c["categories"] == ["cs.LG", "cs.AI"] and c["url"] == "/papers/2501.00001"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="ab \n\t", max_size=60),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=4),
+)
+def test_snippet_spans_cover_the_same_words(text: str, spans: list[tuple[int, int]]) -> None:
+    snip = feed.snippet(text, spans, limit=1_000)  # no windowing: only whitespace moves things
+    assert snip["text"] == " ".join(text.split())
+    expected = sorted(" ".join(text[a:b].split()) for a, b in spans if " ".join(text[a:b].split()))
+    got = sorted(snip["text"][a:b].strip() for a, b in snip["spans"])
+    assert got == expected

@@ -39,6 +39,7 @@ class Settings:
     submission_window_days: int = 14
     submissions_per_day: int = 10
     query_timeout_ms: int = 2_000
+    encoder: str = "auto"  # sentence encoder variant: int8 | fp32 | auto (by CPU flags)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -58,6 +59,7 @@ class Settings:
             scheduler=_bool(env.get("PAPERFEED_SCHEDULER"), True),
             submission_window_days=int(env.get("PAPERFEED_SUBMISSION_WINDOW_DAYS", 14)),
             submissions_per_day=int(env.get("PAPERFEED_SUBMISSIONS_PER_DAY", 10)),
+            encoder=(env.get("PAPERFEED_ENCODER") or "auto").strip().lower(),
         )
         return replace(s, **overrides) if overrides else s
 

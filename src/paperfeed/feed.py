@@ -16,9 +16,9 @@ from typing import Any
 
 # -- periods --------------------------------------------------------------------------------
 
-_DAY_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_DAY_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+_WEEK_RE = re.compile(r"^([0-9]{4})-W([0-9]{2})$")
+_MONTH_RE = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 # The feed is about papers; dates outside this range are typos, not requests.
 MIN_YEAR, MAX_YEAR = 1991, 2999
 
@@ -207,6 +207,7 @@ def rank_trending(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, A
 
 AUTHORS_SHOWN = 3
 _DOLLAR_RE = re.compile(r"(?<!\\)\$")
+_SPACE_RUN = re.compile(r"\s+")
 PREVIEW_CHARS = 320
 
 
@@ -226,32 +227,39 @@ def snippet(text: str | None, spans: list[tuple[int, int]] | list[list[int]] = (
     the first highlight when that would otherwise be cut off. Cuts land on word boundaries and
     never inside ``$...$`` math.
     """
-    text = text or ""
-    # Collapse whitespace, remembering where each kept character came from.
-    chars: list[str] = []
-    origin: list[int] = []
-    prev_space = True
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            if prev_space:
-                continue
-            ch, prev_space = " ", True
-        else:
-            prev_space = False
-        chars.append(ch)
-        origin.append(i)
-    while chars and chars[-1] == " ":
-        chars.pop()
-        origin.pop()
-    norm = "".join(chars)
+    raw = text or ""
+    text = raw.lstrip()
+    lead = len(raw) - len(text)
+    text = text.rstrip()
+    # Collapse whitespace runs to one space; each run shrinks everything after it by len-1.
+    starts: list[int] = []
+    shrink: list[int] = []
+    total = 0
+    for m in _SPACE_RUN.finditer(text):
+        if m.group() != " ":
+            total += len(m.group()) - 1
+            starts.append(m.start())
+            shrink.append(total)
+    norm = _SPACE_RUN.sub(" ", text) if starts else text
+
+    def to_norm(offset: int) -> int:
+        offset = min(max(offset - lead, 0), len(text))
+        i = bisect.bisect_left(starts, offset) - 1  # runs starting strictly before the offset
+        if i < 0:
+            return offset
+        run_start = starts[i]
+        before = shrink[i - 1] if i else 0
+        # Inside a run (past its first character) counts as the end of its single space.
+        return max(run_start + 1 - before, offset - shrink[i])
+
     moved = []
     for span in spans or ():
         try:
             a, b = int(span[0]), int(span[1])
         except (TypeError, ValueError, IndexError):
             continue
-        na, nb = bisect.bisect_left(origin, a), bisect.bisect_left(origin, b)
-        if na < nb:
+        na, nb = to_norm(a), to_norm(b)
+        if na < nb and not norm[na:nb].isspace():
             moved.append((na, nb))
     moved.sort()
     start, prefix = 0, ""

@@ -66,6 +66,13 @@ def send_cmd(
     to: str | None = typer.Option(None, "--to", help="Only this subscriber's address."),
     max_bounces: int = typer.Option(3, "--max-bounces", min=1, help="Hard bounces before an address is suppressed."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, max=5000, help="Rows composed per transaction."),
+    connections: int = typer.Option(
+        2,
+        "--connections",
+        min=1,
+        max=16,
+        help="Parallel SMTP connections (each may leave one message in doubt on a crash).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Send the digests that are due (default: each subscriber's local send time has passed today)."""
@@ -92,7 +99,7 @@ def send_cmd(
         out.print(table)
         out.print(f"dry run: {report.planned} would be sent, {report.empty} have nothing new (nothing was recorded)")
         raise typer.Exit(EXIT_OK)
-    options = SendOptions(max_hard_bounces=max_bounces, batch_size=batch_size)
+    options = SendOptions(max_hard_bounces=max_bounces, batch_size=batch_size, connections=connections)
     console.print(f"sending through {mailer.describe_transport(s)}")
     progress = Progress(
         TextColumn("[bold]digests"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

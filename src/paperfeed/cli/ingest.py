@@ -16,11 +16,13 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
+from paperfeed.config import Settings
 from paperfeed.ingest.arxiv_file import import_arxiv_file
 from paperfeed.ingest.files import UnusableInput
 from paperfeed.ingest.hf_daily import import_hf_daily
 from paperfeed.ingest.oai import harvest
 from paperfeed.ingest.report import ImportReport
+from paperfeed.store.db import Database
 
 import_app = typer.Typer(help="Import papers from metadata files.", no_args_is_help=True)
 harvest_app = typer.Typer(help="Harvest papers from arXiv over OAI-PMH.", no_args_is_help=True)
@@ -42,10 +44,12 @@ def _fail(msg: str, code: int = EXIT_UNUSABLE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _run(work: Callable[[], ImportReport]) -> None:
+def _run(work: Callable[[Database], ImportReport], s: Settings | None = None) -> None:
     """Run an import, turning every expected failure into a message and an exit code (no traceback)."""
+    db: Database | None = None
     try:
-        report = work()
+        db = database(s or settings())
+        report = work(db)
     except UnusableInput as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -53,6 +57,9 @@ def _run(work: Callable[[], ImportReport]) -> None:
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise _fail(f"database error: {detail}; every committed batch is kept") from None
+    finally:
+        if db is not None:
+            db.dispose()
     if report.truncated:
         console.print(f"warning: {report.truncated}", markup=False, highlight=False, soft_wrap=True, style="yellow")
     if report.error:
@@ -69,9 +76,8 @@ def import_arxiv(
     quiet: bool = _QUIET,
 ) -> None:
     """Import arXiv metadata (Kaggle arxiv-metadata-oai-snapshot or daily-listing JSON lines)."""
-    db = database(settings())
     _run(
-        lambda: import_arxiv_file(
+        lambda db: import_arxiv_file(
             db, file, batch_size=batch_size, progress=not quiet, on_reject=_reject, console=console
         )
     )
@@ -95,9 +101,8 @@ def import_hf(
 ) -> None:
     """Import Hugging Face Daily Papers dumps: papers, daily entries, upvotes, code links."""
     feed_day = _day(day, "--date")
-    db = database(settings())
     _run(
-        lambda: import_hf_daily(
+        lambda db: import_hf_daily(
             db, path, day=feed_day, batch_size=batch_size, progress=not quiet, on_reject=_reject, console=console
         )
     )
@@ -115,9 +120,8 @@ def harvest_arxiv(
     _day(from_date, "--from")
     _day(until, "--until")
     s = settings()
-    db = database(s)
     _run(
-        lambda: harvest(
+        lambda db: harvest(
             db,
             s,
             set_spec,
@@ -128,7 +132,8 @@ def harvest_arxiv(
             on_reject=_reject,
             on_note=_note,
             console=console,
-        )
+        ),
+        s,
     )
 
 

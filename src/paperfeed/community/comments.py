@@ -224,7 +224,9 @@ def thread(c: Community, paper_id: str, viewer: User | None = None) -> list[dict
             "hidden_reason": row["hidden_reason"] if moderator else None,
             "removed": removed,
             "can_edit": not removed and can_edit(c, viewer, row),
-            "can_delete": not row["deleted"] and viewer is not None and not viewer.banned
+            "can_delete": not row["deleted"]
+            and viewer is not None
+            and not viewer.banned
             and viewer.id == row["user_id"],
             "can_reply": not removed and not row["hidden"] and viewer is not None and not viewer.banned,
             "children": [],

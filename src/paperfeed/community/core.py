@@ -18,8 +18,9 @@ from paperfeed.config import Settings
 from paperfeed.store.db import Database, utcnow
 
 Clock = Callable[[], datetime]  # naive UTC, like store.db.utcnow
-# C0 controls other than tab/newline/CR: never content, and PostgreSQL rejects NUL in text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls other than tab/newline/CR are never content, PostgreSQL rejects NUL in text, and
+# lone surrogates (possible from JSON "\\ud800") cannot be encoded as UTF-8.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_PAPER_ID = 32  # papers.id is String(32)
 ROLES = ("user", "moderator", "admin")
 _RANK = {name: i for i, name in enumerate(ROLES)}
@@ -135,7 +136,7 @@ class Community:
     clock: Clock = utcnow
     limits: Any = None  # ratelimit.Limits; None -> the defaults
     password_params: Any = None  # accounts.PasswordParams; None -> the defaults
-    send_mail: Callable[[Any, str], None] | None = None  # (EmailMessage, recipient); None -> settings' transport
+    send_mail: Callable[[Any], None] | None = None  # gets a digest.mailer.OutgoingMessage; None -> SMTP/outbox
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -101,10 +101,12 @@ def set_entry_featured(c: Community, actor: User | None, paper_id: str, featured
 
 
 def _target(c: Community, actor: User | None, username: str) -> dict[str, Any]:
-    with c.db.read() as conn:
-        row = store.get_user_by_name(conn, strip_controls(username)[:64])
+    row = None
+    if username and len(username) <= 64 and strip_controls(username) == username:
+        with c.db.read() as conn:
+            row = store.get_user_by_name(conn, username)
     if row is None:
-        raise NotFound(f"There is no user called {username!r}.")
+        raise NotFound(f"There is no user called {username[:64]!r}.")
     if actor is not None:
         if row["id"] == actor.id:
             raise Forbidden("You cannot do this to your own account.")

@@ -52,8 +52,9 @@ def _fetch(c: Community, fetch: Fetcher, pid: str) -> PaperRecord:
     except RecordError as exc:
         raise CommunityError(f"arXiv's record for {pid} could not be used: {exc}", status=502) from None
     except (HarvestError, OSError) as exc:
-        raise CommunityError(f"arXiv could not be reached just now ({exc}); please try again later.",
-                             status=502) from None
+        raise CommunityError(
+            f"arXiv could not be reached just now ({exc}); please try again later.", status=502
+        ) from None
 
 
 def submit(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
+import time as time_module
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -42,13 +43,15 @@ TOP_LIMIT = 10
 TRENDING_LIMIT = 5
 TOPIC_LIMIT = 10
 POOL_FACTOR = 4  # candidates kept per section, so exclusions still leave enough
-SEARCH_LOOKBACK = timedelta(days=30)  # a paper is listed a few days after its first version
+SEARCH_LOOKBACK = timedelta(days=14)  # a paper is listed a few days after its first version
+SEARCH_DEPTH = 60  # hits asked of the search service per saved query (highlighting costs per hit)
 MIN_SEMANTIC = 0.45  # semantic-only search hits below this cosine are not "matches"
 ABSTRACT_CHARS = 300
 TEMPLATES = Path(__file__).with_name("templates")
 
-# (query, categories, first day, last day, how many) -> paper ids, best first
-TopicSearch = Callable[[str, tuple[str, ...], date, date, int], list[str]]
+# (query, first day, last day, how many) -> (paper id, its categories), best first, new papers only.
+# Categories are filtered by the caller: one search serves every subscriber with that query.
+TopicSearch = Callable[[str, date, date, int], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -102,31 +105,30 @@ def _is_match(why: Iterable[str]) -> bool:
 class SearchTopics:
     """Saved-search matches through the hybrid :class:`SearchService`, kept to new papers."""
 
+    REFRESH_S = 60.0  # pick up papers indexed by other processes at most this often
+
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
         self._service: Any = None
+        self._refreshed = 0.0
 
     def _search(self) -> Any:
+        # One service for the scheduler's lifetime: the encoder and indexes load once.
         if self._service is None:
             from paperfeed.search.hybrid import SearchService
 
             self._service = SearchService(self.settings, self.db)
-        else:
+            self._refreshed = time_module.monotonic()
+        elif time_module.monotonic() - self._refreshed > self.REFRESH_S:
             self._service.refresh()
+            self._refreshed = time_module.monotonic()
         return self._service
 
-    def __call__(self, query: str, categories: tuple[str, ...], start: date, end: date, limit: int) -> list[str]:
-        from paperfeed.search.hybrid import MAX_LIMIT, SearchError, SearchRequest
+    def __call__(self, query: str, start: date, end: date, limit: int) -> list[tuple[str, str]]:
+        from paperfeed.search.hybrid import SearchError, SearchRequest
 
-        req = SearchRequest(
-            q=query,
-            mode="hybrid",
-            date_from=start - SEARCH_LOOKBACK,
-            date_to=end,
-            categories=list(categories),
-            limit=MAX_LIMIT,
-        )
+        req = SearchRequest(q=query, mode="hybrid", date_from=start - SEARCH_LOOKBACK, date_to=end, limit=SEARCH_DEPTH)
         try:
             results = self._search().search(req)
         except SearchError as exc:
@@ -135,7 +137,7 @@ class SearchTopics:
         ids = [h.paper["id"] for h in results.hits if _is_match(h.why)]
         with self.db.read() as conn:
             dates = store.paper_dates(conn, ids)
-        return [pid for pid in ids if _is_new(dates.get(pid), start, end)][:limit]
+        return [(pid, dates[pid]["categories"] or "") for pid in ids if _is_new(dates.get(pid), start, end)][:limit]
 
 
 def _is_new(d: dict[str, Any] | None, start: date, end: date) -> bool:
@@ -176,6 +178,7 @@ class Composer:
         self.topic_search = topic_search or SearchTopics(settings, db)
         self.env = _environment()
         self._pools: dict[tuple[str, date, date, Topic], list[Section]] = {}
+        self._searches: dict[tuple[str, date, date], list[tuple[str, str]]] = {}
         self._papers: dict[str, dict[str, Any]] = {}
         self._cards: dict[str, tuple[Markup, str]] = {}
         self._digest_html = self.env.get_template("digest.html")
@@ -194,7 +197,13 @@ class Composer:
     def _compute_pools(self, period: DigestPeriod, topic: Topic) -> list[Section]:
         n = TOPIC_LIMIT * POOL_FACTOR
         if topic.query:
-            ids = self.topic_search(topic.query, topic.categories, period.start, period.end, n)
+            key = (topic.query, period.start, period.end)
+            if key not in self._searches:
+                self._searches[key] = self.topic_search(topic.query, period.start, period.end, SEARCH_DEPTH)
+            wanted = {c.lower() for c in topic.categories}
+            ids = [
+                pid for pid, cats in self._searches[key] if not wanted or wanted & {c.lower() for c in cats.split()}
+            ][:n]
             return [Section("topic", f"New papers matching “{topic.query}”", ids)]
         if topic.categories:
             with self.db.read() as conn:
@@ -202,7 +211,8 @@ class Composer:
             return [Section("topic", f"New in {', '.join(topic.categories)}", [r["id"] for r in rows])]
         with self.db.read() as conn:
             top = store.daily_feed(conn, period.start, period.end, TOP_LIMIT * POOL_FACTOR)
-            sections = [Section("top", "Most upvoted", [r["id"] for r in top])]
+            title = "Most upvoted this week" if period.frequency == "weekly" else "Most upvoted"
+            sections = [Section("top", title, [r["id"] for r in top])]
             if period.frequency == "daily":
                 recent = store.daily_feed(conn, period.end - timedelta(days=6), period.end, 500)
                 reference = datetime.combine(period.end + timedelta(days=1), time())

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from paperfeed.config import Settings
+from paperfeed.digest.compose import Composer, SearchTopics
 from paperfeed.digest.send import SendOptions, SendReport, send_due
 from paperfeed.store.db import Database, utcnow
 
@@ -53,6 +54,7 @@ def start_scheduler(
     """Start the background thread; returns ``stop()`` which ends it (waits for a pass in
     progress to finish its current message and release the lease)."""
     stopping = threading.Event()
+    topics = SearchTopics(settings, db)  # kept across passes: the search indexes load once
 
     def loop() -> None:
         log.info("digest scheduler started (every %.0f s)", interval)
@@ -60,7 +62,8 @@ def start_scheduler(
         # app (a test client) never touches the database.
         while not stopping.wait(interval - (time.time() % interval) if interval >= 1 else interval):
             try:
-                tick(settings, db, options=options, **kwargs)
+                composer = Composer(settings, db, topic_search=topics)
+                tick(settings, db, options=options, composer=composer, **kwargs)
             except Exception:  # keep the thread alive: the next minute may work (DB restart...)
                 log.exception("digest scheduler pass failed")
         log.info("digest scheduler stopped")

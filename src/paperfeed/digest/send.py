@@ -33,7 +33,10 @@ import hmac
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -53,11 +56,15 @@ log = logging.getLogger(__name__)
 
 LEASE_NAME = "digest-sender"
 BACKOFF_S = (60, 300, 900, 1800, 3600, 7200, 14400)  # wait after the 1st, 2nd, ... temporary failure
+KEEPALIVE_S = 30.0  # lease renewal and claim refresh while a batch is being sent
 
 
 @dataclass(frozen=True)
 class SendOptions:
     batch_size: int = 200  # rows composed and claimed per transaction
+    # Parallel SMTP connections. Each can have one message in flight, so after a crash up to
+    # this many subscribers may get their digest twice (same Message-ID); 1 keeps it at one.
+    connections: int = 2
     per_connection: int = 1000  # messages per SMTP connection
     max_attempts: int = 8  # temporary failures before a row is given up
     max_hard_bounces: int = 3  # permanent failures before an address is suppressed
@@ -254,6 +261,9 @@ class Sender:
         self.sender_addr = mailbox_of(settings.mail_from)
         domain = self.sender_addr.rpartition("@")[2] or "localhost"
         self.list_id = f"paperfeed digests <digest.{domain}>"
+        self._extra: list[mailer.Transport] = []  # the other lanes' connections
+        self._count_lock = threading.Lock()
+        self._alive_at = time.monotonic()
 
     # -- housekeeping ---------------------------------------------------------------------
     def recover(self) -> int:
@@ -299,6 +309,7 @@ class Sender:
                     report.lease_lost = True
                     log.warning("digest: lost the sender lease; stopping")
                     break
+                self._alive_at = time.monotonic()
                 with self.db.read() as conn:
                     rows = store.open_work(
                         conn, now=self.clock(), limit=self.options.batch_size, after_id=after, email=email, ids=ids
@@ -311,7 +322,8 @@ class Sender:
                     break
         finally:
             if self._own_transport:
-                self.transport.close()
+                for transport in (self.transport, *self._extra):
+                    transport.close()
         return report
 
     def _prepare(
@@ -357,34 +369,33 @@ class Sender:
             for delivery_id, error in postpone:
                 store.postpone(conn, delivery_id, error, now + self.options.down_retry)
                 report.retry += 1
-            for job in jobs:
-                ok = store.claim(
-                    conn,
-                    job.row["id"],
-                    expect_status=job.row["status"],
-                    owner=self.owner,
-                    now=now,
-                    paper_ids=[pid for s in job.sections for pid in s.ids] if job.sections else job.row["paper_ids"],
-                    message_id=job.message_id,
-                    payload=job.new_payload,
-                )
-                if not ok:
-                    continue  # someone else (a web request) took it
-                claimed.append(job)
-                if job.new_payload is not None and job.sections:
-                    store.reserve_papers(
-                        conn,
-                        [
-                            {
-                                "subscription_id": job.row["subscription_id"],
-                                "paper_id": pid,
-                                "delivery_id": job.row["id"],
-                                "created_at": now,
-                            }
-                            for s in job.sections
-                            for pid in s.ids
-                        ],
-                    )
+            items = [
+                {
+                    "id": job.row["id"],
+                    "status": job.row["status"],
+                    "paper_ids": [pid for x in job.sections for pid in x.ids] if job.sections else job.row["paper_ids"],
+                    "message_id": job.message_id,
+                    "payload": job.new_payload,
+                }
+                for job in jobs
+            ]
+            ours = store.claim_many(conn, items, owner=self.owner, now=now)
+            claimed = [job for job in jobs if job.row["id"] in ours]  # others were taken by someone else
+            store.reserve_papers(
+                conn,
+                [
+                    {
+                        "subscription_id": job.row["subscription_id"],
+                        "paper_id": pid,
+                        "delivery_id": job.row["id"],
+                        "created_at": now,
+                    }
+                    for job in claimed
+                    if job.new_payload is not None and job.sections
+                    for x in job.sections
+                    for pid in x.ids
+                ],
+            )
         if progress and (settle or postpone):
             progress(len(settle) + len(postpone))
         return claimed
@@ -430,55 +441,116 @@ class Sender:
         return jobs
 
     def _send_jobs(self, jobs: list[_Job], report: SendReport, progress: Callable[[int], None] | None) -> bool:
-        """Send claimed jobs one by one; False when the run must stop (server down)."""
-        pending = list(jobs)
-        try:
-            while pending:
-                job = pending[0]
+        """Send a claimed batch over ``options.connections`` SMTP connections (lanes); False
+        when the run must stop because the server is unreachable. Each outcome is committed
+        as soon as the server answers, so only a message in flight on a lane can be in doubt."""
+        todo: deque[_Job] = deque(jobs)
+        down: list[str] = []
+        stop = threading.Event()
+        lanes = self._lanes(len(jobs))
+
+        def lane(transport: mailer.Transport) -> None:
+            while not stop.is_set():
+                if not self._keep_alive():
+                    report.lease_lost = True
+                    stop.set()
+                    return
                 try:
-                    msg = self._message(job)
-                    self.transport.send(msg, self.sender_addr, job.row["email"])
-                except mailer.TransportDown as exc:
-                    report.transport_error = str(exc)
-                    with self.db.write() as conn:
-                        n = store.release_rows(
-                            conn,
-                            [j.row["id"] for j in pending],
-                            self.owner,
-                            self.clock() + self.options.down_retry,
-                            f"not sent: {exc}",
-                        )
-                    report.retry += n
-                    pending = []
-                    log.warning("digest: mail server unavailable (%s); %d deliveries stay queued", exc, n)
-                    return False
-                except mailer.MailError as exc:
-                    self._record_failure(job, exc, report)
-                except Exception as exc:  # a rendering bug must not lose the row: retry later
-                    log.exception("digest: cannot build message for delivery %s", job.row["id"])
-                    self._record_failure(job, mailer.TemporaryFailure(f"internal error: {exc}"), report)
-                else:
-                    with self.db.write() as conn:
-                        store.mark_sent(conn, job.row["id"], self.owner, self.clock())
-                        if job.row["hard_bounces"]:
-                            store.update_subscription(conn, job.row["subscription_id"], hard_bounces=0)
-                    report.sent += 1
-                pending.pop(0)
+                    job = todo.popleft()
+                except IndexError:
+                    return
+                if not self._send_one(job, transport, report):
+                    down.append(job.row["id"])
+                    stop.set()
+                    return
                 if progress:
                     progress(1)
+
+        threads: list[threading.Thread] = []
+        try:
+            if len(lanes) == 1:
+                lane(lanes[0])
+            else:
+                threads = [threading.Thread(target=lane, args=(t,), daemon=True) for t in lanes]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
         except BaseException:
-            # Interrupted: give back what was not attempted yet. pending[0] may be in flight
-            # (accepted or not, we cannot know): it stays ``sending`` and the next run resends it.
-            rest = [j.row["id"] for j in pending[1:]]
-            if rest:
-                with self.db.write() as conn:
-                    store.release_rows(conn, rest, self.owner, self.clock(), "interrupted before sending")
+            # Interrupted (Ctrl-C): what was never started goes back to the queue; other lanes
+            # finish and record their current message. A message interrupted mid-send stays
+            # ``sending``: the server may have taken it, so the next run sends it again.
+            stop.set()
+            self._release(_drain(todo), "interrupted before sending", self.clock())
+            for t in threads:
+                t.join(timeout=60)
             raise
+        if report.lease_lost:
+            self._release(_drain(todo), "lease lost before sending", self.clock())
+            log.warning("digest: lost the sender lease mid-batch; stopping")
+            return False
+        if down:
+            ids = down + _drain(todo)
+            report.retry += self._release(
+                ids, f"not sent: {report.transport_error}", self.clock() + self.options.down_retry
+            )
+            log.warning(
+                "digest: mail server unavailable (%s); %d deliveries stay queued", report.transport_error, len(ids)
+            )
+            return False
+        return True
+
+    def _keep_alive(self) -> bool:
+        """Every ``KEEPALIVE_S`` while sending: renew the lease and refresh our claims, so a
+        slow server never makes this live sender look crashed. False if the lease was lost."""
+        if time.monotonic() - self._alive_at < KEEPALIVE_S:
+            return True
+        with self._count_lock:
+            if time.monotonic() - self._alive_at < KEEPALIVE_S:
+                return True
+            self._alive_at = time.monotonic()
+            if self.lease is not None and not self.lease.renew():
+                return False
+            with self.db.write() as conn:
+                store.touch_claims(conn, self.owner, self.clock())
+            return True
+
+    def _lanes(self, n_jobs: int) -> list[mailer.Transport]:
+        want = max(1, min(self.options.connections, n_jobs)) if self._own_transport else 1
+        while len(self._extra) < want - 1:
+            self._extra.append(mailer.open_transport(self.settings, per_connection=self.options.per_connection))
+        return [self.transport, *self._extra[: want - 1]]
+
+    def _release(self, ids: list[int], note: str, when: datetime) -> int:
+        if not ids:
+            return 0
+        with self.db.write() as conn:
+            return store.release_rows(conn, ids, self.owner, when, note)
+
+    def _send_one(self, job: _Job, transport: mailer.Transport, report: SendReport) -> bool:
+        """Build, send and record one message; False when the server is unreachable."""
+        try:
+            transport.send(self._message(job))
+        except mailer.TransportDown as exc:
+            report.transport_error = str(exc)
+            return False
+        except mailer.MailError as exc:
+            self._record_failure(job, exc, report)
+        except Exception as exc:  # a rendering bug must not lose the row: retry later
+            log.exception("digest: cannot build message for delivery %s", job.row["id"])
+            self._record_failure(job, mailer.TemporaryFailure(f"internal error: {exc}"), report)
+        else:
+            with self.db.write() as conn:
+                store.mark_sent(conn, job.row["id"], self.owner, self.clock())
+                if job.row["hard_bounces"]:
+                    store.update_subscription(conn, job.row["subscription_id"], hard_bounces=0)
+            with self._count_lock:
+                report.sent += 1
         return True
 
     def _record_failure(self, job: _Job, exc: mailer.MailError, report: SendReport) -> None:
         attempts = int(job.row["attempts"]) + 1
-        with self.db.write() as conn:
+        with self.db.write() as conn, self._count_lock:
             if isinstance(exc, mailer.PermanentFailure):
                 store.mark_failed(conn, job.row["id"], self.owner, str(exc))
                 report.failed += 1
@@ -493,7 +565,7 @@ class Sender:
                 report.retry += 1
 
     # -- messages ---------------------------------------------------------------------------
-    def _message(self, job: _Job) -> Any:
+    def _message(self, job: _Job) -> mailer.OutgoingMessage:
         row = job.row
         sub_id = int(row["subscription_id"])
         manage_nonce = row["manage_nonce"]
@@ -535,8 +607,19 @@ class Sender:
             text=r.text,
             html=r.html,
             message_id=job.message_id,
+            date=self.clock(),
             headers=headers,
         )
+
+
+def _drain(todo: deque[_Job]) -> list[int]:
+    """Empty the shared queue atomically (lanes may be popping from it at the same time)."""
+    ids = []
+    while True:
+        try:
+            ids.append(todo.popleft().row["id"])
+        except IndexError:
+            return ids
 
 
 # -- entry points -----------------------------------------------------------------------------
@@ -592,9 +675,8 @@ def send_now(
     """Send one queued row right away (a confirmation after sign-up). No lease needed: the
     row is claimed atomically, so a concurrent sender cannot send it too. If this fails the
     row stays queued for the next scheduled run."""
-    sender = Sender(settings, db, transport=transport)
     try:
-        return sender.run(ids=[delivery_id])
+        return Sender(settings, db, transport=transport).run(ids=[delivery_id])
     except Exception:  # never surface mail trouble to the person who just signed up
         log.exception("digest: immediate send of delivery %s failed; it stays queued", delivery_id)
         return SendReport(transport_error="failed; queued")

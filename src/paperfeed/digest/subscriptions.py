@@ -210,12 +210,22 @@ def _parse_categories(value: Any, errors: dict[str, str]) -> tuple[str, ...]:
         if len(part) > MAX_CATEGORY_LEN or not _CATEGORY_RE.match(part):
             errors["categories"] = f"{part[:40]!r} is not an arXiv category (like cs.LG or hep-th)."
             return ()
+        part = canonical_category(part)
         if part not in cats:
             cats.append(part)
     if len(cats) > MAX_CATEGORIES:
         errors["categories"] = f"Too many categories (at most {MAX_CATEGORIES})."
         return ()
     return tuple(cats)
+
+
+def canonical_category(name: str) -> str:
+    """arXiv's spelling: archive lower case, two-letter subject classes upper case (cs.LG,
+    q-bio.NC), longer ones lower case (cond-mat.mes-hall, physics.optics)."""
+    archive, _, subject = name.partition(".")
+    if not subject:
+        return archive.lower()
+    return f"{archive.lower()}.{subject.upper() if len(subject) == 2 else subject.lower()}"
 
 
 def _parse_bool(value: Any, default: bool) -> bool:
@@ -239,7 +249,7 @@ def normalize_email(value: Any) -> str:
     except EmailNotValidError as exc:
         raise SubscriptionError({"email": f"That is not a valid email address: {exc}"}) from None
     email = info.normalized.lower()
-    if len(email) > MAX_EMAIL:
+    if len(email) > MAX_EMAIL or len(info.local_part) > 64:  # RFC 5321 limits; servers enforce them
         raise SubscriptionError({"email": "That email address is too long."})
     return email
 

@@ -83,7 +83,8 @@ def _authors_parsed(value: Any) -> list[str]:
 def _authors_list(value: Any) -> list[str]:
     if not isinstance(value, list):
         raise RecordError("authors_list is not a list")
-    return [n for n in (clean_text(x) for x in value) if n]
+    names = [clean_text(x) for x in value]
+    return [n for n in names if n]
 
 
 def _version_number(value: Any) -> int:
@@ -104,7 +105,9 @@ def parse_kaggle(obj: dict[str, Any]) -> PaperRecord:
         if not isinstance(v, dict):
             raise RecordError(f"bad versions entry {v!r}")
         try:
-            created = parsedate_to_datetime(v.get("created")).date()
+            if not isinstance(v.get("created"), str):
+                raise ValueError
+            created = parsedate_to_datetime(v["created"]).date()
         except (TypeError, ValueError, IndexError):
             raise RecordError(f"bad date in versions: {v.get('created')!r}") from None
         dated.append((_version_number(v.get("version")), created))

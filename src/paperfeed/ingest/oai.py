@@ -10,6 +10,7 @@ harvest (the next run starts there), ``info.token`` the resumption token of an u
 
 from __future__ import annotations
 
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -42,6 +43,7 @@ ARXIV = "{http://arxiv.org/OAI/arXiv/}"
 MAX_WAIT = 300.0  # never sleep longer than this for one retry, whatever Retry-After says
 # The arXiv format has no submitter and no listing date; ``listed`` merges outside the hash anyway.
 _OAI_INEXACT = frozenset({"submitter"})
+_SET_SPEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,47}")
 
 
 class HarvestError(Exception):
@@ -282,6 +284,9 @@ def harvest(
     stopped the run (exit code 2); every page committed before it is kept, with its resume point."""
     report = ImportReport(source=f"OAI-PMH set {set_spec}", on_reject=on_reject)
     note = on_note or (lambda _m: None)
+    if not _SET_SPEC.fullmatch(set_spec):
+        report.error = f"not an OAI-PMH set name: {set_spec[:60]!r} (e.g. cs, math, physics:hep-th)"
+        return report.finish()
     for value, name in ((from_date, "--from"), (until, "--until")):
         if value is not None:
             parse_day(value, name)  # a RecordError (ValueError) the CLI reports as unusable input
@@ -362,7 +367,8 @@ def fetch_record(settings: Settings, arxiv_id: str, *, client: OAIClient | None 
     """
     pid, _version = parse_arxiv_id(arxiv_id)
     own = client is None
-    client = client or OAIClient(settings.oai_url, delay=0.0, max_retries=2)
+    # Called while a user waits (the submit form): one retry and a short timeout, not a harvest's patience.
+    client = client or OAIClient(settings.oai_url, delay=0.0, max_retries=1, backoff=1.0, timeout=15.0)
     try:
         xml = client.get({"verb": "GetRecord", "identifier": f"oai:arXiv.org:{pid}", "metadataPrefix": "arXiv"})
     finally:

@@ -6,6 +6,7 @@ feature to validate user-submitted ids and URLs (:func:`parse_arxiv_id`). Pure c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ OLD_ARCHIVES = frozenset(
     "dg-ga funct-an gr-qc hep-ex hep-lat hep-ph hep-th math math-ph mtrl-th nlin nucl-ex nucl-th patt-sol physics "
     "plasm-ph q-alg q-bio quant-ph solv-int supr-con".split()
 )
-_NEW_ID = re.compile(r"(\d{2})(\d{2})\.(\d{4,5})(?:v(\d+))?")
-_OLD_ID = re.compile(r"([a-zA-Z-]+)(?:\.([a-zA-Z-]{2,}))?/(\d{2})(\d{2})(\d{3})(?:v(\d+))?")
+# re.ASCII: ``\d`` must not accept other scripts' digits (int() would, and ids would not compare equal).
+_NEW_ID = re.compile(r"(\d{2})(\d{2})\.(\d{4,5})(?:v(\d+))?", re.ASCII)
+_OLD_ID = re.compile(r"([a-zA-Z-]+)(?:\.([a-zA-Z-]{2,}))?/(\d{2})(\d{2})(\d{3})(?:v(\d+))?", re.ASCII)
 _URL = re.compile(
     r"(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html|format)/(.+?)(?:\.pdf)?/?(?:[?#].*)?",
     re.IGNORECASE,
@@ -61,12 +63,14 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None]:
     if not isinstance(text, str):
         raise ValueError(f"not a valid arXiv id: {text!r} ({_ID_HELP})")
     s = text.strip()
-    url = _URL.fullmatch(s)
-    if url:
-        s = url.group(1)
-    else:
-        s = _PREFIX.sub("", s, count=1) if _PREFIX.match(s) else s
-    m = _NEW_ID.fullmatch(s)
+    m = _NEW_ID.fullmatch(s)  # the common case first: a bare new-style id
+    if not m:
+        url = _URL.fullmatch(s)
+        if url:
+            s = url.group(1)
+        elif _PREFIX.match(s):
+            s = _PREFIX.sub("", s, count=1)
+        m = _NEW_ID.fullmatch(s)
     if m:
         yy, mm, num, ver = int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)
         # YYMM.NNNN from 0704 to 1412, YYMM.NNNNN from 1501 on.
@@ -79,7 +83,8 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None]:
         in_range = (yy >= 91 or (yy, mm) <= (7, 3)) and 1 <= mm <= 12
         if archive in OLD_ARCHIVES and in_range and (ver is None or int(ver) >= 1):
             return f"{archive}/{m.group(3)}{m.group(4)}{m.group(5)}", int(ver) if ver else None
-    raise ValueError(f"not a valid arXiv id: {text!r} ({_ID_HELP})")
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    raise ValueError(f"not a valid arXiv id: {shown!r} ({_ID_HELP})")
 
 
 # --- text and dates ---------------------------------------------------------------------------
@@ -94,6 +99,11 @@ def clean_text(value: object) -> str:
         return ""
     if not isinstance(value, str):
         raise RecordError(f"expected text, got {type(value).__name__}")
+    if value.isprintable():
+        # Fast path (most names and titles): the only whitespace a printable string can hold is " ".
+        if "  " in value or value.startswith(" ") or value.endswith(" "):
+            return " ".join(value.split())
+        return value
     if _CONTROL.search(value):
         value = _CONTROL.sub("", value)
     return " ".join(value.split())
@@ -140,6 +150,15 @@ def clean_categories(value: object) -> str:
     Some sources append MSC/ACM classes to the category list (``cs.CV 68T45 I.4.8;``); those are
     not arXiv categories and are left out, as is stray punctuation (``cs.CV,``).
     """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RecordError(f"expected text, got {type(value).__name__}")
+    return _categories(value)
+
+
+@functools.lru_cache(maxsize=8192)  # category lists repeat a lot ("cs.CV cs.AI")
+def _categories(value: str) -> str:
     cats = []
     for token in clean_text(value).split():
         token = token.strip(",;")

@@ -213,7 +213,7 @@ def sync_ann(
     with files.lock(blocking=True):
         if not rebuild:
             try:
-                loaded = files.load(model, view=False)  # a writable in-memory copy
+                loaded = files.load(model, view=True)  # mapped: cheap when nothing changed
             except vx.CorruptIndex as exc:
                 if files.stamp() is not None:
                     log.warning("HNSW index unusable (%s): rebuilding it", exc)
@@ -249,9 +249,7 @@ def _build_ann(
     return f"built: {len(rows):,} vectors in {time.perf_counter() - t0:.1f} s"
 
 
-def _update_ann(
-    files: vx.IndexFiles, db: Database, model: str, loaded: vx.Loaded, params: vx.HnswParams
-) -> str | None:
+def _update_ann(files: vx.IndexFiles, db: Database, model: str, loaded: vx.Loaded, params: vx.HnswParams) -> str | None:
     """Apply rows written since the last build; None when a full rebuild is the better choice."""
     man = loaded.manifest
     if any(man.get(f) != getattr(params, f) for f in ("dtype", "connectivity", "expansion_add")):
@@ -286,6 +284,10 @@ def _update_ann(
     tombstones = int(man.get("tombstones", 0)) + len(removed)
     if tombstones > MAX_TOMBSTONE_SHARE * max(1, len(pid_of)):
         return None
+    index = vx.Index.restore(str(files.dir / man["index_file"]), view=False)  # a writable copy
+    if index is None:
+        return None
+    index.expansion_search = params.expansion_search
     if removed:
         index.remove(np.array(removed, dtype=np.uint64))
     if add:

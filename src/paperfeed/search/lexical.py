@@ -578,7 +578,8 @@ def _build_query(
     clauses: list[tuple[Any, tantivy.Query]] = []
     for t in stems:
         clauses.append((Occur.Should, Query.term_query(SCHEMA, "text", t)))
-        clauses.append((Occur.Should, Query.boost_query(Query.term_query(SCHEMA, "title", t), TITLE_BOOST)))
+        if TITLE_BOOST:
+            clauses.append((Occur.Should, Query.boost_query(Query.term_query(SCHEMA, "title", t), TITLE_BOOST)))
     for pairs in phrases:
         phrase = _term_or_phrase("text", pairs)
         if phrase is not None:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime  # noqa: F401 - must load before usearch: the other order segfaults (pybind11 clash)
 import orjson
 from usearch.index import Index
 
@@ -441,13 +442,16 @@ class VectorIndex:
         dim = rows.matrix.shape[1] if len(rows) else (snap.matrix.shape[1] if snap.matrix.size else 0)
         if snap.matrix.size and len(rows) and snap.matrix.shape[1] != dim:
             raise ValueError("stored vectors changed dimension; run `paperfeed index --rebuild`")
-        if len(keep) == len(snap.pids):
-            parts = [snap.matrix] if keep else []  # nothing left the exact part: no copy
-        else:
-            parts = [snap.matrix[keep]] if keep else []
+        # Avoid copies where possible: during a rebuild at 1M vectors this matrix is 1.5 GB.
+        parts = []
+        if keep:
+            parts.append(snap.matrix if len(keep) == len(snap.pids) else snap.matrix[keep])
         if ours:
-            parts.append(rows.matrix[ours])
-        matrix = np.concatenate(parts) if parts else np.empty((0, dim), np.float32)
+            parts.append(rows.matrix if len(ours) == len(rows) else rows.matrix[ours])
+        if len(parts) == 1:
+            matrix = parts[0]
+        else:
+            matrix = np.concatenate(parts) if parts else np.empty((0, dim), np.float32)
         keys = np.concatenate([snap.keys[keep], rows.keys[ours]]).astype(np.int64)
         pids = tuple(snap.pids[i] for i in keep) + tuple(rows.paper_ids[i] for i in ours)
         masked = snap.masked
@@ -474,6 +478,9 @@ class VectorIndex:
         """
         with self._refresh_lock:
             snap = self._snap
+            if snap.model is None:  # nothing was indexed when we loaded: look again
+                self._load()
+                return
             stamp = self.files.stamp()
             marker = store.marker(self.db)
             if snap.ann is not None:
@@ -518,16 +525,17 @@ class VectorIndex:
     def _rebuild(self, rows: store.VectorRows) -> None:
         try:
             ours = [i for i, m in enumerate(rows.models) if m == self._snap.model]
+            keys, matrix = (rows.keys, rows.matrix) if len(ours) == len(rows) else (rows.keys[ours], rows.matrix[ours])
             with self.files.lock(blocking=False) as got:
                 if not got:
                     log.info("another process is building the HNSW index; will load it when it is done")
                     return
                 t0 = time.perf_counter()
-                index = new_index(rows.matrix.shape[1], self.params)
-                add_to_index(index, rows.keys[ours], rows.matrix[ours])
+                index = new_index(matrix.shape[1], self.params)
+                add_to_index(index, keys, matrix)
                 self.files.save(
                     index,
-                    rows.keys[ours],
+                    keys,
                     [rows.paper_ids[i] for i in ours],
                     model=str(self._snap.model),
                     params=self.params,

@@ -154,9 +154,7 @@ def rehash_password(conn: Connection, user_id: int, old_hash: str, new_hash: str
     )
 
 
-def record_failed_login(
-    conn: Connection, user_id: int, now: datetime, lock_for: Any
-) -> tuple[int, datetime | None]:
+def record_failed_login(conn: Connection, user_id: int, now: datetime, lock_for: Any) -> tuple[int, datetime | None]:
     """Count one failure (atomically) and lock the account when ``lock_for(failures)`` says so.
 
     ``lock_for`` maps the failure count to a ``timedelta`` (or None: no lock yet); returns the new
@@ -305,8 +303,9 @@ def paper_counts(conn: Connection, paper_id: str) -> dict[str, int] | None:
 
 def add_vote(conn: Connection, user_id: int, paper_id: str, now: datetime) -> bool:
     """Insert the vote row; the counter moves only if the row was new. True when inserted."""
-    res = conn.execute(_insert_ignore(conn, votes).values(user_id=user_id, paper_id=paper_id, created_at=now))
-    if res.rowcount != 1:
+    stmt = _insert_ignore(conn, votes).values(user_id=user_id, paper_id=paper_id, created_at=now)
+    # RETURNING says whether the row went in (INSERT rowcounts are not reliable across drivers).
+    if conn.execute(stmt.returning(votes.c.user_id)).first() is None:
         return False
     conn.execute(update(papers).where(papers.c.id == paper_id).values(upvotes=papers.c.upvotes + 1))
     return True
@@ -380,8 +379,9 @@ def _set_comment_flag(conn: Connection, comment_id: int, flag: str, value: bool,
     """Flip ``deleted``/``hidden`` if it is not already ``value``; keep num_comments in step."""
     col = comments.c[flag]
     other = comments.c["hidden" if flag == "deleted" else "deleted"]
-    res = conn.execute(update(comments).where(comments.c.id == comment_id, col.is_(not value)).values({flag: value,
-                                                                                                       **extra}))
+    res = conn.execute(
+        update(comments).where(comments.c.id == comment_id, col.is_(not value)).values({flag: value, **extra})
+    )
     if res.rowcount != 1:
         return False
     row = conn.execute(select(comments.c.paper_id, other).where(comments.c.id == comment_id)).one()
@@ -449,8 +449,12 @@ def get_entry(conn: Connection, paper_id: str) -> dict[str, Any] | None:
 
 
 def count_submissions_since(conn: Connection, user_id: int, since: datetime) -> int:
-    stmt = select(func.count()).select_from(daily_entries).where(
-        daily_entries.c.user_id == user_id, daily_entries.c.source == "local", daily_entries.c.submitted_at >= since
+    stmt = (
+        select(func.count())
+        .select_from(daily_entries)
+        .where(
+            daily_entries.c.user_id == user_id, daily_entries.c.source == "local", daily_entries.c.submitted_at >= since
+        )
     )
     return int(conn.scalar(stmt) or 0)
 
@@ -463,13 +467,11 @@ def lock_user_row(conn: Connection, user_id: int) -> None:
 
 def insert_entry(conn: Connection, paper_id: str, feed_date: date, user_id: int, username: str, now: datetime) -> bool:
     """Add a local daily entry; False when the paper already has one (one entry per paper)."""
-    res = conn.execute(
-        _insert_ignore(conn, daily_entries).values(
-            paper_id=paper_id, feed_date=feed_date, submitter=username, user_id=user_id, submitted_at=now,
-            source="local", featured=False, hidden=False,
-        )
+    stmt = _insert_ignore(conn, daily_entries).values(
+        paper_id=paper_id, feed_date=feed_date, submitter=username, user_id=user_id, submitted_at=now,
+        source="local", featured=False, hidden=False,
     )  # fmt: skip
-    return res.rowcount == 1
+    return conn.execute(stmt.returning(daily_entries.c.id)).first() is not None
 
 
 def set_entry_flag(conn: Connection, paper_id: str, flag: str, value: bool, reason: str | None = None) -> bool:
@@ -588,9 +590,7 @@ def take_token(conn: Connection, key: str, now: float, interval: float, toleranc
     conn.execute(_insert_ignore(conn, rate_limits).values(key=key, tat=now))
     tat = case((rate_limits.c.tat > now, rate_limits.c.tat), else_=literal(now))
     res = conn.execute(
-        update(rate_limits)
-        .where(rate_limits.c.key == key, tat - now <= tolerance)
-        .values(tat=tat + interval)
+        update(rate_limits).where(rate_limits.c.key == key, tat - now <= tolerance).values(tat=tat + interval)
     )
     if res.rowcount == 1:
         return 0.0

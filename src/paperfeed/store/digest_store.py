@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -274,6 +275,16 @@ def release_claims(conn: Connection, owners: Sequence[str], now: datetime, note:
     return res.rowcount
 
 
+def touch_claims(conn: Connection, owner: str, now: datetime) -> int:
+    """Refresh ``claimed_at`` of the rows ``owner`` holds (a long batch is alive, not orphaned)."""
+    res = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.status == SENDING, deliveries.c.claimed_by == owner)
+        .values(claimed_at=now)
+    )
+    return res.rowcount
+
+
 def release_rows(conn: Connection, ids: Sequence[int], owner: str, now: datetime, note: str) -> int:
     if not ids:
         return 0
@@ -366,6 +377,43 @@ def claim(
     return res.rowcount == 1
 
 
+def claim_many(conn: Connection, items: list[dict[str, Any]], *, owner: str, now: datetime) -> set[int]:
+    """:func:`claim` for a batch in two statements: a compare-and-set UPDATE run as executemany
+    (items: ``id``, ``status`` expected, ``paper_ids``, ``message_id``, ``payload`` or None to
+    keep), then a SELECT of the rows that are now ours. Returns the ids claimed."""
+    if not items:
+        return set()
+    base = {
+        "status": SENDING,
+        "attempts": deliveries.c.attempts + 1,
+        "claimed_by": owner,
+        "claimed_at": now,
+        "paper_ids": bindparam("b_paper_ids"),
+        "message_id": bindparam("b_message_id"),
+    }
+    where = (deliveries.c.id == bindparam("b_id"), deliveries.c.status == bindparam("b_status"))
+    for with_payload in (True, False):
+        rows = [
+            {
+                "b_id": it["id"],
+                "b_status": it["status"],
+                "b_paper_ids": it["paper_ids"],
+                "b_message_id": it["message_id"],
+                **({"b_payload": it["payload"]} if with_payload else {}),
+            }
+            for it in items
+            if (it["payload"] is not None) == with_payload
+        ]
+        if rows:
+            values = {**base, "payload": bindparam("b_payload")} if with_payload else base
+            conn.execute(update(deliveries).where(*where).values(**values), rows)
+    ids = [it["id"] for it in items]
+    q = select(deliveries.c.id).where(
+        deliveries.c.id.in_(ids), deliveries.c.status == SENDING, deliveries.c.claimed_by == owner
+    )
+    return {int(r[0]) for r in conn.execute(q)}
+
+
 def postpone(conn: Connection, delivery_id: int, error: str, next_at: datetime) -> bool:
     """Push an open row back (e.g. it could not be composed right now) without claiming it."""
     res = conn.execute(
@@ -400,8 +448,20 @@ def _finish(conn: Connection, delivery_id: int, owner: str, **values: Any) -> bo
     return res.rowcount == 1
 
 
+# Built once: marking a row sent runs once per message, the hottest statement of a run.
+_MARK_SENT = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == bindparam("b_id"),
+        deliveries.c.status == SENDING,
+        deliveries.c.claimed_by == bindparam("b_owner"),
+    )
+    .values(status=SENT, sent_at=bindparam("b_now"), error=None, next_attempt_at=None, claimed_by=None, claimed_at=None)
+)
+
+
 def mark_sent(conn: Connection, delivery_id: int, owner: str, now: datetime) -> bool:
-    return _finish(conn, delivery_id, owner, status=SENT, sent_at=now, error=None, next_attempt_at=None)
+    return conn.execute(_MARK_SENT, {"b_id": delivery_id, "b_owner": owner, "b_now": now}).rowcount == 1
 
 
 def mark_retry(conn: Connection, delivery_id: int, owner: str, error: str, next_at: datetime) -> bool:
@@ -538,6 +598,7 @@ def paper_dates(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any
         q = (
             select(
                 papers.c.id,
+                papers.c.categories,
                 papers.c.listed,
                 papers.c.published,
                 daily_entries.c.feed_date,

@@ -103,8 +103,8 @@ def _existing(conn: Connection, columns: Sequence[str], ids: Sequence[str]) -> d
     if not ids:
         return {}
     cols = [papers.c[c] for c in columns]
-    rows = conn.execute(select(*cols).where(papers.c.id.in_(list(ids)))).mappings()
-    return {r["id"]: dict(r) for r in rows}
+    rows = conn.execute(select(*cols).where(papers.c.id.in_(list(ids)))).all()
+    return {r[0]: dict(zip(columns, r, strict=True)) for r in rows}
 
 
 def _earliest(a: date | None, b: date | None) -> date | None:

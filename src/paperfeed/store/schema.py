@@ -270,6 +270,28 @@ embeddings = Table(
     Index("ix_embeddings_created_at", "created_at"),  # 0003: "what changed since T" for index refreshes
 )
 
+# 0005 (web): derived lookup tables for author pages and category feeds, rebuilt from papers by
+# store/feed_helpers.refresh (rows of papers modified after its watermark are checked directly,
+# so a stale table never gives a wrong answer, only a slower one).
+paper_authors = Table(
+    "paper_authors",
+    metadata,
+    Column("paper_id", String(32), ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("name_norm", Text, nullable=False),  # casefolded, accents stripped, spaces collapsed
+    Index("ix_paper_authors_name_norm", "name_norm"),
+)
+
+paper_categories = Table(
+    "paper_categories",
+    metadata,
+    Column("paper_id", String(32), ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("listed", Date),  # copied from papers so a category's newest papers come off one index
+    Index("ix_paper_categories_category_listed", "category", "listed"),
+)
+
 __all__ = [
     "metadata",
     "papers",
@@ -287,4 +309,6 @@ __all__ = [
     "password_resets",
     "audit_log",
     "rate_limits",
+    "paper_authors",
+    "paper_categories",
 ]

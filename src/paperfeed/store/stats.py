@@ -19,11 +19,14 @@ def collect(db: Database) -> dict[str, Any]:
             select(func.min(daily_entries.c.feed_date), func.max(daily_entries.c.feed_date))
         ).one()
         n_emb = conn.scalar(select(func.count()).select_from(embeddings)) or 0
-        n_stale = conn.scalar(
-            select(func.count())
-            .select_from(papers.outerjoin(embeddings, embeddings.c.paper_id == papers.c.id))
-            .where((embeddings.c.id.is_(None)) | (embeddings.c.content_hash != papers.c.content_hash))
-        ) or 0
+        n_stale = (
+            conn.scalar(
+                select(func.count())
+                .select_from(papers.outerjoin(embeddings, embeddings.c.paper_id == papers.c.id))
+                .where((embeddings.c.id.is_(None)) | (embeddings.c.content_hash != papers.c.content_hash))
+            )
+            or 0
+        )
         n_users = conn.scalar(select(func.count()).select_from(users)) or 0
         cursors = {r.source: r.cursor for r in conn.execute(select(ingest_state.c.source, ingest_state.c.cursor))}
     return {

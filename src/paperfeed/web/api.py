@@ -21,7 +21,7 @@ from paperfeed import feed
 from paperfeed.store import feed_queries
 from paperfeed.web import params, render
 from paperfeed.web.context import AppState, app_state
-from paperfeed.web.pages import paper_data, search_data, trending_data
+from paperfeed.web.pages import paper_data, search_data, stopword_error, trending_data
 from paperfeed.web.respond import JSONResponse, cached_json
 
 router = APIRouter(prefix="/api")
@@ -136,6 +136,10 @@ class SimilarOut(BaseModel):
     similar: list[SimilarCard]
 
 
+# Shapes only: calendar validity (2025-02-30, 2025-W53) is checked in code, with a 422 that says why.
+DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+WEEK_PATTERN = r"^[0-9]{4}-W[0-9]{2}$"
+MONTH_PATTERN = r"^[0-9]{4}-[0-9]{2}$"
 _ERR = {404: {"model": Error, "description": "Not found"}}
 _BAD = {400: {"model": Error, "description": "The search cannot run (e.g. nothing to search for)"}}
 
@@ -202,9 +206,11 @@ def _next_link(state: AppState, path: str, args: dict[str, Any]) -> dict[str, st
 @router.get("/daily_papers", response_model=None, responses={200: {"model": list[HFDailyEntry]}})
 async def daily_papers(
     request: Request,
-    date_: str | None = Query(None, alias="date", description="YYYY-MM-DD (default: the latest day with papers)"),
-    week: str | None = Query(None, description="ISO week, YYYY-Www"),
-    month: str | None = Query(None, description="YYYY-MM"),
+    date_: str | None = Query(
+        None, alias="date", pattern=DAY_PATTERN, description="YYYY-MM-DD (default: the latest day with papers)"
+    ),
+    week: str | None = Query(None, pattern=WEEK_PATTERN, description="ISO week, YYYY-Www"),
+    month: str | None = Query(None, pattern=MONTH_PATTERN, description="YYYY-MM"),
     submitter: str | None = Query(None, max_length=100, description="only entries submitted by this name"),
     sort: str = Query("upvotes", pattern="^(upvotes|publishedAt|trending)$"),
     p: int = Query(0, ge=0, le=10_000, description="page number, from 0"),
@@ -351,8 +357,8 @@ async def v1_search(
     q: str = Query(..., min_length=1, max_length=500),
     mode: str = Query("hybrid", pattern="^(hybrid|keyword|semantic)$"),
     sort: str = Query("relevance", pattern="^(relevance|date|upvotes)$"),
-    date_from: str | None = Query(None, alias="from", description="YYYY-MM-DD, published on or after"),
-    date_to: str | None = Query(None, alias="to", description="YYYY-MM-DD, published on or before"),
+    date_from: str | None = Query(None, alias="from", pattern=DAY_PATTERN, description="published on or after"),
+    date_to: str | None = Query(None, alias="to", pattern=DAY_PATTERN, description="published on or before"),
     category: str | None = Query(None, max_length=200, description="comma-separated arXiv categories"),
     has_code: bool = Query(False),
     min_upvotes: int = Query(0, ge=0, le=1_000_000),
@@ -374,6 +380,8 @@ async def v1_search(
     def run() -> Any:
         from paperfeed.search.hybrid import SearchError
 
+        if stopword_error(sp.q):
+            return None, stopword_error(sp.q)
         service = state.search()
         if service is None:
             return None, state.search_unavailable

@@ -112,6 +112,28 @@ class JsonSuffix:
         await self.app(scope, receive, send)
 
 
+class HeadAsGet:
+    """Answer HEAD like GET without the body (FastAPI routes only list GET; feed readers and link
+    checkers send HEAD). Headers, Content-Length included, stay those of the GET answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
 class CachedStatic(StaticFiles):
     """Static files with a long cache lifetime: templates link them with a content hash (?v=)."""
 
@@ -171,7 +193,7 @@ def create_app(
     db: Database | None = None,
     *,
     search_factory: Callable[[], Any] | None = None,
-    cache_ttl: float = 60.0,
+    cache_ttl: float = 300.0,
 ) -> FastAPI:
     """Build the app. ``db`` defaults to the configured database (migrated on open)."""
     database = db or open_database(settings)
@@ -182,6 +204,9 @@ def create_app(
         cache=ResponseCache(ttl=cache_ttl),
         search_factory=search_factory,
     )
+
+    # Catch the author/category lookup tables up with whatever was imported while we were down.
+    state.startup_hooks.append(lambda st: st.refresh_helpers())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -223,6 +248,7 @@ def create_app(
     app.include_router(pages.router)
 
     app.add_middleware(JsonSuffix)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -62,20 +62,28 @@ class DataVersion:
 
 @dataclass
 class Entry:
+    key: str
     version: str
     created: float
     data: Any
     bodies: dict[str, bytes] = field(default_factory=dict)  # representation -> encoded body
+    size: int = 0  # estimated bytes held (bodies, plus as much again for the data dict)
 
 
 class ResponseCache:
-    """A bounded LRU of page data and encoded bodies, valid for one data version."""
+    """A bounded LRU of page data and encoded bodies, valid for one data version.
 
-    def __init__(self, max_entries: int = 2048, ttl: float = 60.0) -> None:
+    Bounded by entries and by an estimate of the bytes held, so a crawler walking thousands of
+    distinct search pages cannot grow a worker's memory without limit.
+    """
+
+    def __init__(self, max_entries: int = 2048, ttl: float = 300.0, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.ttl = ttl
         self._items: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self._bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -90,17 +98,39 @@ class ResponseCache:
             return entry
 
     def put(self, key: str, version: str, data: Any) -> Entry:
-        entry = Entry(version, time.monotonic(), data)
+        entry = Entry(key, version, time.monotonic(), data)
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
             self._items[key] = entry
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            self._evict()
         return entry
+
+    def add_body(self, entry: Entry, representation: str, body: bytes) -> bytes:
+        """Store an encoded body on an entry (and count it against the byte budget)."""
+        grow = len(body) * (2 if not entry.bodies else 1)
+        entry.bodies[representation] = body
+        with self._lock:
+            if self._items.get(entry.key) is entry:  # not evicted or replaced meanwhile
+                entry.size += grow
+                self._bytes += grow
+                self._evict()
+        return body
+
+    def _evict(self) -> None:
+        while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
+            _key, old = self._items.popitem(last=False)
+            self._bytes -= old.size
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._bytes = 0
+
+    @property
+    def bytes_held(self) -> int:
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._items)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 
 from paperfeed.config import Settings
+from paperfeed.store import feed_helpers
 from paperfeed.store.db import Database
 from paperfeed.web.cache import DataVersion, ResponseCache
 
@@ -41,6 +43,32 @@ class AppState:
     _search: Any = None
     _search_error: str | None = None
     _search_lock: threading.Lock = field(default_factory=threading.Lock)
+    _refreshing: threading.Lock = field(default_factory=threading.Lock)
+    _refreshed_at: float = 0.0
+
+    def refresh_helpers(self, backlog: int | None = None, *, min_backlog: int = 2_000, every_s: float = 300.0) -> bool:
+        """Bring the author/category lookup tables up to date in a background thread.
+
+        Called at start-up (``backlog=None``) and by pages that found many papers the tables do
+        not cover; at most one refresh per process at a time, and not more often than ``every_s``.
+        """
+        now = time.monotonic()
+        if backlog is not None and (backlog < min_backlog or now - self._refreshed_at < every_s):
+            return False
+        if not self._refreshing.acquire(blocking=False):
+            return False
+        self._refreshed_at = now
+
+        def work() -> None:
+            try:
+                feed_helpers.refresh(self.db)
+            except Exception:  # a failed refresh only leaves pages slower; log it and go on
+                log.exception("refreshing paper_authors/paper_categories failed")
+            finally:
+                self._refreshing.release()
+
+        threading.Thread(target=work, name="feed-helpers-refresh", daemon=True).start()
+        return True
 
     def search(self) -> Any:
         """The SearchService, built on first use (it loads indexes and the encoder lazily).

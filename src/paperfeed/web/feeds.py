@@ -115,7 +115,7 @@ async def _serve(request: Request, fmt: str, key: str, title: str, html_path: st
         self_url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         body = (atom if fmt == "atom" else rss)(title, self_url, base + html_path, cards, base)
         entry = state.cache.put(ck, version.token, None)
-        entry.bodies[fmt] = body
+        state.cache.add_body(entry, fmt, body)
     last_modified = datetime.fromtimestamp(version.seen_at, UTC)
     return finish(request, entry.bodies[fmt], MEDIA[fmt], _etag(ck, version.token), last_modified, private=False)
 

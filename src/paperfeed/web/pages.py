@@ -285,6 +285,8 @@ def search_data(state: AppState, sp: params.SearchParams) -> dict[str, Any]:
     }
     if not sp.q:
         return base
+    if stopword_error(sp.q):
+        return {**base, "error": stopword_error(sp.q)}
     service = state.search()
     if service is None:
         return {**base, "error": state.search_unavailable or "search is unavailable"}
@@ -317,6 +319,21 @@ def search_data(state: AppState, sp: params.SearchParams) -> dict[str, Any]:
         "mode_used": results.mode,
         "took_ms": round(results.took_ms, 1),
     }
+
+
+def stopword_error(q: str) -> str | None:
+    """A message for queries such as "the of and": words, but none that the keyword analyzer keeps."""
+    if not any(ch.isalnum() for ch in q) or any(ch in q for ch in ':"-'):
+        return None  # operators (author:, "phrase", -term) are the search service's business
+    try:
+        from paperfeed.search.analysis import terms
+    except ImportError:
+        return None
+    if terms(q):
+        return None
+    return (
+        f"“{q}” only has very common words, which search ignores. Add a more specific word (a method, task or dataset)."
+    )
 
 
 @router.get("/papers/search")
@@ -439,9 +456,10 @@ async def author(request: Request, name: str) -> Response:
 
     def build() -> dict[str, Any]:
         with state.db.read() as conn:
-            rows, total = feed_queries.author_papers(
+            rows, total, backlog = feed_queries.author_papers(
                 conn, name, limit=AUTHOR_PAGE_SIZE, offset=(page_no - 1) * AUTHOR_PAGE_SIZE
             )
+        state.refresh_helpers(backlog)
         return {
             "name": name,
             "papers": [feed.card(r) for r in rows],

@@ -53,7 +53,10 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(data: Any) -> bytes:
-    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    # Stored timestamps are naive UTC; say so ("Z") so they are valid RFC 3339 date-times.
+    return orjson.dumps(
+        data, default=_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+    )
 
 
 class JSONResponse(Response):
@@ -186,7 +189,7 @@ async def page(
     if as_json:
         body = entry.bodies.get("json")
         if body is None:
-            body = entry.bodies["json"] = dumps(entry.data)
+            body = state.cache.add_body(entry, "json", dumps(entry.data))
         response = finish(
             request, body, "application/json", _etag(key, version.token, "json"), last_modified, private=False
         )
@@ -197,7 +200,7 @@ async def page(
         if body is None:
             body = render_html(request, template, {**entry.data, **ctx})
             if shared:
-                entry.bodies["html"] = body
+                state.cache.add_body(entry, "html", body)
         tag = _etag(key, version.token, "html") if shared else _etag(hashlib.blake2b(body).hexdigest())
         response = finish(request, body, "text/html; charset=utf-8", tag, last_modified, private=not shared)
     if headers:
@@ -213,7 +216,7 @@ async def cached_json(request: Request, *, key: str, build: Callable[[], tuple[A
     if entry is None:
         payload, extra = await run_in_threadpool(build)
         entry = state.cache.put("api|" + key, version.token, extra)
-        entry.bodies["json"] = dumps(payload)
+        state.cache.add_body(entry, "json", dumps(payload))
     last_modified = datetime.fromtimestamp(version.seen_at, UTC)
     etag = _etag("api", key, version.token)
     response = finish(request, entry.bodies["json"], "application/json", etag, last_modified, private=False)

@@ -1,0 +1,223 @@
+"""Account pages: sign up, sign in/out, account settings (password, API tokens), password reset
+by mailed link, and public profiles (``/users/{name}``: submissions, upvotes, comments).
+
+Included by the app factory (``FEATURE_ROUTERS``); ``register`` wires the shared community
+plumbing (``community_routes.install``). Forms re-render with the error next to them and the
+right status (400/401/409/429 + Retry-After); success answers with a 303 redirect. Signing in
+rotates the session (new CSRF token); a password change keeps this browser signed in and signs
+out every other session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
+from starlette.responses import Response
+
+from paperfeed.community import accounts
+from paperfeed.community.core import CommunityError, NotSignedIn, require_active
+from paperfeed.store import community_store as store
+from paperfeed.web.community_routes import (
+    back,
+    client_ip,
+    community,
+    install,
+    render_page,
+    safe_next,
+    signin_redirect,
+)
+from paperfeed.web.respond import JSONResponse, wants_json
+from paperfeed.web.security import viewer
+
+router = APIRouter(include_in_schema=False)
+
+
+def _password() -> Any:
+    """A fresh Form() per parameter: FastAPI must not share one FieldInfo between fields."""
+    return Form("", max_length=1024)
+
+
+def _form_error(request: Request, template: str, exc: CommunityError, **ctx: object) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+    status = exc.status if exc.status != 401 else 400  # a wrong password is a form error, not an auth challenge
+    return render_page(request, template, {**ctx, "error": exc.message}, status=status, headers=headers)
+
+
+# -- sign up / in / out -----------------------------------------------------------------------
+
+
+@router.get("/signup")
+def signup_page(request: Request, next: str = Query("", max_length=2000)) -> Response:  # noqa: A002
+    return render_page(request, "community/signup.html", {"next": safe_next(next), "form": {}, "error": None})
+
+
+@router.post("/signup")
+def signup(
+    request: Request,
+    username: str = Form("", max_length=200),
+    email: str = Form("", max_length=400),
+    password: str = _password(),
+    password2: str = _password(),
+    next: str = Form(""),  # noqa: A002
+) -> Response:
+    form = {"username": username, "email": email}
+    try:
+        if password != password2:
+            raise CommunityError("The two passwords differ.")
+        user = accounts.sign_up(community(request), username, email, password, ip=client_ip(request))
+    except CommunityError as exc:
+        return _form_error(request, "community/signup.html", exc, next=safe_next(next), form=form)
+    viewer(request).sign_in(user)
+    return back(safe_next(next))
+
+
+@router.get("/signin")
+def signin_page(request: Request, next: str = Query("", max_length=2000)) -> Response:  # noqa: A002
+    return render_page(request, "community/signin.html", {"next": safe_next(next), "login": "", "error": None})
+
+
+@router.post("/signin")
+def signin(
+    request: Request,
+    login: str = Form("", max_length=400),
+    password: str = _password(),
+    next: str = Form(""),  # noqa: A002
+) -> Response:
+    try:
+        user = accounts.sign_in(community(request), login, password, ip=client_ip(request))
+    except CommunityError as exc:
+        return _form_error(request, "community/signin.html", exc, next=safe_next(next), login=login)
+    viewer(request).sign_in(user)
+    return back(safe_next(next))
+
+
+@router.post("/signout")
+def signout(request: Request) -> Response:
+    viewer(request).sign_out()
+    return back("/")
+
+
+# -- account settings -------------------------------------------------------------------------
+
+
+def _account(request: Request, *, status: int = 200, **ctx: object) -> Response:
+    view = viewer(request)
+    user = require_active(view.user) if view.user is not None else None
+    if user is None:
+        raise NotSignedIn("Please sign in first.")
+    tokens = accounts.list_api_tokens(community(request), user)
+    base = {"tokens": tokens, "new_token": None, "error": None, "notice": None}
+    return render_page(request, "community/account.html", {**base, **ctx}, status=status)
+
+
+@router.get("/account")
+def account_page(request: Request) -> Response:
+    if viewer(request).user is None:
+        return signin_redirect(request)
+    return _account(request)
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request, current: str = _password(), new: str = _password(), new2: str = _password()
+) -> Response:
+    view = viewer(request)
+    try:
+        if new != new2:
+            raise CommunityError("The two new passwords differ.")
+        user = accounts.change_password(community(request), view.user, current, new)
+    except CommunityError as exc:
+        if exc.status == 401:
+            raise
+        return _account(request, status=exc.status, error=exc.message)
+    view.sign_in(user)  # this browser stays signed in with the new session version
+    return _account(request, notice="Password changed. Every other session has been signed out.")
+
+
+@router.post("/account/tokens")
+def create_token(request: Request, name: str = Form("", max_length=200)) -> Response:
+    token, _ = accounts.create_api_token(community(request), viewer(request).user, name)
+    return _account(request, status=201, new_token=token)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(request: Request, token_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
+    accounts.revoke_api_token(community(request), viewer(request).user, token_id)
+    return back("/account#tokens")
+
+
+# -- password reset ---------------------------------------------------------------------------
+
+
+@router.get("/reset")
+def reset_request_page(request: Request) -> Response:
+    return render_page(request, "community/reset_request.html", {"sent": False, "email": "", "error": None})
+
+
+@router.post("/reset")
+def reset_request(request: Request, email: str = Form("", max_length=400)) -> Response:
+    try:
+        accounts.request_reset(community(request), email, ip=client_ip(request))
+    except CommunityError as exc:
+        return _form_error(request, "community/reset_request.html", exc, sent=False, email=email)
+    return render_page(request, "community/reset_request.html", {"sent": True, "email": email, "error": None})
+
+
+@router.get("/reset/{token}")
+def reset_page(request: Request, token: str = Path(max_length=200)) -> Response:
+    ok = accounts.reset_link_usable(community(request), token)
+    return render_page(request, "community/reset_form.html", {"token": token, "usable": ok, "error": None},
+                       status=200 if ok else 400)  # fmt: skip
+
+
+@router.post("/reset/{token}")
+def reset_password(
+    request: Request, token: str = Path(max_length=200), password: str = _password(), password2: str = _password()
+) -> Response:
+    try:
+        if password != password2:
+            raise CommunityError("The two passwords differ.")
+        user = accounts.reset_password(community(request), token, password)
+    except CommunityError as exc:
+        usable = accounts.reset_link_usable(community(request), token)
+        return _form_error(request, "community/reset_form.html", exc, token=token, usable=usable)
+    if user.banned:
+        return back("/signin")
+    viewer(request).sign_in(user)
+    return back("/account")
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+@router.get("/users/{username}")
+def profile(request: Request, username: str = Path(max_length=64)) -> Response:
+    c = community(request)
+    person = accounts.user_by_name(c, username)
+    with c.db.read() as conn:
+        data = {
+            "person": person,
+            "submissions": store.user_submissions(conn, person.id),
+            "upvoted": store.user_upvotes(conn, person.id),
+            "comments": store.user_comments(conn, person.id),
+        }
+    if wants_json(request):
+        return JSONResponse(
+            {
+                "user": person.username,
+                "role": person.role,
+                "banned": person.banned,
+                "joined": person.created_at.isoformat() if person.created_at else None,
+                "submissions": [{"id": r["id"], "title": r["title"], "feedDate": r["feed_date"].isoformat()}
+                                for r in data["submissions"]],
+                "upvoted": [{"id": r["id"], "title": r["title"]} for r in data["upvoted"]],
+                "comments": [{"id": r["id"], "paperId": r["paper_id"], "bodyHtml": r["body_html"]}
+                             for r in data["comments"]],
+            }
+        )  # fmt: skip
+    return render_page(request, "community/profile.html", data)
+
+
+def register(app: FastAPI) -> None:
+    install(app)

@@ -1,0 +1,360 @@
+"""Community pages and the write API: submit a paper, upvote, comment, moderate.
+
+Included by the app factory (``FEATURE_ROUTERS`` in ``web/app.py``), whose ``register(app)``
+calls :func:`install`: the session/CSRF middleware, the :class:`Community` context on
+``app.state.community`` (tests swap its clock and limits), the template hooks (``user`` in every
+page context, the ``viewer()`` global the vote button and comment thread use) and the handler
+that turns community errors into helpful pages, JSON, or a redirect to the sign-in page.
+
+Every state change is a POST (or DELETE in the API). Forms work without JavaScript (POST, then
+303 back to the page); ``vote.js`` sends the same POST with ``Accept: application/json`` and
+updates the button in place. The write API (``/api/papers/...``) accepts a personal token
+(``Authorization: Bearer``, no CSRF) or the session cookie (with ``X-CSRF-Token``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Form, Path, Query, Request
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import RedirectResponse, Response
+
+from paperfeed.community import comments as comment_service
+from paperfeed.community import moderation, submissions, votes
+from paperfeed.community.core import Community, CommunityError, NotSignedIn, RateLimited, User, require_active
+from paperfeed.web.respond import JSONResponse, error_response, render_html, wants_json
+from paperfeed.web.security import CommunityMiddleware, current_viewer, viewer
+
+router = APIRouter(include_in_schema=False)
+# Documents the token scheme in OpenAPI (/docs "Authorize"); the token itself is checked by the
+# session middleware's viewer, which also accepts the cookie + X-CSRF-Token from the site's own JS.
+_bearer = HTTPBearer(auto_error=False, description="A personal API token from /account (pf_...)")
+api_router = APIRouter(prefix="/api", tags=["write"], dependencies=[Depends(_bearer)])
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; larger ones cannot exist
+PaperId = Path(max_length=64, description="arXiv id without version, e.g. 2405.15738")
+CommentId = Path(ge=1, le=MAX_ID)
+
+
+# -- helpers shared with account_routes -------------------------------------------------------
+
+
+def community(request: Request) -> Community:
+    return request.app.state.community
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """A redirect target from a form or query: a path on this site, never another host."""
+    value = (value or "").strip()
+    if not value.startswith("/") or value.startswith(("//", "/\\")) or any(ord(ch) < 32 for ch in value):
+        return default
+    return value[:2000]
+
+
+def render_page(
+    request: Request, template: str, ctx: dict[str, Any] | None = None, *, status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:  # fmt: skip
+    """A community page: personal, so never stored by shared caches."""
+    from paperfeed.web.context import request_context
+
+    body = render_html(request, template, {**request_context(request), **(ctx or {})})
+    response = Response(body, status, media_type="text/html; charset=utf-8", headers=headers)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def signin_redirect(request: Request, next_url: str | None = None) -> Response:
+    target = safe_next(next_url, request.url.path if request.method == "GET" else "/")
+    return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
+
+
+def referer_path(request: Request) -> str | None:
+    """The page a form was posted from, when it is on this site (to come back after signing in)."""
+    parts = urlsplit(request.headers.get("referer", ""))
+    if parts.netloc != request.url.netloc:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def back(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+def _paper_url(paper_id: str) -> str:
+    return "/papers/" + quote(paper_id, safe="/.")
+
+
+def _retry_headers(exc: CommunityError) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+
+
+async def community_error(request: Request, exc: Exception) -> Response:
+    """Errors no route caught itself: JSON for the API/JS, a sign-in redirect or an error page."""
+    assert isinstance(exc, CommunityError)
+    headers = _retry_headers(exc)
+    api = request.url.path.startswith("/api/") or wants_json(request)
+    if isinstance(exc, NotSignedIn):
+        if api:
+            headers["WWW-Authenticate"] = 'Bearer realm="paperfeed"'
+            return JSONResponse({"detail": exc.message, "signin": "/signin"}, status_code=401, headers=headers)
+        return signin_redirect(request, referer_path(request))
+    titles = {403: "Not allowed", 404: "Not found", 409: "Already done", 429: "Slow down", 502: "arXiv unavailable"}
+    if api:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+    response = error_response(request, exc.status, exc.message, title=titles.get(exc.status, "Could not do that"))
+    response.headers.update(headers)
+    return response
+
+
+def _context(request: Request) -> dict[str, Any]:
+    """Template context for every page: the signed-in user, and whether the page may be shared."""
+    found = request.scope.get("state", {}).get("pf_viewer")
+    user = found.user if found is not None else None
+    return {"user": user, "shared": user is None}
+
+
+def install(app: FastAPI) -> None:
+    """Wire sessions, CSRF, templates and error handling into the app (once)."""
+    if getattr(app.state, "community", None) is not None:
+        return
+    state = app.state.pf
+    comm = Community(settings=state.settings, db=state.db)
+    app.state.community = comm
+    app.add_middleware(CommunityMiddleware, community=comm)
+    app.add_exception_handler(CommunityError, community_error)
+    state.context_processors.append(_context)
+    app.state.templates.globals["viewer"] = current_viewer
+
+
+def register(app: FastAPI) -> None:
+    install(app)
+    app.include_router(api_router)
+
+
+# -- submit -----------------------------------------------------------------------------------
+
+
+def _submit_ctx(request: Request, value: str, error: str | None) -> dict[str, Any]:
+    s = community(request).settings
+    return {"value": value, "error": error, "window_days": s.submission_window_days, "per_day": s.submissions_per_day,
+            "active": "submit"}  # fmt: skip
+
+
+@router.get("/submit", name="submit_paper")
+def submit_page(request: Request, id: str = Query("", max_length=300)) -> Response:  # noqa: A002 - ?id= in links
+    if viewer(request).user is None:
+        return signin_redirect(request, "/submit?" + urlencode({"id": id}) if id else "/submit")
+    return render_page(request, "community/submit.html", _submit_ctx(request, id, None))
+
+
+@router.post("/submit")
+def submit_form(request: Request, arxiv_id: str = Form("", max_length=300)) -> Response:
+    view = viewer(request)
+    if view.user is None:
+        return signin_redirect(request, "/submit")
+    try:
+        done = submissions.submit(community(request), view.user, arxiv_id, ip=client_ip(request))
+    except CommunityError as exc:
+        return render_page(request, "community/submit.html", _submit_ctx(request, arxiv_id, exc.message),
+                           status=exc.status, headers=_retry_headers(exc))  # fmt: skip
+    return back(_paper_url(done.paper_id))
+
+
+# -- votes ------------------------------------------------------------------------------------
+
+
+@router.post("/papers/{paper_id:path}/vote")
+def vote_form(request: Request, paper_id: str = PaperId, next: str = Form("")) -> Response:  # noqa: A002
+    view = viewer(request)
+    if view.user is None:
+        if wants_json(request):
+            raise NotSignedIn("Sign in to upvote papers.")
+        return signin_redirect(request, next or referer_path(request) or _paper_url(paper_id))
+    state = votes.toggle_vote(community(request), view.user, paper_id, ip=client_ip(request))
+    if wants_json(request):
+        return JSONResponse(state.as_json())
+    # Without JS: back to the page the button was on (a feed page, the paper, a profile).
+    return back(safe_next(next, referer_path(request) or _paper_url(paper_id)))
+
+
+# -- comments ---------------------------------------------------------------------------------
+
+
+@router.post("/papers/{paper_id:path}/comments")
+def comment_form(
+    request: Request,
+    paper_id: str = PaperId,
+    body: str = Form("", max_length=20_000),
+    parent_id: int | None = Form(None, ge=1, le=MAX_ID),
+) -> Response:
+    view = viewer(request)
+    if view.user is None:
+        return signin_redirect(request, _paper_url(paper_id) + "#comments")
+    comment_id = comment_service.add_comment(
+        community(request), view.user, paper_id, body, parent_id, ip=client_ip(request)
+    )
+    return back(f"{_paper_url(paper_id)}#comment-{comment_id}")
+
+
+@router.get("/comments/{comment_id}/edit")
+def comment_edit_page(request: Request, comment_id: int = CommentId) -> Response:
+    view = viewer(request)
+    c = community(request)
+    if view.user is None:
+        return signin_redirect(request)
+    comment = comment_service.get_comment(c, comment_id)
+    if not comment_service.can_edit(c, view.user, comment):
+        raise CommunityError("You can only edit your own comments, within 15 minutes of posting.", status=403)
+    return render_page(request, "community/comment_edit.html", {"comment": comment, "error": None})
+
+
+@router.post("/comments/{comment_id}/edit")
+def comment_edit(request: Request, comment_id: int = CommentId, body: str = Form("", max_length=20_000)) -> Response:
+    view = viewer(request)
+    c = community(request)
+    try:
+        comment = comment_service.edit_comment(c, view.user, comment_id, body)
+    except CommunityError as exc:
+        if exc.status != 400:
+            raise
+        comment = {**comment_service.get_comment(c, comment_id), "body": body}
+        return render_page(request, "community/comment_edit.html", {"comment": comment, "error": exc.message},
+                           status=400)  # fmt: skip
+    return back(f"{_paper_url(comment['paper_id'])}#comment-{comment_id}")
+
+
+@router.post("/comments/{comment_id}/delete")
+def comment_delete(request: Request, comment_id: int = CommentId) -> Response:
+    comment = comment_service.delete_comment(community(request), viewer(request).user, comment_id)
+    return back(f"{_paper_url(comment['paper_id'])}#comments")
+
+
+# -- moderation -------------------------------------------------------------------------------
+
+
+@router.get("/moderation")
+def moderation_page(request: Request) -> Response:
+    view = viewer(request)
+    if view.user is None:
+        return signin_redirect(request)
+    data = moderation.queue(community(request), view.user)
+    return render_page(request, "community/moderation.html", data)
+
+
+@router.post("/moderation/comments/{comment_id}")
+def moderate_comment(
+    request: Request, comment_id: int = CommentId, action: str = Form(...), reason: str = Form("", max_length=2000),
+    next: str = Form(""),  # noqa: A002
+) -> Response:  # fmt: skip
+    if action not in ("hide", "unhide"):
+        raise CommunityError("Unknown action.")
+    c = community(request)
+    moderation.set_comment_hidden(c, viewer(request).user, comment_id, action == "hide", reason)
+    return back(safe_next(next, "/moderation"))
+
+
+@router.post("/moderation/entries/{paper_id:path}")
+def moderate_entry(
+    request: Request, paper_id: str = PaperId, action: str = Form(...), reason: str = Form("", max_length=2000),
+    next: str = Form(""),  # noqa: A002
+) -> Response:  # fmt: skip
+    c, user = community(request), viewer(request).user
+    if action in ("hide", "unhide"):
+        moderation.set_entry_hidden(c, user, paper_id, action == "hide", reason)
+    elif action in ("feature", "unfeature"):
+        moderation.set_entry_featured(c, user, paper_id, action == "feature")
+    else:
+        raise CommunityError("Unknown action.")
+    return back(safe_next(next, "/moderation"))
+
+
+@router.post("/moderation/users/{username}")
+def moderate_user(
+    request: Request, username: str = Path(max_length=64), action: str = Form(...),
+    reason: str = Form("", max_length=2000), role: str = Form(""), next: str = Form(""),  # noqa: A002
+) -> Response:  # fmt: skip
+    c, user = community(request), viewer(request).user
+    if action in ("ban", "unban"):
+        moderation.set_banned(c, user, username, action == "ban", reason)
+    elif action == "role":
+        moderation.set_role(c, user, username, role)
+    else:
+        raise CommunityError("Unknown action.")
+    return back(safe_next(next, "/users/" + quote(username)))
+
+
+# -- the write API ----------------------------------------------------------------------------
+
+_API_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid input"},
+    401: {"description": "No valid token or session"},
+    403: {"description": "Banned account, missing CSRF token (cookie auth), or not allowed"},
+    404: {"description": "No such paper or comment"},
+    409: {"description": "Already done (e.g. the paper is already on the daily feed)"},
+    429: {"description": "Rate limited; see Retry-After"},
+}
+
+
+class IndexIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    arxivId: str = Field(min_length=1, max_length=300, description="An arXiv id, arXiv: reference or abs/pdf URL")
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    comment: str = Field(min_length=1, max_length=20_000, description="Markdown; $...$ for math")
+    parentId: int | None = Field(None, ge=1, le=MAX_ID, description="The comment this replies to")
+
+
+def _api_user(request: Request) -> User:
+    return require_active(viewer(request).user)
+
+
+@api_router.post("/papers/index", status_code=201, responses=_API_ERRORS)
+def api_index(request: Request, payload: IndexIn = Body(...)) -> Response:
+    """Submit a paper to today's daily feed (fetched from arXiv when it is not known yet)."""
+    done = submissions.submit(community(request), _api_user(request), payload.arxivId, ip=client_ip(request))
+    return JSONResponse(done.as_json(), status_code=201)
+
+
+@api_router.post("/papers/{paper_id:path}/upvote", responses=_API_ERRORS)
+def api_upvote(request: Request, paper_id: str = PaperId) -> Response:
+    """Upvote a paper (idempotent)."""
+    state = votes.set_vote(community(request), _api_user(request), paper_id, True, ip=client_ip(request))
+    return JSONResponse(state.as_json())
+
+
+@api_router.delete("/papers/{paper_id:path}/upvote", responses=_API_ERRORS)
+def api_unvote(request: Request, paper_id: str = PaperId) -> Response:
+    """Take back an upvote (idempotent)."""
+    state = votes.set_vote(community(request), _api_user(request), paper_id, False, ip=client_ip(request))
+    return JSONResponse(state.as_json())
+
+
+@api_router.post("/papers/{paper_id:path}/comments", status_code=201, responses=_API_ERRORS)
+def api_comment(request: Request, paper_id: str = PaperId, payload: CommentIn = Body(...)) -> Response:
+    """Comment on a paper, or reply to one of its comments."""
+    c = community(request)
+    user = _api_user(request)
+    comment_id = comment_service.add_comment(c, user, paper_id, payload.comment, payload.parentId,
+                                             ip=client_ip(request))  # fmt: skip
+    row = comment_service.get_comment(c, comment_id)
+    return JSONResponse(
+        {
+            "id": row["id"],
+            "paperId": row["paper_id"],
+            "parentId": row["parent_id"],
+            "author": {"user": user.username},
+            "bodyHtml": row["body_html"],
+            "createdAt": row["created_at"].isoformat(),
+            "url": f"{_paper_url(row['paper_id'])}#comment-{row['id']}",
+        },
+        status_code=201,
+    )

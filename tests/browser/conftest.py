@@ -1,0 +1,112 @@
+"""Browser-test fixtures: a real uvicorn server on a free loopback port, and headless Chromium
+(Debian's /usr/bin/chromium driven by Playwright; no browser is ever downloaded)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paperfeed.config import Settings
+from paperfeed.store.db import Database
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn in a background thread, stopped at the end of the test."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (run scripts/system-deps.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def fill_demo_database(settings: Settings, db: Database) -> None:
+    """The bundled sample through the real importers when it is there; otherwise factory rows."""
+    from paperfeed.cli.web import SAMPLE, import_sample
+
+    if SAMPLE.exists() and any(p.is_file() and ".json" in p.name for p in SAMPLE.rglob("*")):
+        import_sample(db, SAMPLE)
+    else:
+        from tests import factories as f
+
+        day, prev = date(2025, 1, 15), date(2025, 1, 14)
+        rows = [
+            f.make_paper(
+                title="Sparse attention for long-context language models",
+                imported_upvotes=48,
+                github_repo="https://github.com/example/sparse",
+                github_stars=2300,
+                abstract="We propose a sparse attention scheme whose cost grows as $O(n \\log n)$ with "
+                "sequence length n, and show it matches dense attention on long-context benchmarks.",
+            ),
+            f.make_paper(
+                title="Diffusion transformers for video generation",
+                imported_upvotes=31,
+                abstract="A latent diffusion transformer generates minute-long videos from text prompts.",
+            ),
+            f.make_paper(title="<script>alert(1)</script> a hostile title", imported_upvotes=2),
+            f.make_paper(
+                title="Graph neural networks meet attention",
+                imported_upvotes=9,
+                abstract="Message passing with attention heads improves molecular property prediction.",
+            ),
+        ]
+        f.add_papers(db, rows)
+        for r in rows[:3]:
+            f.add_daily(db, r["id"], day, submitter="alice")
+        f.add_daily(db, rows[3]["id"], prev, submitter="bob")
+    from paperfeed.search.lexical import LexicalIndex
+
+    LexicalIndex(settings).update(db, progress=False)
