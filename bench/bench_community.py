@@ -200,7 +200,9 @@ def main() -> None:
         print(f"vote requests: {res['requests']} in {res['wall']:.1f} s = {res['requests'] / res['wall']:.0f} req/s")
         print(f"latency ms: p50 {_pct(lat, .5):.1f}  p95 {_pct(lat, .95):.1f}  p99 {_pct(lat, .99):.1f}  "
               f"max {max(lat) if lat else 0:.1f}")  # fmt: skip
-        print(f"errors: {len(res['errors'])}" + (f" (first: {res['errors'][0]})" if res["errors"] else ""))
+        print(f"errors: {len(res['errors'])}")
+        for err in sorted(set(res["errors"]))[:5]:
+            print(f"  {err}")
         print(f"papers.upvotes == vote rows for all {len(column)} papers: {consistent} "
               f"({sum(rows.values())} votes standing)")  # fmt: skip
         print(f"GET / (cached, with CSRF tokens added): p50 {page_p50 * 1000:.2f} ms; "

@@ -173,12 +173,13 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=7, help="listing days of papers to load")
     ap.add_argument("--feed-per-day", type=int, default=40)
     ap.add_argument("--db-url", default=None, help="default: SQLite file in a temporary directory")
+    ap.add_argument("--connections", type=int, default=None, help="parallel SMTP connections (default: SendOptions)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from paperfeed.config import Settings
-    from paperfeed.digest.send import send_due
+    from paperfeed.digest.send import SendOptions, send_due
     from paperfeed.search.lexical import LexicalIndex
     from paperfeed.store import digest_store
     from paperfeed.store.db import Database
@@ -205,7 +206,8 @@ def main() -> int:
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0, c0 = time.perf_counter(), time.process_time()
-    report = send_due(settings, db, day=send_day)
+    options = SendOptions() if args.connections is None else SendOptions(connections=args.connections)
+    report = send_due(settings, db, day=send_day, options=options)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -220,6 +222,7 @@ def main() -> int:
 
     print(f"report: {report.summary()}")
     print(f"ledger: {ledger}  sink received: {received}")
+    print(f"SMTP connections: {options.connections}")
     print(f"compose+send: {elapsed:.1f} s for {n_subs} subscribers ({report.sent} mails, {report.empty} empty)")
     per_sub = 1000 * cpu / max(n_subs, 1)
     print(f"throughput: {report.sent / elapsed:.0f} msgs/s (sender CPU {cpu:.1f} s, {per_sub:.2f} ms per subscriber)")

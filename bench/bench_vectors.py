@@ -10,12 +10,11 @@ a database built by an earlier run with the same parameters.
   (``paper_text(title, abstract)``) and cached in ``/tmp/pf_bench_vecs.npy``. 500 of them are held
   out as "paper" queries (what ``similar()`` sends); the 400 ``paper_search_queries`` are embedded
   with ``encode_query`` as "text" queries.
-* 1M synthetic vectors: every real vector ``v`` (the remaining 9,500, which are included as they
-  are) gets ~104 perturbed copies ``normalise(v + sigma * e)``, where ``e`` is Gaussian noise with
-  the covariance of the real vectors (scaled to unit expected norm): papers vary along the
-  directions real papers vary in, not isotropically. ``sigma`` is chosen by bisection so that the
-  median nearest-neighbour cosine of the synthetic set matches the real set's; both
-  distributions' quantiles are printed.
+* 1M synthetic vectors: every real vector ``v`` (the remaining 9,500) gets ~105 perturbed copies
+  ``normalise(v + sigma * e)``, where ``e`` is Gaussian noise with the covariance of the real
+  vectors (scaled to unit expected norm): papers vary along the directions real papers vary in,
+  not isotropically. ``sigma`` is chosen by bisection so that the median nearest-neighbour cosine
+  of the full synthetic set matches the real set's; both distributions' quantiles are printed.
 * Ground truth: exact top-100 by brute-force matrix products. Latencies are single-threaded,
   one query at a time, after a warm-up pass (``threads=1``), on whatever else the machine runs.
 """
@@ -111,41 +110,51 @@ def nn_cos(queries: np.ndarray, data: np.ndarray, self_index: np.ndarray | None 
 
 
 class Synth:
-    def __init__(self, parents: np.ndarray, seed: int = 0) -> None:
+    """``normalise(parent + sigma * noise)``; the noise is drawn once so any sigma is cheap to try."""
+
+    def __init__(self, parents: np.ndarray, n: int, seed: int = 0) -> None:
         self.parents = parents
         cov = np.cov(parents, rowvar=False).astype(np.float64)
-        self.chol = np.linalg.cholesky(cov + 1e-6 * np.eye(cov.shape[0])).astype(np.float32)
-        self.scale = 1.0 / np.sqrt(np.trace(cov))  # E|noise|^2 = 1
-        self.seed = seed
+        chol = np.linalg.cholesky(cov + 1e-6 * np.eye(cov.shape[0])).astype(np.float32)
+        scale = np.float32(1.0 / np.sqrt(np.trace(cov)))  # E|noise|^2 = 1
+        rng = np.random.default_rng(seed)
+        self.parent_of = np.arange(n) % len(parents)  # ~n/len(parents) copies of each real paper
+        self.noise = np.empty((n, parents.shape[1]), dtype=np.float32)
+        for i in range(0, n, 100_000):
+            m = min(100_000, n - i)
+            self.noise[i : i + m] = (rng.standard_normal((m, parents.shape[1]), dtype=np.float32) @ chol.T) * scale
 
-    def make(self, n: int, sigma: float, parent_ids: np.ndarray | None = None) -> np.ndarray:
-        rng = np.random.default_rng(self.seed)
-        r = len(self.parents)
-        out = np.empty((n, self.parents.shape[1]), dtype=np.float32)
-        if parent_ids is None:
-            parent_ids = np.arange(n) % r
-        step = 100_000
-        for i in range(0, n, step):
-            idx = parent_ids[i : i + step]
-            z = rng.standard_normal((len(idx), self.parents.shape[1]), dtype=np.float32) @ self.chol.T
-            x = self.parents[idx] + (sigma * self.scale) * z
-            out[i : i + step] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    def rows(self, sigma: float, start: int, stop: int) -> np.ndarray:
+        x = self.parents[self.parent_of[start:stop]] + np.float32(sigma) * self.noise[start:stop]
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def make(self, sigma: float) -> np.ndarray:
+        n = len(self.noise)
+        out = np.empty_like(self.noise)
+        for i in range(0, n, 100_000):
+            out[i : i + 100_000] = self.rows(sigma, i, min(n, i + 100_000))
         return out
 
+    def nn_median(self, sigma: float, sample: np.ndarray) -> float:
+        """Median nearest-neighbour cosine of ``sample`` rows within the whole set, never materialised."""
+        n = len(self.noise)
+        q = np.concatenate([self.rows(sigma, i, i + 1) for i in sample])
+        best = np.full(len(sample), -np.inf, dtype=np.float32)
+        for i in range(0, n, 100_000):
+            sims = q @ self.rows(sigma, i, min(n, i + 100_000)).T
+            rows = np.nonzero((sample >= i) & (sample < i + 100_000))[0]
+            sims[rows, sample[rows] - i] = -np.inf
+            best = np.maximum(best, sims.max(axis=1))
+        return float(np.median(best))
 
-def calibrate(synth: Synth, target_median: float, n_total: int) -> float:
-    """Bisection on sigma: a 1,000-parent slice with the full run's children per parent."""
-    r = len(synth.parents)
-    per_parent = max(1, n_total // r)
-    sub = np.random.default_rng(1).choice(r, size=min(1000, r), replace=False)
-    ids = np.repeat(sub, per_parent)
-    lo, hi = 0.01, 3.0
-    for _ in range(14):
+
+def calibrate(synth: Synth, target_median: float) -> float:
+    """Bisection on sigma over the full-size set: its median NN cosine = the real set's."""
+    sample = np.random.default_rng(1).choice(len(synth.noise), 300, replace=False)
+    lo, hi = 0.05, 2.0
+    for _ in range(11):
         mid = (lo + hi) / 2
-        x = synth.make(len(ids), mid, ids)
-        sample = np.random.default_rng(2).choice(len(x), 300, replace=False)
-        med = float(np.median(nn_cos(x[sample], x, sample)))
-        lo, hi = (mid, hi) if med > target_median else (lo, mid)
+        lo, hi = (mid, hi) if synth.nn_median(mid, sample) > target_median else (lo, mid)
     return (lo + hi) / 2
 
 
@@ -282,6 +291,7 @@ def main() -> None:
     ap.add_argument("--expansion-add", type=int, default=vx.DEFAULT_PARAMS.expansion_add)
     ap.add_argument("--expansion-search", type=int, default=vx.DEFAULT_PARAMS.expansion_search)
     ap.add_argument("--sweep", default="64,96,128,192,256", help="expansion_search values to report")
+    ap.add_argument("--configs", default="", help="more builds to compare, e.g. f32:16:64,i8:16:64 (dtype:M:ef_add)")
     ap.add_argument("--no-db", action="store_true", help="skip the database stage")
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--out", default="/tmp/pf_bench_vectors")
@@ -295,12 +305,12 @@ def main() -> None:
     paper_q, parents = real[-500:], real[:-500]
     sample = np.random.default_rng(3).choice(len(parents), 1000, replace=False)
     real_nn = nn_cos(parents[sample], parents, sample)
-    synth = Synth(parents)
-    sigma = args.sigma if args.sigma is not None else calibrate(synth, float(np.median(real_nn)), args.n)
     t0 = time.perf_counter()
-    x = synth.make(args.n, sigma)
-    x[: len(parents)] = parents  # the real vectors are part of the set
-    print(f"synthesised {args.n:,} vectors (sigma={sigma:.3f}) in {time.perf_counter() - t0:.1f} s")
+    synth = Synth(parents, args.n)
+    sigma = args.sigma if args.sigma is not None else calibrate(synth, float(np.median(real_nn)))
+    x = synth.make(sigma)
+    del synth
+    print(f"synthesised {args.n:,} vectors (sigma={sigma:.3f}, calibrated) in {time.perf_counter() - t0:.0f} s")
     ssample = np.random.default_rng(4).choice(args.n, 500, replace=False)
     print(f"NN cosine, real ({len(parents):,} papers):   {quantiles(real_nn)}")
     print(f"NN cosine, synthetic ({args.n:,}):      {quantiles(nn_cos(x[ssample], x, ssample))}")
@@ -314,6 +324,23 @@ def main() -> None:
     truth = {name: exact_topk(q, x, 100) for name, q in queries.items()}
     print(f"exact ground truth for {sum(len(q) for q in queries.values())} queries in {time.perf_counter() - t0:.1f} s")
 
+    configs = [params]
+    for spec in filter(None, args.configs.split(",")):
+        dtype, m, ea = spec.split(":")
+        configs.append(vx.HnswParams(dtype, int(m), int(ea), params.expansion_search))
+    first = None
+    for cfg in configs:
+        index = build_and_measure(args, cfg, x, queries, truth)
+        first = first or index
+    if not args.no_db:
+        first.expansion_search = params.expansion_search
+        db_stage(args, x, first, params, np.concatenate(list(queries.values())))
+
+
+def build_and_measure(
+    args: argparse.Namespace, params: vx.HnswParams, x: np.ndarray, queries: dict, truth: dict
+) -> Any:
+    print(f"--- {params}")
     path = Path(args.out) / f"hnsw-{args.n}-{params.dtype}-M{params.connectivity}-ef{params.expansion_add}.usearch"
     r0 = rss_mb()
     if args.reuse and path.exists():
@@ -328,7 +355,6 @@ def main() -> None:
         index.save(str(path))
     print(f"HNSW memory: usearch {index.memory_usage / 2**20:.0f} MB, process RSS +{rss_mb() - r0:.0f} MB, "
           f"file {path.stat().st_size / 2**20:.0f} MB")
-
     for ef in [int(v) for v in args.sweep.split(",") if v]:
         index.expansion_search = ef
         for name, q in queries.items():
@@ -338,8 +364,7 @@ def main() -> None:
                   f"{recall_at(found100, truth[name]):.4f} (top 10 of k=100), "
                   f"recall@100 {recall_at(found100, truth[name], 100):.4f}; k=100 latency {pct(times)}")
     index.expansion_search = params.expansion_search
-    if not args.no_db:
-        db_stage(args, x, index, params, np.concatenate(list(queries.values())))
+    return index
 
 
 if __name__ == "__main__":

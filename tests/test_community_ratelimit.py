@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from paperfeed.community.core import RateLimited
 from paperfeed.community.ratelimit import Limits, Rate, RateLimiter, bucket
@@ -77,7 +77,34 @@ def test_full_buckets_are_pruned(db: Database, settings: Settings) -> None:
     limiter.PRUNE_EVERY = 3
     limiter.hit(bucket("p", 1, Rate(1, 10)))
     limiter.hit(bucket("p", 2, Rate(1, 10)))
-    clock.advance(seconds=11)
-    limiter.hit(bucket("p", 3, Rate(1, 10)))  # third call prunes the two refilled buckets
+    clock.advance(seconds=11 + 300)
+    limiter.hit(bucket("p", 3, Rate(1, 10)))  # third call prunes the two buckets refilled long ago
     with db.read() as conn:
         assert conn.scalar(select(func.count()).select_from(rate_limits)) == 1
+
+
+@pytest.mark.postgres
+def test_a_bucket_pruned_mid_step_is_a_full_bucket(pg_db: Database, settings: Settings) -> None:
+    """PostgreSQL only (SQLite serialises writers): another worker's clean-up deletes the bucket
+    between this step's INSERT ... DO NOTHING and its UPDATE. That must not refuse the request."""
+    clock = FakeClock()
+    limiter = community(settings, pg_db, clock).rate_limiter
+    rate = Rate(10, 10)
+    limiter.hit(bucket("race", 1, rate))
+    clock.advance(seconds=5)  # the bucket is full again: exactly what a clean-up removes
+    other = pg_db.engine.connect()
+    fired: list[str] = []
+
+    def prune_in_between(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO rate_limits") and not fired and conn is not other:
+            fired.append(statement)
+            with other.begin():
+                other.execute(rate_limits.delete())
+
+    event.listen(pg_db.engine, "after_cursor_execute", prune_in_between)
+    try:
+        limiter.hit(bucket("race", 1, rate))
+    finally:
+        event.remove(pg_db.engine, "after_cursor_execute", prune_in_between)
+        other.close()
+    assert fired

@@ -3,17 +3,19 @@ replay server, one entry per paper, the window, the daily quota, and the write A
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from paperfeed.community import accounts, moderation, submissions
 from paperfeed.community.core import CommunityError, Conflict, NotFound, RateLimited
 from paperfeed.config import Settings
+from paperfeed.ingest.records import PaperRecord
 from paperfeed.store.db import Database
 from paperfeed.store.schema import daily_entries, papers
 
@@ -118,6 +120,41 @@ def test_concurrent_submissions_of_one_paper_make_one_entry(any_db: Database, se
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(go, users))
     assert sorted(results) == ["conflict"] * 7 + ["ok"]
+    assert len(_entries(any_db)) == 1
+
+
+def test_two_users_submitting_the_same_new_paper_at_once(any_db: Database, settings: Settings) -> None:
+    """Both fetch it and both look for it before either stores it (forced with a barrier on
+    PostgreSQL; SQLite serialises the two): one entry, one clear 409, never an error."""
+    c = community(settings, any_db, FakeClock(NOW), unlimited())
+    users = [make_user(c, "alice"), make_user(c, "bob")]
+    both_looked = threading.Barrier(2)
+
+    def fetch(_settings, pid):  # type: ignore[no-untyped-def]
+        return PaperRecord(id=pid, title="Fresh paper", abstract="New.", authors=["A. Author"], categories="cs.LG",
+                           published=date(2026, 4, 14))  # fmt: skip
+
+    def after(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT papers.id") and "papers.id IN" in statement:  # the upsert's look
+            try:
+                both_looked.wait(timeout=2)
+            except threading.BrokenBarrierError:
+                pass  # SQLite: the other writer waits for our lock; nothing to line up
+
+    def go(user):  # type: ignore[no-untyped-def]
+        try:
+            return submissions.submit(c, user, "2604.05555", fetch=fetch).paper_id
+        except Conflict as exc:
+            return exc.message
+
+    event.listen(any_db.engine, "after_cursor_execute", after)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = sorted(pool.map(go, users))
+    finally:
+        event.remove(any_db.engine, "after_cursor_execute", after)
+    assert results[0] == "2604.05555"
+    assert "already on the daily feed" in results[1] or "just submitted" in results[1], results
     assert len(_entries(any_db)) == 1
 
 

@@ -333,7 +333,8 @@ def test_plan_due_follows_time_zones_hours_and_weekdays(db: Database) -> None:
     assert due_period("daily", "UTC", 8, True, datetime(2026, 12, 1, 7, 59)) is None
 
 
-def test_lease_allows_one_sender(db: Database, clock: Clock) -> None:
+def test_lease_allows_one_sender(any_db: Database, clock: Clock) -> None:
+    db = any_db
     a = Lease(db, "host-a:1:x", ttl=timedelta(minutes=2), clock=clock)
     b = Lease(db, "host-b:2:y", ttl=timedelta(minutes=2), clock=clock)
     assert a.acquire() and not b.acquire()

@@ -286,3 +286,11 @@ def test_the_app_runs_the_scheduler_unless_told_not_to(web_settings: Settings, d
     assert not running()
     with TestClient(create_app(web_settings, db)):  # scheduler=False (serve --no-scheduler)
         assert not running()
+
+
+def test_sign_ups_are_rate_limited_per_ip(client: TestClient, db: Database, smtp_sink: SmtpSink) -> None:
+    codes = [post(client, "/digest/subscribe", {"email": f"flood{i}@example.org"}).status_code for i in range(12)]
+    assert codes[:10] == [200] * 10 and codes[-1] == 429  # a burst of 10, then 20 an hour
+    r = post(client, "/digest/subscribe", {"email": "one-more@example.org"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "wait" in r.text
+    assert sub_row(db, "one-more@example.org") is None

@@ -328,9 +328,13 @@ def test_incremental_update(settings: Settings, db: Database, index: LexicalInde
 
 def test_late_commits_inside_the_overlap_window_are_indexed(db: Database, index: LexicalIndex) -> None:
     # A row whose modified_at is older than the watermark (its transaction committed late).
+    state = index.root / "state.json"
+    before = json.loads(state.read_text())["active"]["watermark"]
     add_paper(db, id="2406.00008", title="Late arrival of tardigrades", modified_at=utcnow() - timedelta(minutes=5))
     assert index.update(db, progress=False) == 1
     assert search(index, "tardigrades") == ["2406.00008"]
+    assert json.loads(state.read_text())["active"]["watermark"] == before  # it never moves back
+    assert index.update(db, progress=False) == 0
 
 
 def test_second_reader_sees_updates(settings: Settings, db: Database, index: LexicalIndex) -> None:

@@ -83,7 +83,8 @@ def bucket(kind: str, who: object, rate: Rate | None) -> Bucket:
 class RateLimiter:
     """Checks and takes from a set of buckets atomically; prunes full buckets now and then."""
 
-    PRUNE_EVERY = 500
+    PRUNE_EVERY = 500  # calls between clean-ups of long-full buckets
+    PRUNE_GRACE = 300.0  # seconds a bucket must have been full before its row is dropped
 
     def __init__(self, community: Community) -> None:
         self.community = community
@@ -108,7 +109,7 @@ class RateLimiter:
                     tx.rollback()  # nothing is taken from the other buckets either
                 else:
                     if next(self._calls) % self.PRUNE_EVERY == 0:
-                        store.prune_rate_limits(conn, now)
+                        store.prune_rate_limits(conn, now, self.PRUNE_GRACE)
                     tx.commit()
             except BaseException:
                 if tx.is_active:

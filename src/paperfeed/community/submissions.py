@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from paperfeed.community.core import Community, CommunityError, Conflict, NotFound, RateLimited, User, require_active
 from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.config import Settings
@@ -99,14 +101,22 @@ def submit(
             f"Only papers first published in the last {window} days can be submitted; "
             f"{pid} appeared on {published.isoformat()}."
         )
-    with c.db.write() as conn:
-        store.lock_user_row(conn, user.id)  # the quota check and the insert are one step
-        check_quota(store.count_submissions_since(conn, user.id, day_start))
-        if record is not None:
-            paper_store.upsert_arxiv(conn, [record], now)
-        if not store.insert_entry(conn, pid, today, user.id, user.username, now):
-            _check_entry(store.get_entry(conn, pid), pid)
-            raise Conflict(f"{pid} is already on the daily feed.")
+    for attempt in range(2):
+        try:
+            with c.db.write() as conn:
+                store.lock_user_row(conn, user.id)  # the quota check and the insert are one step
+                check_quota(store.count_submissions_since(conn, user.id, day_start))
+                if record is not None:
+                    paper_store.upsert_arxiv(conn, [record], now)
+                if not store.insert_entry(conn, pid, today, user.id, user.username, now):
+                    _check_entry(store.get_entry(conn, pid), pid)
+                    raise Conflict(f"{pid} is already on the daily feed.")
+            break
+        except IntegrityError:
+            # Someone else stored the same new paper a moment ago (PostgreSQL lets both fetch and
+            # insert it); once more, the upsert sees it and the entry decides who was first.
+            if attempt:
+                raise Conflict(f"{pid} was just submitted by someone else.") from None
     return Submission(pid, title, today.isoformat(), record is not None)
 
 

@@ -18,14 +18,13 @@ greeting) is rendered.
 from __future__ import annotations
 
 import logging
-import re
 import textwrap
 import time as time_module
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -36,6 +35,9 @@ from paperfeed.digest.periods import DigestPeriod
 from paperfeed.digest.subscriptions import Links, Prefs
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database
+
+if TYPE_CHECKING:
+    from paperfeed.search.hybrid import SearchHit
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +90,11 @@ class Rendered:
     html: str
 
 
-_SIM_RE = re.compile(r"(?:similarity|semantic:)\s*(-?\d+(?:\.\d+)?)")
-
-
-def _is_match(why: Iterable[str]) -> bool:
+def _is_match(hit: SearchHit) -> bool:
     """Keep keyword matches, and semantic-only hits that are actually close to the query."""
-    for reason in why:
-        if "keyword" in reason:
-            return True
-        m = _SIM_RE.search(reason)
-        if m and float(m.group(1)) >= MIN_SEMANTIC:
-            return True
-    return False
+    if hit.keyword_rank is not None:
+        return True
+    return hit.semantic_similarity is not None and hit.semantic_similarity >= MIN_SEMANTIC
 
 
 class SearchTopics:
@@ -134,7 +129,7 @@ class SearchTopics:
         except SearchError as exc:
             log.info("digest topic %r matches nothing: %s", query, exc)
             return []
-        ids = [h.paper["id"] for h in results.hits if _is_match(h.why)]
+        ids = [h.paper["id"] for h in results.hits if _is_match(h)]
         with self.db.read() as conn:
             dates = store.paper_dates(conn, ids)
         return [(pid, dates[pid]["categories"] or "") for pid in ids if _is_new(dates.get(pid), start, end)][:limit]

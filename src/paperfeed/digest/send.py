@@ -10,14 +10,16 @@ deterministic Message-ID fixed and committed) → ``sent`` / ``retry`` / ``faile
 ``empty`` (nothing new for this subscriber) or ``skipped`` (unsubscribed meanwhile).
 
 **Exactly once, in effect.** Each message is sent on its own and its row is committed as
-``sent`` right after the server's 250 reply, before the next message starts. So after a crash
-(even SIGKILL) the only message whose fate is unknown is the one in flight: a ``sending`` row
-whose owner process is dead. The next run sends every such row again, with the same papers and
-the same ``Message-ID``. Guarantee: nobody is skipped; at most one subscriber per crash can get
-a second copy, and that copy carries the same Message-ID, so mail stores that de-duplicate by
-Message-ID show it once. SMTP gives no way to ask "did you get it?", so nothing can close that
-last window completely; we chose "possibly twice" over "possibly never". The outbox transport
-writes ``<message-id>.eml``, so there a resend just replaces the same file.
+``sent`` right after the server's 250 reply, before that connection starts its next message. So
+after a crash (even SIGKILL) the only messages whose fate is unknown are those in flight - one
+per SMTP connection (``SendOptions.connections``, default 2): ``sending`` rows whose owner
+process is dead. The next run sends every such row again, with the same papers and the same
+``Message-ID``. Guarantee: nobody is skipped; per crash at most ``connections`` subscribers can
+get a second copy, and that copy carries the same Message-ID, so mail stores that de-duplicate
+by Message-ID show it once. SMTP gives no way to ask "did you get it?", so nothing can close
+that last window completely; we chose "possibly twice" over "possibly never". A graceful stop
+(Ctrl-C, lost lease, server down) leaves nothing in doubt except a message interrupted mid-send.
+The outbox transport writes ``<message-id>.eml``, so there a resend just replaces the same file.
 
 Only one process plans and sends digests at a time: it holds the ``digest-sender`` lease
 (table ``digest_locks``, renewed every batch, taken over when it expires or its owner process

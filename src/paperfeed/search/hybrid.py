@@ -58,6 +58,8 @@ class SearchHit:
     why: list[str]
     title_spans: list[tuple[int, int]]
     abstract_spans: list[tuple[int, int]]
+    keyword_rank: int | None = None  # 1-based rank in the BM25 list, None when not found there
+    semantic_similarity: float | None = None  # cosine to the query, None when not a semantic hit
 
 
 @dataclass
@@ -271,6 +273,8 @@ class SearchService:
                     why=why,
                     title_spans=highlight(paper.get("title") or "", pq),
                     abstract_spans=highlight(paper.get("abstract") or "", pq),
+                    keyword_rank=kw_rank[paper["id"]][0] if paper["id"] in kw_rank else None,
+                    semantic_similarity=float(sem_rank[paper["id"]][1]) if paper["id"] in sem_rank else None,
                 )
             )
         took = (time.perf_counter() - t0) * 1000

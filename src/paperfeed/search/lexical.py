@@ -200,7 +200,8 @@ class LexicalIndex:
         self.root = Path(settings.index_dir) / "lexical"
         self.writer_heap_mb = writer_heap_mb
         # tantivy wants >= 15 MB of heap per indexing thread; 2 threads saturate a 2-core box.
-        self.writer_threads = writer_threads or max(1, min(4, os.cpu_count() or 1))
+        threads = writer_threads or min(4, os.cpu_count() or 1)
+        self.writer_threads = max(1, min(threads, writer_heap_mb // 20))
         self._lock = threading.Lock()
         self._reader: _Reader | None = None
         self._state_sig: tuple[int, int, int] | None = None
@@ -453,7 +454,10 @@ class LexicalIndex:
 
         def commit(watermark: Watermark | None) -> None:
             nonlocal pending, last_commit
-            if not pending and (watermark is None or watermark == gen.watermark):
+            # Rows re-read from the overlap window lie before the watermark: it never moves back.
+            if watermark is not None and gen.watermark is not None and watermark <= gen.watermark:
+                watermark = None
+            if not pending and watermark is None:
                 return  # nothing new: leave the files (and the readers) alone
             writer.commit()
             if watermark is not None:

@@ -587,17 +587,21 @@ def take_token(conn: Connection, key: str, now: float, interval: float, toleranc
     The state is one number per key (the theoretical arrival time); a missing row is a full
     bucket. The conditional UPDATE makes the check-and-take atomic across workers.
     """
-    conn.execute(_insert_ignore(conn, rate_limits).values(key=key, tat=now))
     tat = case((rate_limits.c.tat > now, rate_limits.c.tat), else_=literal(now))
-    res = conn.execute(
-        update(rate_limits).where(rate_limits.c.key == key, tat - now <= tolerance).values(tat=tat + interval)
-    )
-    if res.rowcount == 1:
-        return 0.0
-    current = float(conn.scalar(select(rate_limits.c.tat).where(rate_limits.c.key == key)) or now)
-    return max(0.001, current - now - tolerance)
+    for _ in range(3):
+        conn.execute(_insert_ignore(conn, rate_limits).values(key=key, tat=now))
+        res = conn.execute(
+            update(rate_limits).where(rate_limits.c.key == key, tat - now <= tolerance).values(tat=tat + interval)
+        )
+        if res.rowcount == 1:
+            return 0.0
+        current = conn.scalar(select(rate_limits.c.tat).where(rate_limits.c.key == key))
+        if current is not None:
+            return max(0.001, float(current) - now - tolerance)
+        # Pruned by another worker between our INSERT and UPDATE (PostgreSQL): a full bucket, retry.
+    return 0.0
 
 
-def prune_rate_limits(conn: Connection, now: float) -> int:
-    """Drop buckets that have refilled completely (equivalent to a missing row)."""
-    return int(conn.execute(delete(rate_limits).where(rate_limits.c.tat < now)).rowcount or 0)
+def prune_rate_limits(conn: Connection, now: float, grace: float = 300.0) -> int:
+    """Drop buckets that refilled completely a while ago (a missing row is a full bucket)."""
+    return int(conn.execute(delete(rate_limits).where(rate_limits.c.tat < now - grace)).rowcount or 0)

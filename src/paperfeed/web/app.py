@@ -240,12 +240,14 @@ def create_app(
     # The more specific mount first: /static would otherwise swallow /static/swagger/*.
     app.mount("/static/swagger", CachedStatic(directory=docs.swagger_dir()), name="swagger")
     app.mount("/static", CachedStatic(directory=str(STATIC)), name="static")
+    # Pages first: they are most of the traffic and routes are matched in order. Their catch-all
+    # GET /papers/{arxiv_id} only partially matches other methods, so a feature's
+    # POST /papers/{id}/vote still reaches its own route.
+    app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(feeds.router)
     app.include_router(docs.router)
     _include_features(app)
-    # Pages last: /papers/{arxiv_id} and /authors/{name} catch whatever is left under them.
-    app.include_router(pages.router)
 
     app.add_middleware(JsonSuffix)
     app.add_middleware(HeadAsGet)

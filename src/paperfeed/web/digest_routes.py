@@ -7,9 +7,10 @@ is also a POST: mail clients' one-click unsubscribe posts ``List-Unsubscribe=One
 link from the ``List-Unsubscribe`` header, token in the query string, no cookies.
 
 The subscribe answer is the same page whatever the address's state (new, pending, active,
-unsubscribed) and whether or not a mail was actually queued (rate limit), so the form cannot be
-used to find out who subscribes. The confirmation mail is sent right after the response
-(background task); if that fails it stays queued in the ledger for the scheduler.
+unsubscribed) and whether or not a mail was actually queued (per-address cap), so the form
+cannot be used to find out who subscribes. Sign-ups are also limited per client IP (429). The
+confirmation mail is sent right after the response (background task); if that fails it stays
+queued in the ledger for the scheduler.
 """
 
 from __future__ import annotations
@@ -211,6 +212,9 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
         return _page(
             request, "digest/subscribe.html", 422, errors=exc.errors, form=_form_values(fields), title="Check the form"
         )
+    limited = _ip_limited(request)
+    if limited is not None:
+        return limited
     delivery = subs.request_subscription(state.db, email, prefs)
     if delivery is not None:
         background.add_task(digest_send.send_now, state.settings, state.db, delivery)
@@ -221,6 +225,29 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
         f"If {email} can receive digests, a mail with a confirmation link is on its way. Nothing else is sent "
         "until you click it. The link works for 3 days.",
     )
+
+
+SUBSCRIBE_IP_RATE = (20, 3600.0, 10)  # confirmation requests per address per hour, burst
+
+
+def _ip_limited(request: Request) -> Response | None:
+    """Per-IP budget for sign-ups (each one mails somebody), with the community rate limiter
+    shared by all workers when that feature is installed. The per-address cap is separate."""
+    community = getattr(request.app.state, "community", None)
+    client = request.client.host if request.client else None
+    if community is None or not client:
+        return None
+    from paperfeed.community.core import RateLimited
+    from paperfeed.community.ratelimit import Rate, RateLimiter, bucket
+
+    count, period, burst = SUBSCRIBE_IP_RATE
+    try:
+        RateLimiter(community).hit(bucket("digest_subscribe:ip", client, Rate(count, period, burst)), what="sign-ups")
+    except RateLimited as exc:
+        response = _message(request, 429, "Slow down", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return None
 
 
 # -- confirm ------------------------------------------------------------------------------------

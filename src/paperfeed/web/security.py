@@ -14,8 +14,8 @@ does three things per request:
   token is the protection). Bodies are read here with a size cap (413) and replayed downstream.
 * **Token in forms**: instead of asking every template to print the token, the middleware adds
   ``<input type="hidden" name="csrf_token">`` to each same-site ``<form method="post">`` of an
-  HTML page as it leaves (templates write ``<form`` in lower case; user content can never produce
-  a form tag, since it is escaped or sanitised without ``form``). Pages stay cacheable (the web cache stores them without a token); the
+  HTML page as it leaves (templates write ``<form`` in lower case; user content can never
+  produce a form tag, since it is escaped or sanitised without ``form``). Pages stay cacheable (the web cache stores them without a token); the
   response with the token is marked ``private`` and ``Vary: Cookie``, and its ETag carries a
   hash of the token so a 304 never revives a page holding another session's token.
 
