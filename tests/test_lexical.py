@@ -417,12 +417,13 @@ def test_interrupted_build_resumes(settings: Settings, db: Database, monkeypatch
     real_iter = lexical_module.iter_papers_since
 
     def interrupted(database, since=None, batch_size=2_000):  # type: ignore[no-untyped-def]
-        it = real_iter(database, since, batch_size=10)
-        yield next(it)
-        yield next(it)
-        raise KeyboardInterrupt
+        for n, row in enumerate(real_iter(database, since)):
+            if n == 20:
+                raise KeyboardInterrupt
+            yield row
 
     monkeypatch.setattr(lexical_module, "iter_papers_since", interrupted)
+    monkeypatch.setattr(lexical_module, "BATCH_SIZE", 10)  # 2 batches are written, then Ctrl-C
     idx = LexicalIndex(settings, writer_heap_mb=64)
     with pytest.raises(KeyboardInterrupt):
         idx.update(db, progress=False)
@@ -470,9 +471,7 @@ def test_iter_papers_since(any_db: Database) -> None:
     base = utcnow()
     for i, row in enumerate(CORPUS):
         add_paper(any_db, **{**row, "modified_at": base + timedelta(seconds=i % 3)})
-    batches = list(iter_papers_since(any_db, None, batch_size=4))
-    assert [len(b) for b in batches] == [4, 2]
-    rows = [r for b in batches for r in b]
+    rows = list(iter_papers_since(any_db, None, batch_size=4))  # two pages: 4 + 2
     keys = [(r["modified_at"], r["id"]) for r in rows]
     assert keys == sorted(keys) and len(set(keys)) == len(CORPUS)
     first = rows[0]
@@ -481,7 +480,7 @@ def test_iter_papers_since(any_db: Database) -> None:
     assert isinstance(first["authors"], list) and isinstance(first["categories"], list)
     # Resume after the third row: exactly the rest, even with equal timestamps.
     wm = keys[2]
-    rest = [r["id"] for b in iter_papers_since(any_db, wm, batch_size=2) for r in b]
+    rest = [r["id"] for r in iter_papers_since(any_db, wm, batch_size=2)]
     assert rest == [r["id"] for r in rows[3:]]
     assert count_papers_since(any_db, wm) == len(CORPUS) - 3
     assert count_papers_since(any_db, None) == len(CORPUS)

@@ -144,13 +144,14 @@ def add_comment(
                 raise NotFound("The comment you are replying to does not exist.")
             if parent["deleted"] or parent["hidden"]:
                 raise CommunityError("The comment you are replying to was removed.", status=409)
-    c.rate_limiter.hit(
-        bucket("comment:user", user.id, c.limits.comment_user),
-        bucket("comment:ip", ip, c.limits.comment_ip),
-        what="comments",
-    )
     html = render_markdown(body)
     with c.db.write() as conn:
+        c.rate_limiter.take(
+            conn,
+            bucket("comment:user", user.id, c.limits.comment_user),
+            bucket("comment:ip", ip, c.limits.comment_ip),
+            what="comments",
+        )
         return store.insert_comment(conn, paper_id, user.id, parent_id, body, html, c.now())
 
 

@@ -14,6 +14,8 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
+
 from paperfeed.community.core import Community, RateLimited
 from paperfeed.store import community_store as store
 
@@ -92,31 +94,27 @@ class RateLimiter:
 
     def hit(self, *buckets: Bucket, what: str = "requests") -> None:
         """Take one token from every bucket (see :func:`bucket`), or none and raise :class:`RateLimited`."""
+        if not any(rate is not None and key for key, rate in buckets):
+            return
+        with self.community.db.write() as conn:
+            self.take(conn, *buckets, what=what)
+
+    def take(self, conn: Connection, *buckets: Bucket, what: str = "requests") -> None:
+        """Like :meth:`hit`, inside the caller's write transaction (one lock instead of two for a vote).
+
+        Raising :class:`RateLimited` makes the caller roll back, which also returns any token taken
+        from an earlier bucket of this call.
+        """
         live = [(key, rate) for key, rate in buckets if rate is not None and key]
         if not live:
             return
         now = epoch_seconds(self.community.now())
-        wait = 0.0
-        db = self.community.db
-        with db.engine.connect() as conn:
-            tx = conn.begin()
-            try:
-                for key, rate in live:
-                    wait = max(wait, store.take_token(conn, key, now, rate.interval, rate.tolerance))
-                    if wait:
-                        break
-                if wait:
-                    tx.rollback()  # nothing is taken from the other buckets either
-                else:
-                    if next(self._calls) % self.PRUNE_EVERY == 0:
-                        store.prune_rate_limits(conn, now, self.PRUNE_GRACE)
-                    tx.commit()
-            except BaseException:
-                if tx.is_active:
-                    tx.rollback()
-                raise
-        if wait:
-            raise RateLimited(f"Too many {what}; please wait {human_wait(wait)} and try again.", wait)
+        for key, rate in live:
+            wait = store.take_token(conn, key, now, rate.interval, rate.tolerance)
+            if wait:
+                raise RateLimited(f"Too many {what}; please wait {human_wait(wait)} and try again.", wait)
+        if next(self._calls) % self.PRUNE_EVERY == 0:
+            store.prune_rate_limits(conn, now, self.PRUNE_GRACE)
 
 
 def human_wait(seconds: float) -> str:

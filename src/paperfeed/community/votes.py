@@ -33,10 +33,11 @@ def set_vote(c: Community, user: User | None, paper_id: str, up: bool, *, ip: st
     with c.db.read() as conn:
         if not store.paper_exists(conn, paper_id):
             raise NotFound(f"There is no paper {paper_id!r} here.")
-    c.rate_limiter.hit(
-        bucket("vote:user", user.id, c.limits.vote_user), bucket("vote:ip", ip, c.limits.vote_ip), what="votes"
-    )
     with c.db.write() as conn:
+        c.rate_limiter.take(
+            conn, bucket("vote:user", user.id, c.limits.vote_user), bucket("vote:ip", ip, c.limits.vote_ip),
+            what="votes",
+        )  # fmt: skip
         if up:
             changed = store.add_vote(conn, user.id, paper_id, c.now())
         else:

@@ -238,7 +238,12 @@ class Encoder:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # onnxruntime warns about unused initializers; not actionable
-        return ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            str(self.path),
+            opts,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(onnx_graph.SESSION_DISABLED_OPTIMIZERS),
+        )
 
     def describe(self) -> dict[str, object]:
         """What runs where: for logs and ``paperfeed stats``."""

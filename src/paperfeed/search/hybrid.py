@@ -126,6 +126,15 @@ def _text_of(paper: dict[str, Any]) -> str:
     return f"{paper.get('title') or ''}\n{paper.get('abstract') or ''}".lower()
 
 
+def _in_categories(paper_cats: list[str], wanted: list[str]) -> bool:
+    """``cs.LG`` matches exactly; an archive such as ``cs`` matches every ``cs.*`` category."""
+    for want in wanted:
+        for cat in paper_cats:
+            if cat == want or ("." not in want and cat.startswith(want + ".")):
+                return True
+    return False
+
+
 def paper_upvotes(paper: dict[str, Any]) -> int:
     return int(paper.get("upvotes") or 0) + int(paper.get("imported_upvotes") or 0)
 
@@ -248,7 +257,7 @@ class SearchService:
         kept: list[tuple[dict[str, Any], float]] = []
         for pid, score in ranked:
             paper = rows.get(pid)
-            if paper is None or not self._passes(paper, pq, categories, date_from, date_to, req):
+            if paper is None or not self._passes(paper, pq, categories, date_from, date_to, req, pid in kw_rank):
                 continue
             kept.append((paper, score))
         if req.sort == "date":
@@ -288,9 +297,11 @@ class SearchService:
         date_from: date | None,
         date_to: date | None,
         req: SearchRequest,
+        from_keyword: bool,
     ) -> bool:
-        """Filters applied to every candidate (semantic hits have not seen them yet)."""
-        if categories and not set(categories) & set(_categories_of(paper)):
+        """Filters applied to every candidate. Keyword hits already passed the query's own
+        constraints inside the (stem-aware) lexical index; semantic hits have not seen them."""
+        if categories and not _in_categories(_categories_of(paper), categories):
             return False
         day = paper.get("published") or paper.get("listed")
         if date_from and (day is None or day < date_from):
@@ -301,6 +312,8 @@ class SearchService:
             return False
         if req.min_upvotes and paper_upvotes(paper) < req.min_upvotes:
             return False
+        if from_keyword:
+            return True
         if pq.authors:
             names = " | ".join(paper.get("authors") or []).lower()
             if not all(a.lower() in names for a in pq.authors):

@@ -6,10 +6,10 @@ runs on every keyword/hybrid search. Queries are built programmatically from a
 :class:`~paperfeed.search.query.ParsedQuery` (term, phrase, range and term-set queries); user text
 never reaches tantivy's query parser.
 
-Ranking: each query term scores BM25 on ``text`` (title + abstract as one field) plus
-:data:`TITLE_BOOST` times BM25 on ``title``; k1/b are tantivy's fixed 1.2/0.75. The boost was tuned
-on SciFact *train* (see bench/README.md). Plain words are OR-ed (block-max WAND keeps that fast);
-quoted phrases, authors, categories and dates are required; excluded words are removed.
+Ranking (see :mod:`paperfeed.search.lexical_query`): BM25 over title + abstract plus a small title
+boost; k1/b are tantivy's fixed 1.2/0.75; plain words are OR-ed (block-max WAND keeps that fast);
+quoted phrases, authors, categories and dates are required; excluded words are removed. The document
+layout is in :mod:`paperfeed.search.lexical_docs`.
 
 On disk, under ``settings.index_dir / "lexical"``: ``state.json`` names the active index
 generation (a ``gen-*`` folder) and the watermark ``(modified_at, id)`` of the last paper written to
@@ -38,16 +38,11 @@ from typing import Any
 import tantivy
 
 from paperfeed.config import Settings
-from paperfeed.search.analysis import (
-    NAME_ANALYZER,
-    TEXT_ANALYZER,
-    name_analyzer,
-    phrase_terms,
-    register_analyzers,
-    terms,
-)
+from paperfeed.search.analysis import register_analyzers
 from paperfeed.search.highlight import highlight
-from paperfeed.search.query import ParsedQuery, canonical_category
+from paperfeed.search.lexical_docs import FORMAT, SCHEMA, make_document, micros
+from paperfeed.search.lexical_query import TITLE_BOOST, build_query
+from paperfeed.search.query import ParsedQuery
 from paperfeed.store.db import Database
 from paperfeed.store.search_source import Watermark, count_papers_since, iter_papers_since
 
@@ -56,20 +51,17 @@ try:  # POSIX advisory lock for "one updater at a time"; tantivy's writer lock s
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LexicalHit", "LexicalIndex", "LexicalIndexBusy", "highlight", "TITLE_BOOST"]
+__all__ = ["LexicalHit", "LexicalIndex", "LexicalIndexBusy", "TITLE_BOOST", "highlight", "make_document"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the schema or analysis changes: the next update rebuilds
-TITLE_BOOST = 0.2  # tuned on SciFact train: 0.15-0.3 is a plateau (nDCG@10 0.705 vs 0.700 without)
-MAX_QUERY_TERMS = 32  # long questions: keep the rarest terms (they carry the BM25 weight) for speed
 MAX_LIMIT = 10_000
+BATCH_SIZE = 2_000  # rows per change check and progress step
 COMMIT_EVERY_DOCS = 100_000
 COMMIT_EVERY_SECONDS = 60.0
 # Rows committed by slower transactions can carry a modified_at just before the watermark; look
 # back this far on each incremental update (unchanged documents are skipped, not rewritten).
 OVERLAP = timedelta(minutes=10)
-_EPOCH = datetime(1970, 1, 1)
 _FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 
 
@@ -81,74 +73,6 @@ class LexicalHit:
 
 class LexicalIndexBusy(RuntimeError):
     """Another process is updating the lexical index right now."""
-
-
-def build_schema() -> tantivy.Schema:
-    sb = tantivy.SchemaBuilder()
-    sb.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("title", tokenizer_name=TEXT_ANALYZER, index_option="freq")
-    sb.add_text_field("text", tokenizer_name=TEXT_ANALYZER, index_option="position")  # title + abstract
-    sb.add_text_field("authors", tokenizer_name=NAME_ANALYZER, index_option="position")  # one value each
-    sb.add_text_field("cat", tokenizer_name="raw", index_option="basic")  # "cs.lg" and its archive "cs"
-    sb.add_date_field("published", indexed=True, fast=True)
-    sb.add_boolean_field("has_code", indexed=True, fast=True)
-    sb.add_integer_field("modified_us", fast=True)  # change detection for the overlap window
-    sb.add_bytes_field("content_hash", stored=True)
-    return sb.build()
-
-
-SCHEMA = build_schema()
-
-
-def _micros(ts: datetime) -> int:
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    return (ts - _EPOCH) // timedelta(microseconds=1)
-
-
-def _category_terms(categories: Iterable[str], *, with_archive: bool) -> list[str]:
-    """Index terms for categories: lower-cased canonical names, plus (for documents) each archive
-    ("cs" for "cs.LG") so that ``cat:cs`` finds every cs paper."""
-    out: list[str] = []
-    for raw in categories:
-        cat = canonical_category(raw)
-        if cat is None:
-            continue
-        cat = cat.lower()
-        for term in (cat, cat.split(".", 1)[0]) if with_archive else (cat,):
-            if term not in out:
-                out.append(term)
-    return out
-
-
-def make_document(row: dict[str, Any]) -> tantivy.Document:
-    """The index document for one paper row (see ``store.search_source.iter_papers_since``)."""
-    doc = tantivy.Document()
-    doc.add_text("id", row["id"])
-    title, abstract = row.get("title") or "", row.get("abstract") or ""
-    doc.add_text("title", title)
-    doc.add_text("text", title)
-    doc.add_text("text", abstract)  # a second value: phrases do not run from the title into the abstract
-    for author in row.get("authors") or ():
-        doc.add_text("authors", str(author))
-    cats = row.get("categories") or ()
-    for term in _category_terms(cats.split() if isinstance(cats, str) else cats, with_archive=True):
-        doc.add_text("cat", term)
-    published = row.get("published")
-    if isinstance(published, datetime):
-        doc.add_date("published", published)
-    elif isinstance(published, date):
-        doc.add_date("published", datetime(published.year, published.month, published.day))
-    doc.add_boolean("has_code", bool(row.get("github_repo")))
-    if row.get("modified_at") is not None:
-        doc.add_integer("modified_us", _micros(row["modified_at"]))
-    content_hash = row.get("content_hash")
-    if content_hash:
-        try:
-            doc.add_bytes("content_hash", bytes.fromhex(content_hash))
-        except ValueError:
-            doc.add_bytes("content_hash", str(content_hash).encode())
-    return doc
 
 
 # -- on-disk state ---------------------------------------------------------------------------------
@@ -312,7 +236,7 @@ class LexicalIndex:
             if reader is None:
                 return []
             searcher = reader.index.searcher()
-            built = _build_query(searcher, q, list(categories or ()), date_from, date_to)
+            built = build_query(searcher, q, list(categories or ()), date_from, date_to)
             if built is None:
                 return []
             query, scored = built
@@ -386,7 +310,7 @@ class LexicalIndex:
         :class:`LexicalIndexBusy` when another process is updating.
         """
 
-        def rows(since: Watermark | None) -> tuple[int, Iterator[list[dict[str, Any]]]]:
+        def rows(since: Watermark | None) -> tuple[int | None, Iterable[dict[str, Any]]]:
             return count_papers_since(db, since), iter_papers_since(db, since)
 
         return self._run(rows, rebuild=rebuild, progress=progress)
@@ -396,21 +320,7 @@ class LexicalIndex:
     ) -> int:
         """Build a fresh index from row dicts (the keys of ``iter_papers_since``) instead of the
         database, then switch to it. For evaluations and benchmarks on corpora kept in files."""
-
-        def batches(_since: Watermark | None) -> tuple[int | None, Iterator[list[dict[str, Any]]]]:
-            def gen() -> Iterator[list[dict[str, Any]]]:
-                batch: list[dict[str, Any]] = []
-                for row in rows:
-                    batch.append(row)
-                    if len(batch) >= 2_000:
-                        yield batch
-                        batch = []
-                if batch:
-                    yield batch
-
-            return total, gen()
-
-        return self._run(batches, rebuild=True, progress=progress, fresh=True)
+        return self._run(lambda _since: (total, rows), rebuild=True, progress=progress, fresh=True)
 
     def _run(self, source: Any, *, rebuild: bool, progress: bool, fresh: bool = False) -> int:
         with self._update_lock():
@@ -441,7 +351,7 @@ class LexicalIndex:
         since = gen.watermark
         if incremental and since is not None:
             since = (since[0] - OVERLAP, "")
-        total, batches = source(since)
+        total, rows = source(since)
         try:
             writer = index.writer(self.writer_heap_mb * 1_000_000, self.writer_threads)
         except ValueError as exc:
@@ -470,7 +380,7 @@ class LexicalIndex:
         watermark: Watermark | None = None
         bar = _progress(progress, total, "lexical index")
         try:
-            for batch in batches:
+            for batch in _batches(rows, BATCH_SIZE):
                 skip = _unchanged(index, batch, gen.watermark) if incremental and gen.watermark else set()
                 for row in batch:
                     if row["id"] in skip:
@@ -500,10 +410,21 @@ class LexicalIndex:
         return written
 
 
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _unchanged(index: tantivy.Index, batch: list[dict[str, Any]], watermark: Watermark) -> set[str]:
     """Ids in ``batch`` (re-read because of the overlap window) whose index copy is current."""
     candidates = {
-        r["id"]: _micros(r["modified_at"]) for r in batch if r.get("modified_at") and r["modified_at"] <= watermark[0]
+        r["id"]: micros(r["modified_at"]) for r in batch if r.get("modified_at") and r["modified_at"] <= watermark[0]
     }
     if not candidates:
         return set()
@@ -541,91 +462,3 @@ def _progress(enabled: bool, total: int | None, label: str) -> _Bar:
     task = bar.add_task(label, total=total)
     bar.start()
     return _Bar(bar, task)
-
-
-# -- query building --------------------------------------------------------------------------------
-
-
-def _term_or_phrase(field: str, pairs: list[tuple[int, str]]) -> tantivy.Query | None:
-    if not pairs:
-        return None
-    if len(pairs) == 1:
-        return tantivy.Query.term_query(SCHEMA, field, pairs[0][1])
-    return tantivy.Query.phrase_query(SCHEMA, field, pairs)
-
-
-def _filter(query: tantivy.Query) -> tantivy.Query:
-    """A required clause that restricts without adding to the score."""
-    return tantivy.Query.const_score_query(query, 0.0)
-
-
-def _build_query(
-    searcher: tantivy.Searcher,
-    q: ParsedQuery,
-    categories: list[str],
-    date_from: date | None,
-    date_to: date | None,
-) -> tuple[tantivy.Query, bool] | None:
-    """The tantivy query for ``q`` and whether it ranks by score; None when nothing can match."""
-    Occur, Query = tantivy.Occur, tantivy.Query
-    stems: list[str] = []
-    for word in q.terms:
-        stems.extend(terms(word))
-    phrases = [phrase_terms(p) for p in q.phrases]
-    for pairs in phrases:
-        stems.extend(t for _, t in pairs)
-    stems = list(dict.fromkeys(stems))
-    if len(stems) > MAX_QUERY_TERMS:
-        freq = {t: searcher.doc_freq("text", t) for t in stems}
-        stems = sorted((t for t in stems if freq[t] > 0), key=lambda t: freq[t])[:MAX_QUERY_TERMS]
-
-    clauses: list[tuple[Any, tantivy.Query]] = []
-    for t in stems:
-        clauses.append((Occur.Should, Query.term_query(SCHEMA, "text", t)))
-        if TITLE_BOOST:
-            clauses.append((Occur.Should, Query.boost_query(Query.term_query(SCHEMA, "title", t), TITLE_BOOST)))
-    for pairs in phrases:
-        phrase = _term_or_phrase("text", pairs)
-        if phrase is not None:
-            clauses.append((Occur.Must, phrase))
-    scored = bool(clauses)
-    if not scored and q.has_text and not _has_filters(q, categories, date_from, date_to):
-        return None  # only stopwords or punctuation: nothing can match
-
-    for author in q.authors:
-        name = _term_or_phrase("authors", phrase_terms(author, name_analyzer()))
-        if name is not None:
-            clauses.append((Occur.Must, _filter(name)))
-    for cats in (q.categories, categories):
-        if cats:
-            wanted = _category_terms(cats, with_archive=False)
-            if not wanted:
-                return None  # only invalid categories were asked for: nothing matches
-            clauses.append((Occur.Must, _filter(Query.term_set_query(SCHEMA, "cat", wanted))))
-    lo = max(filter(None, [q.date_from, date_from]), default=None)
-    hi = min(filter(None, [q.date_to, date_to]), default=None)
-    if lo and hi and lo > hi:
-        return None
-    if lo or hi:
-        bounds = [datetime(d.year, d.month, d.day) if d else None for d in (lo, hi)]
-        clauses.append((Occur.Must, _filter(Query.range_query(SCHEMA, "published", tantivy.FieldType.Date, *bounds))))
-    for word in q.excluded_terms + q.excluded_phrases:
-        excluded = _term_or_phrase("text", phrase_terms(word))
-        if excluded is not None:
-            clauses.append((Occur.MustNot, excluded))
-
-    if not any(occur != Occur.MustNot for occur, _ in clauses):
-        if not clauses:
-            return None  # nothing to search for and nothing to filter on
-        clauses.append((Occur.Must, Query.all_query()))  # exclusions only: everything else
-    has_should = any(occur == Occur.Should for occur, _ in clauses)
-    if has_should and any(occur == Occur.Must for occur, _ in clauses):
-        # Next to a required clause, optional words would match nothing and still let a paper in:
-        # at least one of them must occur. (Without required clauses the plain OR stays as it is,
-        # so tantivy can use block-max WAND.)
-        return Query.boolean_query(clauses, minimum_number_should_match=1), scored
-    return Query.boolean_query(clauses), scored
-
-
-def _has_filters(q: ParsedQuery, categories: list[str], date_from: date | None, date_to: date | None) -> bool:
-    return bool(q.authors or q.categories or categories or q.date_from or q.date_to or date_from or date_to)

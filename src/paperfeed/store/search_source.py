@@ -70,8 +70,9 @@ def _row(r: Any) -> dict[str, Any]:
 
 def iter_papers_since(
     db: Database, watermark: Watermark | None = None, batch_size: int = 2_000
-) -> Iterator[list[dict[str, Any]]]:
-    """Batches of papers with ``(modified_at, id)`` after ``watermark`` (all papers when None).
+) -> Iterator[dict[str, Any]]:
+    """Papers with ``(modified_at, id)`` after ``watermark`` (all papers when None), oldest change
+    first, read ``batch_size`` at a time.
 
     Each row is a dict: id, title, abstract, authors (list), categories (list, primary first),
     published (date; the listing date when the publication date is unknown), upvotes (local +
@@ -85,9 +86,7 @@ def iter_papers_since(
             stmt = stmt.where(cond)
         with db.read() as conn:
             rows = [_row(r) for r in conn.execute(stmt)]
-        if not rows:
-            return
-        yield rows
-        cursor = (rows[-1]["modified_at"], rows[-1]["id"])
+        yield from rows
         if len(rows) < batch_size:
             return
+        cursor = (rows[-1]["modified_at"], rows[-1]["id"])

@@ -15,9 +15,10 @@ does three things per request:
 * **Token in forms**: instead of asking every template to print the token, the middleware adds
   ``<input type="hidden" name="csrf_token">`` to each same-site ``<form method="post">`` of an
   HTML page as it leaves (templates write ``<form`` in lower case; user content can never
-  produce a form tag, since it is escaped or sanitised without ``form``). Pages stay cacheable (the web cache stores them without a token); the
-  response with the token is marked ``private`` and ``Vary: Cookie``, and its ETag carries a
-  hash of the token so a 304 never revives a page holding another session's token.
+  produce a form tag, since it is escaped or sanitised without ``form``). Pages stay cacheable
+  (the web cache stores them without a token); the response with the token is marked ``private``
+  and ``Vary: Cookie``, and its ETag carries a hash of the token so a 304 never revives a page
+  holding another session's token.
 
 Routes get the visitor with :func:`viewer` (user loaded lazily, at most one query per request);
 templates call the ``viewer()`` global, which reads the same object from a context variable.
