@@ -11,10 +11,12 @@ a database built by an earlier run with the same parameters.
   out as "paper" queries (what ``similar()`` sends); the 400 ``paper_search_queries`` are embedded
   with ``encode_query`` as "text" queries.
 * 1M synthetic vectors: every real vector ``v`` (the remaining 9,500) gets ~105 perturbed copies
-  ``normalise(v + sigma * e)``, where ``e`` is Gaussian noise with the covariance of the real
+  ``normalise(v + sigma * s_v * e)``, where ``e`` is Gaussian noise with the covariance of the real
   vectors (scaled to unit expected norm): papers vary along the directions real papers vary in,
-  not isotropically. ``sigma`` is chosen by bisection so that the median nearest-neighbour cosine
-  of the full synthetic set matches the real set's; both distributions' quantiles are printed.
+  not isotropically. ``s_v`` follows the local density of the real set (papers with a close real
+  neighbour get closer copies), so the spread of the NN distribution is kept too. ``sigma`` is
+  chosen by bisection so that the median nearest-neighbour cosine of the full synthetic set
+  matches the real set's; both distributions' quantiles are printed.
 * Ground truth: exact top-100 by brute-force matrix products. Latencies are single-threaded,
   one query at a time, after a warm-up pass (``threads=1``), on whatever else the machine runs.
 """
@@ -117,12 +119,19 @@ class Synth:
         cov = np.cov(parents, rowvar=False).astype(np.float64)
         chol = np.linalg.cholesky(cov + 1e-6 * np.eye(cov.shape[0])).astype(np.float32)
         scale = np.float32(1.0 / np.sqrt(np.trace(cov)))  # E|noise|^2 = 1
+        # Papers in dense areas get closer copies: a parent whose own nearest real neighbour has
+        # cosine c gets noise scaled by sqrt(1/c - 1) (siblings then sit at cosine ~c), relative
+        # to the median parent. This keeps the spread of the real NN distribution, not just its middle.
+        c = np.clip(nn_cos(parents, parents, np.arange(len(parents))), 0.2, 0.98)
+        local = np.sqrt(1 / c - 1)
+        local = (local / np.median(local)).astype(np.float32)
         rng = np.random.default_rng(seed)
         self.parent_of = np.arange(n) % len(parents)  # ~n/len(parents) copies of each real paper
         self.noise = np.empty((n, parents.shape[1]), dtype=np.float32)
         for i in range(0, n, 100_000):
             m = min(100_000, n - i)
-            self.noise[i : i + m] = (rng.standard_normal((m, parents.shape[1]), dtype=np.float32) @ chol.T) * scale
+            z = rng.standard_normal((m, parents.shape[1]), dtype=np.float32) @ chol.T
+            self.noise[i : i + m] = z * (scale * local[self.parent_of[i : i + m]])[:, None]
 
     def rows(self, sigma: float, start: int, stop: int) -> np.ndarray:
         x = self.parents[self.parent_of[start:stop]] + np.float32(sigma) * self.noise[start:stop]

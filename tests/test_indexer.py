@@ -245,3 +245,30 @@ def test_sigkill_mid_run_then_resume_matches_clean_run(tmp_path: Path, encoder) 
         assert float(a @ b) > 0.9999, pid
     for d in dbs.values():
         d.dispose()
+
+
+@pytest.mark.slow
+def test_hnsw_recall_on_real_abstracts(db: Database, settings: Settings, encoder) -> None:
+    """Real arXiv abstracts and real search queries: HNSW top-10 vs exact top-10."""
+    import gzip
+    import json
+
+    from .conftest import shared_path
+
+    listings = shared_path("arxiv_daily", "arxiv_cs_listings.jsonl.gz")
+    queries_file = shared_path("paper_search_queries", "computer_science_ai_search_queries.json")
+    with gzip.open(listings, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for _, line in zip(range(1500), fh, strict=False)]
+    add_papers(db, [make_paper(id=r["id"], title=r["title"], abstract=r["abstract"]) for r in rows])
+    s = replace(settings, ann_threshold=500)
+    assert run_index(s, db, progress=False, encoder=encoder).ann.startswith("built: 1,500")
+    vi = VectorIndex(s, db, model=encoder.model_name)
+    assert vi.mode == "hnsw"
+    exact = store.load_vectors(db, encoder.model_name)
+    texts = [v["search_query"] for v in orjson.loads(queries_file.read_bytes()).values()]
+    recalls = []
+    for text in texts:
+        q = encoder.encode_query(text)
+        truth = {exact.paper_ids[i] for i in np.argsort(-(exact.matrix @ q))[:10]}
+        recalls.append(len(truth & {p for p, _ in vi.search(q, 10)}) / 10)
+    assert np.mean(recalls) >= 0.98

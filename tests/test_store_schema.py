@@ -29,3 +29,32 @@ def test_sqlite_pragmas(db: Database) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_sqlite_writers_take_the_lock_up_front(db: Database) -> None:
+    """A read-then-write transaction must not fail when another writer commits in between."""
+    import threading
+
+    from sqlalchemy import insert, select
+
+    from paperfeed.store.db import utcnow
+    from paperfeed.store.schema import ingest_state
+
+    started, other_done = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        started.wait(5)
+        with db.write() as conn:  # blocks until the first writer commits (busy timeout)
+            conn.execute(insert(ingest_state).values(source="b", cursor="2", updated_at=utcnow()))
+        other_done.set()
+
+    t = threading.Thread(target=other_writer)
+    t.start()
+    with db.write() as conn:
+        conn.execute(select(ingest_state.c.source)).all()
+        started.set()
+        assert not other_done.wait(0.3)  # the other writer waits for us
+        conn.execute(insert(ingest_state).values(source="a", cursor="1", updated_at=utcnow()))
+    t.join(10)
+    with db.read() as conn:
+        assert {r[0] for r in conn.execute(select(ingest_state.c.source))} == {"a", "b"}

@@ -191,8 +191,6 @@ def set_banned(conn: Connection, user_id: int, banned: bool) -> bool:
     return res.rowcount == 1
 
 
-def count_users(conn: Connection) -> int:
-    return int(conn.scalar(select(func.count()).select_from(users)) or 0)
 
 
 # -- API tokens -------------------------------------------------------------------------------
@@ -326,8 +324,6 @@ def voted_papers(conn: Connection, user_id: int, paper_ids: list[str]) -> set[st
     return {r[0] for r in conn.execute(stmt)}
 
 
-def count_votes(conn: Connection, paper_id: str) -> int:
-    return int(conn.scalar(select(func.count()).select_from(votes).where(votes.c.paper_id == paper_id)) or 0)
 
 
 # -- comments ---------------------------------------------------------------------------------
@@ -416,9 +412,6 @@ def comment_thread(conn: Connection, paper_id: str, limit: int = 1000) -> list[d
     return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
-def count_visible_comments(conn: Connection, paper_id: str) -> int:
-    stmt = select(func.count()).select_from(comments).where(comments.c.paper_id == paper_id, _VISIBLE_COMMENT)
-    return int(conn.scalar(stmt) or 0)
 
 
 def recent_comments(conn: Connection, limit: int = 50, *, hidden_only: bool = False) -> list[dict[str, Any]]:

@@ -37,6 +37,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("pf_immediate", False) else "BEGIN")
+
+
 class Database:
     """A SQLAlchemy engine plus the paperfeed conventions around it."""
 
@@ -56,9 +60,11 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
             # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that
-            # writers take the lock up front (BEGIN IMMEDIATE) instead of failing mid-way.
+            # writers (``write()``) take the lock up front with BEGIN IMMEDIATE - a deferred
+            # transaction that reads first would fail with "database is locked" when another
+            # writer commits in between - while readers keep a plain, non-blocking BEGIN.
             event.listen(self.engine, "connect", lambda c, _r: setattr(c, "isolation_level", None))
-            event.listen(self.engine, "begin", lambda c: c.exec_driver_sql("BEGIN"))
+            event.listen(self.engine, "begin", _sqlite_begin)
         else:
             if url.startswith("postgresql://") or url.startswith("postgres://"):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -79,8 +85,14 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error."""
-        with self.engine.begin() as conn:
-            yield conn
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            conn.info["pf_immediate"] = True
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
