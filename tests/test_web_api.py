@@ -126,7 +126,7 @@ def test_v1_trending_and_stats(settings, db) -> None:
     assert t["formula"].startswith("(upvotes + 1") and len(t["papers"]) == 2 and t["total"] == 4
     assert {"upvotes", "github_stars", "age_hours", "score"} <= set(t["papers"][0]["trending"])
     s = c.get("/api/v1/stats").json()
-    assert s["papers"] == 5 and s["dailyEntries"] == 5 and s["hiddenEntries"] == 1 and s["papersWithCode"] == 1
+    assert s["papers"] == 5 and s["daily_entries"] == 5 and s["hidden_entries"] == 1 and s["papers_with_code"] == 1
     assert c.get("/api/v1/trending?limit=0").status_code == 422
 
 

@@ -365,12 +365,12 @@ def site_stats(conn: Connection) -> dict[str, Any]:
     )
     return {
         "papers": p[0],
-        "papersWithCode": with_code,
-        "publishedRange": [p[1], p[2]],
-        "latestListing": p[3],
-        "dailyEntries": d[0],
-        "hiddenEntries": int(d[3] or 0),
-        "dailyRange": [d[1], d[2]],
+        "papers_with_code": with_code,
+        "published_range": [p[1], p[2]],
+        "latest_listing": p[3],
+        "daily_entries": d[0],
+        "hidden_entries": int(d[3] or 0),
+        "daily_range": [d[1], d[2]],
         "votes": conn.scalar(select(func.count()).select_from(votes)) or 0,
         "comments": n_comments or 0,
         "users": conn.scalar(select(func.count()).select_from(users)) or 0,
