@@ -27,6 +27,7 @@ HF_JSONL = FIX / "hf_days.jsonl.gz"
 
 # Bookkeeping columns: they record when a row was written, not what it says.
 VOLATILE = {"created_at", "modified_at", "updated_at"}
+TIME_WATERMARKS = {"web:feed_helpers"}
 
 
 def cli(settings: Settings, db: Database, *args: str, input: str | bytes | None = None) -> Result:
@@ -44,6 +45,10 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
             if name == "daily_entries":
                 cols = [c for c in cols if c.name != "id"]
             rows = conn.execute(select(*cols)).all()
+            if name == "ingest_state":
+                # Time-based watermarks (derived lookup tables) differ run to run; the content they
+                # cover is compared through those tables themselves.
+                rows = [r for r in rows if r.source not in TIME_WATERMARKS]
             snap[name] = sorted(tuple(orjson.dumps(v, default=str) for v in r) for r in rows)
     return snap
 
