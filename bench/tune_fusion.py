@@ -55,8 +55,11 @@ def main() -> None:
     _c, test_q, test_qrels = load_beir(args.directory, "test")
     kw_t, sem_t = retrieve(service, test_q)
     print(f"test with it:  nDCG@10 {ndcg_at_k(run_for(kw_t, sem_t, best), test_qrels, 10):.4f}")
-    print(f"test keyword:  nDCG@10 {ndcg_at_k(run_for(kw_t, {q: [] for q in kw_t}, Fusion('score', 0.0)), test_qrels, 10):.4f}")
-    print(f"test semantic: nDCG@10 {ndcg_at_k(run_for({q: [] for q in sem_t}, sem_t, Fusion('score', 1.0)), test_qrels, 10):.4f}")
+    empty = {q: [] for q in kw_t}
+    kw_only = ndcg_at_k(run_for(kw_t, empty, Fusion("score", 0.0)), test_qrels, 10)
+    sem_only = ndcg_at_k(run_for(empty, sem_t, Fusion("score", 1.0)), test_qrels, 10)
+    print(f"test keyword:  nDCG@10 {kw_only:.4f}")
+    print(f"test semantic: nDCG@10 {sem_only:.4f}")
 
 
 if __name__ == "__main__":
