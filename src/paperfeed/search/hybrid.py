@@ -23,7 +23,7 @@ from paperfeed.search.highlight import highlight
 from paperfeed.search.lexical import LexicalIndex
 from paperfeed.search.query import ParsedQuery, parse_query
 from paperfeed.store.db import Database
-from paperfeed.store.search_rows import fetch_papers
+from paperfeed.store.feed_queries import papers_by_ids
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,12 @@ def _in_categories(paper_cats: list[str], wanted: list[str]) -> bool:
             if cat == want or ("." not in want and cat.startswith(want + ".")):
                 return True
     return False
+
+
+def fetch_papers(db: Database, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Candidate rows by id, in one indexed query (ids missing from the database are absent)."""
+    with db.read() as conn:
+        return papers_by_ids(conn, list(dict.fromkeys(ids)))
 
 
 def paper_upvotes(paper: dict[str, Any]) -> int:

@@ -53,6 +53,7 @@ FORMAT = 1
 SLACK = timedelta(seconds=30)
 VIEW_MIN_BYTES = 256 << 20  # map big index files instead of copying them into memory
 ANN_MAX_K = 10_000  # the deepest HNSW search we run when filters discard candidates
+COUNT_EVERY = 300.0  # seconds between row counts (deletion checks) while serving from HNSW
 
 
 @dataclass(frozen=True)
@@ -331,6 +332,7 @@ class VectorIndex:
         self._model = model
         self._refresh_lock = threading.RLock()
         self._builder: threading.Thread | None = None
+        self._counted_at = time.monotonic()
         self._snap = _Snapshot(model=model)
         with self._refresh_lock:
             self._load()
@@ -458,7 +460,7 @@ class VectorIndex:
         if snap.ann is not None and touched:
             cand = np.fromiter(touched, dtype=np.int64, count=len(touched))
             masked = masked | set(cand[self._in_base(snap, cand) >= 0].tolist())
-        max_key = max([snap.max_key, *(int(k) for k in rows.keys[-1:])])
+        max_key = max(snap.max_key, int(rows.keys.max()) if len(rows) else 0)
         return replace(
             snap,
             keys=keys,
@@ -471,10 +473,14 @@ class VectorIndex:
         )
 
     # -- refresh -------------------------------------------------------------------------------
-    def refresh(self) -> None:
+    def refresh(self, *, full: bool = False) -> None:
         """Pick up vectors written since the last look and a newer HNSW file, if any.
 
-        Costs one ``stat`` and three index-only aggregates when nothing changed.
+        Costs one ``stat`` and two index lookups when nothing changed. Deleted rows are noticed
+        by counting the table, which is not cheap at a million rows on PostgreSQL; in HNSW mode
+        that happens at most every ``COUNT_EVERY`` seconds (or when ``full``), and whenever
+        ``paperfeed index`` installs a new file. Until then a deleted paper may still be returned
+        (the search layer drops ids whose paper is gone).
         """
         with self._refresh_lock:
             snap = self._snap
@@ -482,7 +488,10 @@ class VectorIndex:
                 self._load()
                 return
             stamp = self.files.stamp()
-            marker = store.marker(self.db)
+            count = full or snap.ann is None or time.monotonic() - self._counted_at > COUNT_EVERY
+            marker = store.marker(self.db, count=count)
+            if count:
+                self._counted_at = time.monotonic()
             if snap.ann is not None:
                 if stamp != snap.stamp:  # `paperfeed index` wrote a new generation
                     self._load()
@@ -493,7 +502,8 @@ class VectorIndex:
                     return
             if stamp != snap.stamp:
                 self._snap = replace(snap, stamp=stamp)  # exact mode ignores index files
-            if marker != self._snap.marker:
+            known = self._snap.marker
+            if known is None or marker.writes() != known.writes() or marker.count not in (None, known.count):
                 self._apply_changes(marker)
 
     def _building(self) -> bool:
@@ -506,13 +516,14 @@ class VectorIndex:
         deleted: set[int] = set()
         prev = snap.marker
         inserted = int(((rows.keys > (prev.max_key if prev else snap.max_key)) & (rows.keys <= marker.max_key)).sum())
-        expected = (prev.count if prev else len(snap.ann_keys)) + inserted
-        if marker.count != expected:  # rows were deleted (papers removed): find which
+        # The row count we expect without deletions (after a load: what the HNSW file holds).
+        expected = (prev.count if prev is not None and prev.count is not None else len(snap.ann_keys)) + inserted
+        if marker.count is not None and marker.count != expected:  # rows were deleted: find which
             present = store.all_keys(self.db)
             known = np.concatenate([snap.ann_keys, snap.keys])
             deleted = set(known[~np.isin(known, present)].tolist())
         new = self._with_rows(snap, rows, deleted)
-        self._snap = replace(new, marker=marker)
+        self._snap = replace(new, marker=replace(marker, count=expected if marker.count is None else marker.count))
         if new.ann is not None and len(new.masked) > 0.5 * len(new.ann_keys):
             log.warning("most of the HNSW index is outdated; run `paperfeed index` to rebuild it")
 

@@ -1,0 +1,154 @@
+"""End-to-end search latency through ``SearchService`` (query parsing, query embedding,
+BM25, vectors, fusion, filters, row fetch, highlighting), per mode, over the 400 realistic
+queries in ``../shared/data/paper_search_queries/``.
+
+    # 75k real papers: a home with both shared files imported and `paperfeed index` run
+    python bench/bench_search.py --home /tmp/bench75k
+    # 1M papers: copy that home, add 925,272 generated papers (text like bench_lexical.py, vectors
+    # synthesised like bench_vectors.py from the real embeddings), index, then time
+    python bench/bench_search.py --build-1m /tmp/bench1m --from-home /tmp/bench75k
+    python bench/bench_search.py --home /tmp/bench1m
+
+Prints wall p50/p95/p99 (and CPU p95) per mode and the process's peak RSS. Targets (2 cores):
+hybrid p95 <= 30 ms at 75k; hybrid p95 <= 60 ms and keyword p95 <= 40 ms at 1M, RSS <= 6 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_lexical import load_queries, synthetic_rows  # noqa: E402
+from bench_vectors import Synth, calibrate, nn_cos  # noqa: E402
+from paperfeed.config import Settings  # noqa: E402
+from paperfeed.ingest.records import PaperRecord  # noqa: E402
+from paperfeed.search.hybrid import SearchRequest, SearchService  # noqa: E402
+from paperfeed.store import embeddings as emb_store  # noqa: E402
+from paperfeed.store.db import Database  # noqa: E402
+from paperfeed.store.papers import upsert_arxiv  # noqa: E402
+
+TARGET_TOTAL = 1_000_000
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p))
+
+
+def measure(home: Path, passes: int) -> None:
+    settings = Settings(home=home, secret_key="bench")
+    db = Database(settings.db_url)
+    service = SearchService(settings, db)
+    queries = load_queries()
+    t0 = time.perf_counter()
+    service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
+    print(f"papers: {db.engine.connect().exec_driver_sql('select count(*) from papers').scalar():,}; "
+          f"start-up (encoder + vectors + lexical) {time.perf_counter() - t0:.1f} s")
+    for mode in ("keyword", "semantic", "hybrid"):
+        for q in queries[:50]:  # warm caches of the page cache / mmap, not the query cache
+            service.search(SearchRequest(q=q + " warmup", mode=mode))
+        wall: list[float] = []
+        cpu: list[float] = []
+        for _ in range(passes):
+            service._qcache.clear()  # every query pays for its embedding
+            for q in queries:
+                w0, c0 = time.perf_counter(), time.thread_time()
+                service.search(SearchRequest(q=q, mode=mode, limit=20))
+                wall.append((time.perf_counter() - w0) * 1000)
+                cpu.append((time.thread_time() - c0) * 1000)
+        print(f"{mode:<8} wall p50 {pct(wall, 50):6.1f}  p95 {pct(wall, 95):6.1f}  p99 {pct(wall, 99):6.1f} ms"
+              f"   calling-thread CPU p95 {pct(cpu, 95):6.1f} ms   ({len(wall)} queries)")
+    print(f"peak RSS {rss_mb():,.0f} MB")
+
+
+def build_1m(dst: Path, src: Path) -> None:
+    t_all = time.perf_counter()
+    with sqlite3.connect(src / "paperfeed.db") as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "paperfeed.db", dst / "paperfeed.db")
+    for sub in ("models", "index/lexical"):
+        if (src / sub).exists():
+            shutil.copytree(src / sub, dst / sub, dirs_exist_ok=True)
+    settings = Settings(home=dst, secret_key="bench")
+    db = Database(settings.db_url)
+    db.migrate()
+    with db.read() as conn:
+        real = [dict(r._mapping) for r in conn.exec_driver_sql(
+            "select id, title, abstract, authors, categories from papers where id not like 'synth/%'")]
+    for r in real:
+        if isinstance(r["authors"], str):
+            import orjson
+
+            r["authors"] = orjson.loads(r["authors"])
+    n_synth = TARGET_TOTAL - len(real)
+    print(f"{len(real):,} real papers; generating {n_synth:,}")
+    t0 = time.perf_counter()
+    batch: list[PaperRecord] = []
+    for row in synthetic_rows(real, n_synth):
+        batch.append(PaperRecord(id=row["id"], title=row["title"], abstract=row["abstract"],
+                                 authors=row["authors"], categories=row["categories"], published=row["published"]))
+        if len(batch) == 5000:
+            with db.write() as conn:
+                upsert_arxiv(conn, batch)
+            batch = []
+    if batch:
+        with db.write() as conn:
+            upsert_arxiv(conn, batch)
+    print(f"papers stored in {time.perf_counter() - t0:.0f} s")
+
+    model = emb_store.latest_model(db)
+    rows = emb_store.load_vectors(db, model)
+    parents = rows.vectors
+    print(f"{len(parents):,} real vectors ({model}); synthesising {n_synth:,}")
+    synth = Synth(parents, n_synth)
+    sample = np.random.default_rng(0).choice(len(parents), 300, replace=False)
+    real_median = float(np.median(nn_cos(parents[sample], parents, sample)))
+    sigma = calibrate(synth, real_median)
+    print(f"sigma {sigma:.3f} (real median nearest-neighbour cosine {real_median:.3f})")
+    t0 = time.perf_counter()
+    with db.read() as conn:
+        hashes = dict(conn.exec_driver_sql("select id, content_hash from papers where id like 'synth/%'").all())
+    for i in range(0, n_synth, 20_000):
+        stop = min(n_synth, i + 20_000)
+        ids = [f"synth/{j:07d}" for j in range(i, stop)]
+        emb_store.upsert_vectors(db, model, [(pid, hashes[pid]) for pid in ids], synth.rows(sigma, i, stop))
+    print(f"vectors stored in {time.perf_counter() - t0:.0f} s")
+    from paperfeed.search.indexer import run_index
+
+    report = run_index(settings, db, progress=True)
+    print(f"indexed: {report}")
+    print(f"1M build total {time.perf_counter() - t_all:.0f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", type=Path)
+    ap.add_argument("--build-1m", type=Path)
+    ap.add_argument("--from-home", type=Path)
+    ap.add_argument("--passes", type=int, default=2)
+    args = ap.parse_args()
+    if args.build_1m:
+        if not args.from_home:
+            ap.error("--build-1m needs --from-home")
+        build_1m(args.build_1m, args.from_home)
+        return
+    if not args.home:
+        ap.error("--home or --build-1m is required")
+    measure(args.home, args.passes)
+
+
+if __name__ == "__main__":
+    main()
