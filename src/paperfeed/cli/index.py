@@ -45,10 +45,10 @@ def index(
     elif not quiet:
         lexical = "skipped" if report.lexical is None else f"{report.lexical:,} updated"
         resumed = " (resumed an interrupted --rebuild)" if report.resumed_rebuild else ""
+        rate = f", {report.papers_per_second:,.1f} papers/s" if report.embedded else ""
         out.print(
             f"lexical index: {lexical}\n"
-            f"embedded {report.embedded:,} papers{resumed}, skipped {report.unchanged:,} unchanged, "
-            f"{report.papers_per_second:,.1f} papers/s\n"
+            f"embedded {report.embedded:,} papers{resumed}, skipped {report.unchanged:,} unchanged{rate}\n"
             f"HNSW: {report.ann}\n"
             f"done in {report.seconds:,.1f} s"
         )

@@ -272,11 +272,15 @@ def new_index(dim: int, params: HnswParams) -> Index:
 
 
 def add_to_index(
-    index: Index, keys: np.ndarray, matrix: np.ndarray, progress: Callable[[int], None] | None = None
+    index: Index,
+    keys: np.ndarray,
+    matrix: np.ndarray,
+    progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> None:
     """Add vectors in chunks (so progress can be shown and Ctrl-C is honoured between chunks)."""
     step = 8192
-    threads = _threads()
+    threads = threads or _threads()
     for i in range(0, len(keys), step):
         index.add(keys[i : i + step].astype(np.uint64), matrix[i : i + step], threads=threads)
         if progress is not None:
@@ -543,7 +547,8 @@ class VectorIndex:
                     return
                 t0 = time.perf_counter()
                 index = new_index(matrix.shape[1], self.params)
-                add_to_index(index, keys, matrix)
+                # Leave a core to the requests this process is serving meanwhile.
+                add_to_index(index, keys, matrix, threads=max(1, _threads() - 1))
                 self.files.save(
                     index,
                     keys,
