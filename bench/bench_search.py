@@ -54,8 +54,10 @@ def measure(home: Path, passes: int) -> None:
     queries = load_queries()
     t0 = time.perf_counter()
     service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
-    print(f"papers: {db.engine.connect().exec_driver_sql('select count(*) from papers').scalar():,}; "
-          f"start-up (encoder + vectors + lexical) {time.perf_counter() - t0:.1f} s")
+    print(
+        f"papers: {db.engine.connect().exec_driver_sql('select count(*) from papers').scalar():,}; "
+        f"start-up (encoder + vectors + lexical) {time.perf_counter() - t0:.1f} s"
+    )
     for mode in ("keyword", "semantic", "hybrid"):
         for q in queries[:50]:  # warm caches of the page cache / mmap, not the query cache
             service.search(SearchRequest(q=q + " warmup", mode=mode))
@@ -68,8 +70,10 @@ def measure(home: Path, passes: int) -> None:
                 service.search(SearchRequest(q=q, mode=mode, limit=20))
                 wall.append((time.perf_counter() - w0) * 1000)
                 cpu.append((time.thread_time() - c0) * 1000)
-        print(f"{mode:<8} wall p50 {pct(wall, 50):6.1f}  p95 {pct(wall, 95):6.1f}  p99 {pct(wall, 99):6.1f} ms"
-              f"   calling-thread CPU p95 {pct(cpu, 95):6.1f} ms   ({len(wall)} queries)")
+        print(
+            f"{mode:<8} wall p50 {pct(wall, 50):6.1f}  p95 {pct(wall, 95):6.1f}  p99 {pct(wall, 99):6.1f} ms"
+            f"   calling-thread CPU p95 {pct(cpu, 95):6.1f} ms   ({len(wall)} queries)"
+        )
     print(f"peak RSS {rss_mb():,.0f} MB")
 
 
@@ -86,8 +90,12 @@ def build_1m(dst: Path, src: Path) -> None:
     db = Database(settings.db_url)
     db.migrate()
     with db.read() as conn:
-        real = [dict(r._mapping) for r in conn.exec_driver_sql(
-            "select id, title, abstract, authors, categories from papers where id not like 'synth/%'")]
+        real = [
+            dict(r._mapping)
+            for r in conn.exec_driver_sql(
+                "select id, title, abstract, authors, categories from papers where id not like 'synth/%'"
+            )
+        ]
     for r in real:
         if isinstance(r["authors"], str):
             import orjson
@@ -98,8 +106,16 @@ def build_1m(dst: Path, src: Path) -> None:
     t0 = time.perf_counter()
     batch: list[PaperRecord] = []
     for row in synthetic_rows(real, n_synth):
-        batch.append(PaperRecord(id=row["id"], title=row["title"], abstract=row["abstract"],
-                                 authors=row["authors"], categories=row["categories"], published=row["published"]))
+        batch.append(
+            PaperRecord(
+                id=row["id"],
+                title=row["title"],
+                abstract=row["abstract"],
+                authors=row["authors"],
+                categories=row["categories"],
+                published=row["published"],
+            )
+        )
         if len(batch) == 5000:
             with db.write() as conn:
                 upsert_arxiv(conn, batch)

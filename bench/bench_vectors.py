@@ -219,7 +219,8 @@ def db_stage(args: argparse.Namespace, x: np.ndarray, index: Any, params: vx.Hns
     db.migrate()
     if fresh:
         t0 = time.perf_counter()
-        now = utcnow()
+        # Write times as a real `paperfeed index` run leaves them: ~50 papers/s, over hours.
+        start = utcnow() - timedelta(seconds=len(x) / 50)
         step = 20_000
         for i in range(0, len(x), step):
             n = min(step, len(x) - i)
@@ -227,13 +228,32 @@ def db_stage(args: argparse.Namespace, x: np.ndarray, index: Any, params: vx.Hns
             with db.write() as conn:
                 conn.execute(
                     insert(papers),
-                    [{"id": p, "title": p, "abstract": "", "authors": [], "content_hash": p,
-                      "created_at": now, "modified_at": now} for p in ids],
+                    [
+                        {
+                            "id": p,
+                            "title": p,
+                            "abstract": "",
+                            "authors": [],
+                            "content_hash": p,
+                            "created_at": start,
+                            "modified_at": start,
+                        }
+                        for p in ids
+                    ],
                 )
                 conn.execute(
                     insert(embeddings),
-                    [{"id": i + j + 1, "paper_id": p, "model": MODEL, "content_hash": p,
-                      "vector": x[i + j].tobytes(), "created_at": now} for j, p in enumerate(ids)],
+                    [
+                        {
+                            "id": i + j + 1,
+                            "paper_id": p,
+                            "model": MODEL,
+                            "content_hash": p,
+                            "vector": x[i + j].tobytes(),
+                            "created_at": start + timedelta(seconds=(i + j) / 50),
+                        }
+                        for j, p in enumerate(ids)
+                    ],
                 )
         print(f"db: wrote {len(x):,} papers + vectors to SQLite in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
@@ -243,15 +263,24 @@ def db_stage(args: argparse.Namespace, x: np.ndarray, index: Any, params: vx.Hns
     print(f"db: load_vectors {len(rows):,} x {rows.matrix.shape[1]} float32 in {t_load:.2f} s (SQLite)")
     files = vx.IndexFiles(settings.index_dir / "vectors")
     with files.lock(blocking=True):
-        files.save(index, rows.keys, rows.paper_ids, model=MODEL, params=params,
-                   watermark=rows.watermark, max_key=int(rows.keys.max()))
+        files.save(
+            index,
+            rows.keys,
+            rows.paper_ids,
+            model=MODEL,
+            params=params,
+            watermark=rows.watermark,
+            max_key=int(rows.keys.max()),
+        )
     del rows
     r0 = rss_mb()
     t0 = time.perf_counter()
     vi = vx.VectorIndex(settings, db, model=MODEL, params=params)
     t_open = time.perf_counter() - t0
-    print(f"db: VectorIndex start-up (verify CRC, map HNSW, ids, delta) {t_open:.2f} s, mode={vi.mode}, "
-          f"len={len(vi):,}, RSS +{rss_mb() - r0:.0f} MB")
+    print(
+        f"db: VectorIndex start-up (verify CRC, map HNSW, ids, delta) {t_open:.2f} s, mode={vi.mode}, "
+        f"len={len(vi):,}, RSS +{rss_mb() - r0:.0f} MB"
+    )
     times = []
     for _ in range(20):
         t0 = time.perf_counter()
@@ -260,13 +289,16 @@ def db_stage(args: argparse.Namespace, x: np.ndarray, index: Any, params: vx.Hns
     print(f"db: refresh() with nothing changed: {pct(times)}")
     with db.write() as conn:  # one paper changes: the delta path
         conn.execute(
-            embeddings.update().where(embeddings.c.id == 5).values(
-                vector=x[6].tobytes(), created_at=utcnow() + timedelta(seconds=1))
+            embeddings.update()
+            .where(embeddings.c.id == 5)
+            .values(vector=x[6].tobytes(), created_at=utcnow() + timedelta(seconds=1))
         )
     t0 = time.perf_counter()
     vi.refresh()
-    print(f"db: refresh() after one vector changed: {(time.perf_counter() - t0) * 1000:.1f} ms "
-          f"(delta {len(vi._snap.pids)}, masked {len(vi._snap.masked)})")
+    print(
+        f"db: refresh() after one vector changed: {(time.perf_counter() - t0) * 1000:.1f} ms "
+        f"(delta {len(vi._snap.pids)}, masked {len(vi._snap.masked)})"
+    )
     for k in (10, 100):
         for q in queries[:50]:
             vi.search(q, k)
@@ -360,18 +392,22 @@ def build_and_measure(
         t0 = time.perf_counter()
         vx.add_to_index(index, np.arange(1, args.n + 1, dtype=np.int64), x)
         dt = time.perf_counter() - t0
-        print(f"HNSW build: {args.n:,} vectors in {dt:.0f} s ({args.n / dt:,.0f}/s, {vx._threads()} threads)")
+        print(f"HNSW build: {args.n:,} vectors in {dt:.0f} s ({args.n / dt:,.0f}/s, {vx.cpu_threads()} threads)")
         index.save(str(path))
-    print(f"HNSW memory: usearch {index.memory_usage / 2**20:.0f} MB, process RSS +{rss_mb() - r0:.0f} MB, "
-          f"file {path.stat().st_size / 2**20:.0f} MB")
+    print(
+        f"HNSW memory: usearch {index.memory_usage / 2**20:.0f} MB, process RSS +{rss_mb() - r0:.0f} MB, "
+        f"file {path.stat().st_size / 2**20:.0f} MB"
+    )
     for ef in [int(v) for v in args.sweep.split(",") if v]:
         index.expansion_search = ef
         for name, q in queries.items():
             found10, _ = run_queries(index, q, 10)
             found100, times = run_queries(index, q, 100)
-            print(f"ef={ef:>4} {name:>5} queries: recall@10 {recall_at(found10, truth[name]):.4f} (k=10), "
-                  f"{recall_at(found100, truth[name]):.4f} (top 10 of k=100), "
-                  f"recall@100 {recall_at(found100, truth[name], 100):.4f}; k=100 latency {pct(times)}")
+            print(
+                f"ef={ef:>4} {name:>5} queries: recall@10 {recall_at(found10, truth[name]):.4f} (k=10), "
+                f"{recall_at(found100, truth[name]):.4f} (top 10 of k=100), "
+                f"recall@100 {recall_at(found100, truth[name], 100):.4f}; k=100 latency {pct(times)}"
+            )
     index.expansion_search = params.expansion_search
     return index
 

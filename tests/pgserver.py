@@ -48,14 +48,15 @@ class PgServer:
             self._prefix = ["runuser", "-u", "postgres", "--"]
         self.port = _free_port()
         subprocess.run(
-            [*self._prefix, self.initdb, "-D", str(data), "-U", "paperfeed", "--auth=trust", "-E", "UTF8",
-             "--no-sync"],
-            check=True, capture_output=True,
+            [*self._prefix, self.initdb, "-D", str(data), "-U", "paperfeed", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
         )
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         subprocess.run(
             [*self._prefix, self.pg_ctl, "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -81,7 +81,9 @@ def _count(db: Database, paper_id: str) -> tuple[int, int]:
     with db.read() as conn:
         column = conn.scalar(select(papers.c.num_comments).where(papers.c.id == paper_id))
         visible = conn.scalar(
-            select(func.count()).select_from(comments_table).where(
+            select(func.count())
+            .select_from(comments_table)
+            .where(
                 comments_table.c.paper_id == paper_id,
                 comments_table.c.deleted.is_(False),
                 comments_table.c.hidden.is_(False),

@@ -13,18 +13,55 @@ from paperfeed.search.indexer import run_index
 from .factories import add_paper
 
 CORPUS = [
-    ("Training neural networks without backpropagation", "We propose forward-forward learning, a local "
-     "learning rule that trains deep networks layer by layer without backward passes.", "cs.LG", 2024, None, 5),
-    ("Protein structure prediction with attention", "Protein folding from amino acid sequences using an "
-     "attention-based model achieves atomic accuracy.", "q-bio.BM", 2023, "https://github.com/x/fold", 50),
-    ("Offline reinforcement learning with DICE", "Orthogonal gradient updates stabilise distribution "
-     "correction estimation (DICE) for offline RL.", "cs.LG", 2025, None, 1),
-    ("Diffusion models for video generation", "A latent diffusion model that generates temporally "
-     "coherent video clips from text prompts.", "cs.CV", 2025, "https://github.com/x/vid", 30),
-    ("Graph neural networks for molecules", "Message passing networks predict molecular properties.",
-     "cs.LG", 2022, None, 0),
-    ("Speech recognition at scale", "Weakly supervised speech recognition trained on 680k hours.",
-     "cs.CL", 2023, None, 12),
+    (
+        "Training neural networks without backpropagation",
+        "We propose forward-forward learning, a local "
+        "learning rule that trains deep networks layer by layer without backward passes.",
+        "cs.LG",
+        2024,
+        None,
+        5,
+    ),
+    (
+        "Protein structure prediction with attention",
+        "Protein folding from amino acid sequences using an attention-based model achieves atomic accuracy.",
+        "q-bio.BM",
+        2023,
+        "https://github.com/x/fold",
+        50,
+    ),
+    (
+        "Offline reinforcement learning with DICE",
+        "Orthogonal gradient updates stabilise distribution correction estimation (DICE) for offline RL.",
+        "cs.LG",
+        2025,
+        None,
+        1,
+    ),
+    (
+        "Diffusion models for video generation",
+        "A latent diffusion model that generates temporally coherent video clips from text prompts.",
+        "cs.CV",
+        2025,
+        "https://github.com/x/vid",
+        30,
+    ),
+    (
+        "Graph neural networks for molecules",
+        "Message passing networks predict molecular properties.",
+        "cs.LG",
+        2022,
+        None,
+        0,
+    ),
+    (
+        "Speech recognition at scale",
+        "Weakly supervised speech recognition trained on 680k hours.",
+        "cs.CL",
+        2023,
+        None,
+        12,
+    ),
 ]
 
 
@@ -39,8 +76,15 @@ def service(tmp_path_factory):
     db.migrate()
     for i, (title, abstract, cat, year, repo, ups) in enumerate(CORPUS):
         add_paper(
-            db, id=f"2401.{i:05d}", title=title, abstract=abstract, categories=f"{cat} cs.AI",
-            primary_category=cat, published=date(year, 3, 1), github_repo=repo, imported_upvotes=ups,
+            db,
+            id=f"2401.{i:05d}",
+            title=title,
+            abstract=abstract,
+            categories=f"{cat} cs.AI",
+            primary_category=cat,
+            published=date(year, 3, 1),
+            github_repo=repo,
+            imported_upvotes=ups,
             authors=["Geoffrey Hinton"] if i == 0 else ["Jane Doe", f"Author {i}"],
         )
     run_index(settings, db, progress=False)
@@ -110,8 +154,20 @@ def test_similar_excludes_itself(service: SearchService) -> None:
 
 @pytest.mark.parametrize(
     "q",
-    ['"unbalanced quote', "AND OR NOT NEAR(", "*", "foo:bar baz", "🧬 蛋白质 folding", "a\x00b",
-     "'; DROP TABLE papers; --", "x" * 5000, "-", '""', "cat:", "year:abcd"],
+    [
+        '"unbalanced quote',
+        "AND OR NOT NEAR(",
+        "*",
+        "foo:bar baz",
+        "🧬 蛋白质 folding",
+        "a\x00b",
+        "'; DROP TABLE papers; --",
+        "x" * 5000,
+        "-",
+        '""',
+        "cat:",
+        "year:abcd",
+    ],
 )
 def test_bad_queries_never_raise(service: SearchService, q: str) -> None:
     try:

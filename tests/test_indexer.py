@@ -167,9 +167,7 @@ def test_interrupted_rebuild_is_resumed(db: Database, settings: Settings, encode
     assert run_index(settings, db, rebuild=True, batch_size=5, progress=False, encoder=encoder).embedded == 20
 
 
-def test_cli_summary_json_and_lock(
-    settings: Settings, db: Database, encoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_summary_json_and_lock(settings: Settings, db: Database, encoder, monkeypatch: pytest.MonkeyPatch) -> None:
     add_papers(db, topical_papers(6))
     share_model(encoder, settings.home)
     monkeypatch.setenv("PAPERFEED_HOME", str(settings.home))

@@ -213,9 +213,7 @@ def test_hnsw_build_and_recall(any_db: Database, hnsw_settings: Settings) -> Non
     vi = VectorIndex(hnsw_settings, any_db, model=MODEL)
     assert vi.mode == "hnsw" and len(vi) == 3000
     queries = clustered(200, seed_=5)
-    recall = np.mean(
-        [len({p for p, _ in vi.search(q, 10)} & set(brute(ids, vecs, q, 10))) / 10 for q in queries]
-    )
+    recall = np.mean([len({p for p, _ in vi.search(q, 10)} & set(brute(ids, vecs, q, 10))) / 10 for q in queries])
     assert recall >= 0.98
     got = vi.search(queries[0], 10)
     assert all(abs(s - float(vecs[ids.index(p)] @ queries[0])) < 2e-3 for p, s in got)  # f16 storage

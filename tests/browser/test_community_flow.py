@@ -195,7 +195,7 @@ def test_hostile_data_stays_text(browser: Any, site: Site) -> None:
     assert "<script>alert('title')</script>" in text and HOSTILE_NAME in text
     assert "<img src=x onerror=alert('abstract')>" in text
     assert page.locator("#comments script, #comments img, #comments iframe, .abstract-full img").count() == 0
-    page.locator(f"a.comment-author:has-text(\"{HOSTILE_NAME}\")").click()
+    page.locator(f'a.comment-author:has-text("{HOSTILE_NAME}")').click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text().startswith(HOSTILE_NAME)
     assert seen == {"dialogs": [], "csp": [], "errors": []}, seen

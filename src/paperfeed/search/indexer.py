@@ -35,6 +35,7 @@ from rich.progress import (
 from rich.text import Text
 
 from paperfeed.config import Settings
+from paperfeed.search import hnsw
 from paperfeed.search import vectors as vx
 from paperfeed.store import embeddings as store
 from paperfeed.store.db import Database, utcnow
@@ -121,7 +122,7 @@ def run_index(
     console: Console | None = None,
     encoder: EncoderLike | None = None,
     text_of: Callable[[str, str], str] | None = None,
-    params: vx.HnswParams = vx.DEFAULT_PARAMS,
+    params: hnsw.HnswParams = hnsw.DEFAULT_PARAMS,
 ) -> IndexReport:
     """Run all three steps; raises :class:`IndexerBusy` if another run holds the lock."""
     t0 = time.perf_counter()
@@ -201,12 +202,12 @@ def sync_ann(
     model: str,
     *,
     rebuild: bool = False,
-    params: vx.HnswParams = vx.DEFAULT_PARAMS,
+    params: hnsw.HnswParams = hnsw.DEFAULT_PARAMS,
     progress: bool = True,
     console: Console | None = None,
 ) -> str:
     """Build or incrementally update the HNSW file; returns what was done, in words."""
-    files = vx.IndexFiles(settings.index_dir / "vectors")
+    files = hnsw.IndexFiles(settings.index_dir / "vectors")
     total = store.marker(db).count
     if total <= settings.ann_threshold:
         return f"not needed: {total:,} vectors is within exact-search range (threshold {settings.ann_threshold:,})"
@@ -214,7 +215,7 @@ def sync_ann(
         if not rebuild:
             try:
                 loaded = files.load(model, view=True)  # mapped: cheap when nothing changed
-            except vx.CorruptIndex as exc:
+            except hnsw.CorruptIndex as exc:
                 if files.stamp() is not None:
                     log.warning("HNSW index unusable (%s): rebuilding it", exc)
             else:
@@ -225,7 +226,13 @@ def sync_ann(
 
 
 def _build_ann(
-    files: vx.IndexFiles, db: Database, model: str, params: vx.HnswParams, *, progress: bool, console: Console | None
+    files: hnsw.IndexFiles,
+    db: Database,
+    model: str,
+    params: hnsw.HnswParams,
+    *,
+    progress: bool,
+    console: Console | None,
 ) -> str:
     t0 = time.perf_counter()
     with _progress(console, progress) as bar:
@@ -235,8 +242,8 @@ def _build_ann(
         if not len(rows):
             return "no vectors for this model yet"
         task = bar.add_task("building HNSW", total=len(rows), unit="vectors")
-        index = vx.new_index(rows.matrix.shape[1], params)
-        vx.add_to_index(index, rows.keys, rows.matrix, progress=lambda n: bar.advance(task, n))
+        index = hnsw.new_index(rows.matrix.shape[1], params)
+        hnsw.add_to_index(index, rows.keys, rows.matrix, progress=lambda n: bar.advance(task, n))
     files.save(
         index,
         rows.keys,
@@ -249,12 +256,14 @@ def _build_ann(
     return f"built: {len(rows):,} vectors in {time.perf_counter() - t0:.1f} s"
 
 
-def _update_ann(files: vx.IndexFiles, db: Database, model: str, loaded: vx.Loaded, params: vx.HnswParams) -> str | None:
+def _update_ann(
+    files: hnsw.IndexFiles, db: Database, model: str, loaded: hnsw.Loaded, params: hnsw.HnswParams
+) -> str | None:
     """Apply rows written since the last build; None when a full rebuild is the better choice."""
     man = loaded.manifest
     if any(man.get(f) != getattr(params, f) for f in ("dtype", "connectivity", "expansion_add")):
         return None  # build settings changed
-    watermark = vx.parse_watermark(man.get("watermark"))
+    watermark = hnsw.parse_watermark(man.get("watermark"))
     since = watermark - vx.SLACK if watermark else None
     rows = store.load_vectors(db, None, after_key=int(man["max_key"]), since=since)
     index = loaded.index
@@ -284,14 +293,14 @@ def _update_ann(files: vx.IndexFiles, db: Database, model: str, loaded: vx.Loade
     tombstones = int(man.get("tombstones", 0)) + len(removed)
     if tombstones > MAX_TOMBSTONE_SHARE * max(1, len(pid_of)):
         return None
-    index = vx.Index.restore(str(files.dir / man["index_file"]), view=False)  # a writable copy
+    index = hnsw.Index.restore(str(files.dir / man["index_file"]), view=False)  # a writable copy
     if index is None:
         return None
     index.expansion_search = params.expansion_search
     if removed:
         index.remove(np.array(removed, dtype=np.uint64))
     if add:
-        vx.add_to_index(index, rows.keys[add], rows.matrix[add])
+        hnsw.add_to_index(index, rows.keys[add], rows.matrix[add])
     keys = np.fromiter(pid_of, dtype=np.int64, count=len(pid_of))
     files.save(
         index,

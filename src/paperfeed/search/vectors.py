@@ -1,18 +1,15 @@
 """Vector index over paper embeddings: exact (numpy) for small collections, HNSW (usearch) above
 ``settings.ann_threshold`` vectors.
 
-Loaded by the search service (web server, CLI) and refreshed while it runs; built and updated
-on disk by ``paperfeed index`` (see ``search/indexer.py``). Vectors come from the ``embeddings``
-table; each row's integer id is the key inside the HNSW graph.
+Loaded by the search service (web server, CLI, digests) and refreshed while it runs; the HNSW
+file is built and updated by ``paperfeed index`` (``search/indexer.py``; file format and
+atomic installation in ``search/hnsw.py``). Vectors come from the ``embeddings`` table; each
+row's integer id is the key inside the HNSW graph.
 
-On disk (``settings.index_dir / "vectors"``): ``manifest.json`` names one generation of files,
-``hnsw-<gen>.usearch`` (the graph plus f16 vectors) and ``ids-<gen>.json`` (key -> paper id).
-A new generation is written under new names and the manifest is swapped with ``os.replace``, so
-readers never see a half-written index, and a process that still maps an old file keeps a valid
-(unlinked) copy. The manifest holds sizes and CRC32s: a missing, truncated or corrupted index is
-detected on load, logged as a warning and rebuilt from the database in a background thread;
-meanwhile ``search`` answers with exact numpy search over vectors read from the database
-(slower at a million vectors, ~0.1-0.2 s a query, but complete and correct).
+A missing, truncated or corrupted HNSW file is detected on load, logged as a warning and rebuilt
+from the database in a background thread; meanwhile ``search`` answers with exact numpy search
+over vectors read from the database (slower at a million vectors, ~0.1-0.2 s a query, but
+complete and correct; ``mode`` says ``"rebuilding"``).
 
 In memory a :class:`VectorIndex` holds an immutable snapshot: the HNSW "base" from the last
 build, plus an exact "delta" of vectors written since (new papers, changed abstracts), with
@@ -23,54 +20,51 @@ per index because its per-thread search contexts are not safe to share).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import onnxruntime  # noqa: F401 - must load before usearch: the other order segfaults (pybind11 clash)
-import orjson
-from usearch.index import Index
 
 from paperfeed.config import Settings
+from paperfeed.search.hnsw import (
+    DEFAULT_PARAMS,
+    CorruptIndex,
+    HnswParams,
+    Index,
+    IndexFiles,
+    Loaded,
+    add_to_index,
+    cpu_threads,
+    new_index,
+    parse_watermark,
+)
 from paperfeed.store import embeddings as store
 from paperfeed.store.db import Database
 
+__all__ = [
+    "DEFAULT_PARAMS",
+    "CorruptIndex",
+    "HnswParams",
+    "Index",
+    "IndexFiles",
+    "VectorIndex",
+    "add_to_index",
+    "cpu_threads",
+    "default_model",
+    "new_index",
+]
+
 log = logging.getLogger(__name__)
 
-FORMAT = 1
 # A write may commit after a later one (a slow transaction); re-reading this far behind the
 # newest write seen makes such late commits visible. Re-reading is idempotent.
 SLACK = timedelta(seconds=30)
-VIEW_MIN_BYTES = 256 << 20  # map big index files instead of copying them into memory
 ANN_MAX_K = 10_000  # the deepest HNSW search we run when filters discard candidates
 COUNT_EVERY = 300.0  # seconds between row counts (deletion checks) while serving from HNSW
-
-
-@dataclass(frozen=True)
-class HnswParams:
-    """HNSW build/search settings (see bench/README.md "Vector index" for how they were chosen)."""
-
-    dtype: str = "f16"  # half the memory of f32; recall@10 indistinguishable on MiniLM vectors
-    connectivity: int = 16
-    expansion_add: int = 128
-    expansion_search: int = 128
-
-
-DEFAULT_PARAMS = HnswParams()
-
-
-class CorruptIndex(Exception):
-    """The files on disk are missing, unreadable or do not match their manifest."""
 
 
 def default_model(db: Database) -> str | None:
@@ -84,211 +78,6 @@ def default_model(db: Database) -> str | None:
     except ImportError:
         pass
     return store.latest_model(db)
-
-
-def _crc32(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(16 << 20):
-            crc = zlib.crc32(chunk, crc)
-    return crc
-
-
-def _threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-# -- files on disk ----------------------------------------------------------------------------
-@dataclass
-class Loaded:
-    index: Index
-    keys: np.ndarray  # int64, sorted
-    paper_ids: np.ndarray  # object (str), aligned with keys
-    manifest: dict[str, Any]
-
-
-class IndexFiles:
-    """One directory holding generations of an HNSW index and the manifest naming the current one."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.manifest_path = directory / "manifest.json"
-
-    def stamp(self) -> tuple[int, int, int] | None:
-        """Changes whenever a new manifest is installed (cheap: one ``stat``)."""
-        try:
-            st = self.manifest_path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.exists():
-            return None
-        try:
-            data = orjson.loads(self.manifest_path.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise CorruptIndex(f"unreadable manifest: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise CorruptIndex("manifest has an unknown format")
-        return data
-
-    def load(self, model: str, *, verify: bool = True, view: bool | None = None) -> Loaded:
-        """The current generation, checked against the manifest; raises :class:`CorruptIndex`."""
-        man = self.manifest()
-        if man is None:
-            raise CorruptIndex("no index built yet")
-        if man.get("model") != model:
-            raise CorruptIndex(f"index was built for model {man.get('model')!r}, not {model!r}")
-        try:
-            index_path = self.dir / str(man["index_file"])
-            ids_path = self.dir / str(man["ids_file"])
-            checks = ((index_path, "index_bytes", "index_crc32"), (ids_path, "ids_bytes", "ids_crc32"))
-            for path, size_key, crc_key in checks:
-                if not path.exists():
-                    raise CorruptIndex(f"{path.name} is missing")
-                if path.stat().st_size != int(man[size_key]):
-                    raise CorruptIndex(f"{path.name} has the wrong size (truncated or overwritten)")
-                if verify and _crc32(path) != int(man[crc_key]):
-                    raise CorruptIndex(f"{path.name} fails its checksum")
-            ids = orjson.loads(ids_path.read_bytes())
-            keys = np.asarray(ids["keys"], dtype=np.int64)
-            pids = np.asarray(ids["paper_ids"], dtype=object)
-            if view is None:
-                view = int(man["index_bytes"]) >= VIEW_MIN_BYTES
-            index = Index.restore(str(index_path), view=view)
-        except CorruptIndex:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, OSError, orjson.JSONDecodeError) as exc:
-            raise CorruptIndex(f"cannot read the index: {exc}") from exc
-        if index is None or len(index) != len(keys) or len(keys) != len(pids) or index.ndim != int(man["dim"]):
-            raise CorruptIndex("index contents do not match the manifest")
-        index.expansion_search = int(man.get("expansion_search", DEFAULT_PARAMS.expansion_search))
-        return Loaded(index, keys, pids, man)
-
-    @contextlib.contextmanager
-    def lock(self, *, blocking: bool) -> Iterator[bool]:
-        """An exclusive cross-process lock for writers; yields False if busy and not blocking."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "build.lock", "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def save(
-        self,
-        index: Index,
-        keys: np.ndarray,
-        paper_ids: Sequence[str],
-        *,
-        model: str,
-        params: HnswParams,
-        watermark: datetime | None,
-        max_key: int,
-        extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Write a new generation and install it atomically (call with :meth:`lock` held)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        gen = f"{int(time.time() * 1000):x}-{os.getpid()}"
-        order = np.argsort(keys, kind="stable")
-        keys = np.asarray(keys, dtype=np.int64)[order]
-        pids = [paper_ids[i] for i in order]
-        files = {"index": f"hnsw-{gen}.usearch", "ids": f"ids-{gen}.json"}
-        try:
-            index.save(str(self.dir / (files["index"] + ".tmp")))
-            (self.dir / (files["ids"] + ".tmp")).write_bytes(orjson.dumps({"keys": keys.tolist(), "paper_ids": pids}))
-            for name in files.values():
-                tmp = self.dir / (name + ".tmp")
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.dir / name)
-            manifest = {
-                "format": FORMAT,
-                "model": model,
-                "dim": int(index.ndim),
-                "metric": "cos",
-                "dtype": params.dtype,
-                "connectivity": params.connectivity,
-                "expansion_add": params.expansion_add,
-                "expansion_search": params.expansion_search,
-                "count": len(keys),
-                "max_key": int(max_key),
-                "watermark": watermark.isoformat() if watermark else None,
-                "index_file": files["index"],
-                "index_bytes": (self.dir / files["index"]).stat().st_size,
-                "index_crc32": _crc32(self.dir / files["index"]),
-                "ids_file": files["ids"],
-                "ids_bytes": (self.dir / files["ids"]).stat().st_size,
-                "ids_crc32": _crc32(self.dir / files["ids"]),
-                "built_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-                "tombstones": 0,
-                **(extra or {}),
-            }
-            tmp = self.manifest_path.with_suffix(".json.tmp")
-            tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-            os.replace(tmp, self.manifest_path)
-        except BaseException:
-            for name in files.values():
-                for path in (self.dir / name, self.dir / (name + ".tmp")):
-                    if path.exists() and not self._referenced(path.name):
-                        path.unlink()
-            raise
-        self._cleanup(keep=set(files.values()))
-        return manifest
-
-    def _referenced(self, name: str) -> bool:
-        try:
-            man = self.manifest() or {}
-        except CorruptIndex:
-            return False
-        return name in (man.get("index_file"), man.get("ids_file"))
-
-    def _cleanup(self, keep: set[str]) -> None:
-        """Remove older generations and leftovers of interrupted writes (readers keep their maps)."""
-        for path in self.dir.iterdir():
-            if path.name.startswith(("hnsw-", "ids-")) and path.name not in keep:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-
-
-def new_index(dim: int, params: HnswParams) -> Index:
-    return Index(
-        ndim=dim,
-        metric="cos",
-        dtype=params.dtype,
-        connectivity=params.connectivity,
-        expansion_add=params.expansion_add,
-        expansion_search=params.expansion_search,
-    )
-
-
-def add_to_index(
-    index: Index,
-    keys: np.ndarray,
-    matrix: np.ndarray,
-    progress: Callable[[int], None] | None = None,
-    threads: int | None = None,
-) -> None:
-    """Add vectors in chunks (so progress can be shown and Ctrl-C is honoured between chunks)."""
-    step = 8192
-    threads = threads or _threads()
-    for i in range(0, len(keys), step):
-        index.add(keys[i : i + step].astype(np.uint64), matrix[i : i + step], threads=threads)
-        if progress is not None:
-            progress(min(step, len(keys) - i))
-
-
-def parse_watermark(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 # -- the in-memory index ---------------------------------------------------------------------
@@ -381,6 +170,7 @@ class VectorIndex:
                 else:
                     log.warning("HNSW index unusable (%s): rebuilding it; exact search meanwhile", exc)
             else:
+                loaded.index.expansion_search = self.params.expansion_search  # a search-time knob
                 self._snap = self._base_snapshot(model, loaded, stamp)
                 self._apply_changes(store.marker(self.db))
                 return
@@ -548,7 +338,7 @@ class VectorIndex:
                 t0 = time.perf_counter()
                 index = new_index(matrix.shape[1], self.params)
                 # Leave a core to the requests this process is serving meanwhile.
-                add_to_index(index, keys, matrix, threads=max(1, _threads() - 1))
+                add_to_index(index, keys, matrix, threads=max(1, cpu_threads() - 1))
                 self.files.save(
                     index,
                     keys,

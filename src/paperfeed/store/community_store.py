@@ -191,8 +191,6 @@ def set_banned(conn: Connection, user_id: int, banned: bool) -> bool:
     return res.rowcount == 1
 
 
-
-
 # -- API tokens -------------------------------------------------------------------------------
 
 
@@ -324,8 +322,6 @@ def voted_papers(conn: Connection, user_id: int, paper_ids: list[str]) -> set[st
     return {r[0] for r in conn.execute(stmt)}
 
 
-
-
 # -- comments ---------------------------------------------------------------------------------
 
 _VISIBLE_COMMENT = and_(comments.c.deleted.is_(False), comments.c.hidden.is_(False))
@@ -410,8 +406,6 @@ def comment_thread(conn: Connection, paper_id: str, limit: int = 1000) -> list[d
         .limit(limit)
     )  # fmt: skip
     return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
 
 
 def recent_comments(conn: Connection, limit: int = 50, *, hidden_only: bool = False) -> list[dict[str, Any]]:

@@ -225,9 +225,13 @@ def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def marker(db: Database, *, count: bool = True) -> Marker:
     """Max key and last write time (two index lookups, O(log n)); the row count if asked, which
     scans an index (SQLite) or the table (PostgreSQL): ~0.5 s at a million rows there."""
-    cols = [func.max(embeddings.c.id), func.max(embeddings.c.created_at)]
+    # One scalar subquery per aggregate: SQLite only turns a *lone* max() into an index lookup.
+    cols = [
+        select(func.max(embeddings.c.id)).scalar_subquery(),
+        select(func.max(embeddings.c.created_at)).scalar_subquery(),
+    ]
     if count:
-        cols.append(func.count(embeddings.c.id))
+        cols.append(select(func.count(embeddings.c.id)).scalar_subquery())
     with db.read() as conn:
         row = conn.execute(select(*cols)).one()
     return Marker(int(row[0] or 0), row[1], int(row[2] or 0) if count else None)
@@ -343,18 +347,23 @@ def load_vectors(
                 matrix = np.empty((max(capacity, len(chunk)), dim), dtype=np.float32)
                 keys = np.empty(matrix.shape[0], dtype=np.int64)
             dim = matrix.shape[1]
-            good = [r for r in chunk if len(r[3]) == dim * 4]
-            bad += len(chunk) - len(good)
-            m = len(good)
+            ids, pids, mods, blobs = zip(*chunk, strict=True)  # column-wise at C speed
+            if set(map(len, blobs)) != {dim * 4}:
+                good = [i for i, b in enumerate(blobs) if len(b) == dim * 4]
+                bad += len(chunk) - len(good)
+                ids, pids, mods, blobs = (tuple(col[i] for i in good) for col in (ids, pids, mods, blobs))
+            m = len(ids)
             if n + m > matrix.shape[0]:  # rows added after we counted: grow
                 new_cap = max(n + m, matrix.shape[0] * 2)
                 matrix = np.resize(matrix, (new_cap, dim))
                 keys = np.resize(keys, new_cap)
             if m:
-                matrix[n : n + m] = np.frombuffer(b"".join(bytes(r[3]) for r in good), dtype=np.float32).reshape(m, dim)
-                keys[n : n + m] = [r[0] for r in good]
-                paper_ids.extend(r[1] for r in good)
-                model_names.extend(r[2] for r in good)
+                # One join, one copy straight into the matrix's memory.
+                flat = memoryview(matrix.reshape(-1).view(np.uint8))
+                flat[n * dim * 4 : (n + m) * dim * 4] = b"".join(blobs)
+                keys[n : n + m] = ids
+                paper_ids.extend(pids)
+                model_names.extend(mods)
                 n += m
             if progress is not None:
                 progress(len(chunk))
