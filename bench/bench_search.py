@@ -127,7 +127,7 @@ def build_1m(dst: Path, src: Path) -> None:
 
     model = emb_store.latest_model(db)
     rows = emb_store.load_vectors(db, model)
-    parents = rows.vectors
+    parents = rows.matrix
     print(f"{len(parents):,} real vectors ({model}); synthesising {n_synth:,}")
     synth = Synth(parents, n_synth)
     sample = np.random.default_rng(0).choice(len(parents), 300, replace=False)

@@ -102,12 +102,16 @@ def nn_cos(queries: np.ndarray, data: np.ndarray, self_index: np.ndarray | None 
     """Cosine to the nearest neighbour of each query in ``data`` (excluding itself)."""
     best = np.full(len(queries), -np.inf, dtype=np.float32)
     step = 200_000
-    for i in range(0, len(data), step):
-        sims = queries @ data[i : i + step].T
-        if self_index is not None:
-            rows = np.nonzero((self_index >= i) & (self_index < i + step))[0]
-            sims[rows, self_index[rows] - i] = -np.inf
-        best = np.maximum(best, sims.max(axis=1))
+    qstep = 2_048  # bounds the similarity block to qstep x step floats (1.6 GB)
+    for q0 in range(0, len(queries), qstep):
+        q = queries[q0 : q0 + qstep]
+        own = None if self_index is None else self_index[q0 : q0 + qstep]
+        for i in range(0, len(data), step):
+            sims = q @ data[i : i + step].T
+            if own is not None:
+                rows = np.nonzero((own >= i) & (own < i + step))[0]
+                sims[rows, own[rows] - i] = -np.inf
+            best[q0 : q0 + qstep] = np.maximum(best[q0 : q0 + qstep], sims.max(axis=1))
     return best
 
 

@@ -32,6 +32,7 @@ from paperfeed.community.core import (
     User,
     require_active,
     strip_controls,
+    user_row_by_name,
 )
 from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.store import community_store as store
@@ -135,12 +136,7 @@ def load_user(c: Community, user_id: int) -> User | None:
 
 
 def user_by_name(c: Community, username: str) -> User:
-    row = None
-    if username and len(username) <= 64 and strip_controls(username) == username:
-        with c.db.read() as conn:
-            row = store.get_user_by_name(conn, username)
-    if row is None:
-        raise NotFound(f"There is no user called {username[:64]!r}.")
+    row = user_row_by_name(c, username)
     return User.from_row(row)
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from paperfeed.config import Settings
+from paperfeed.store import community_store as store
 from paperfeed.store.db import Database, utcnow
 
 Clock = Callable[[], datetime]  # naive UTC, like store.db.utcnow
@@ -165,3 +166,14 @@ class Community:
 
             hasher = self._cache["passwords"] = Passwords(self.password_params)
         return hasher
+
+
+def user_row_by_name(c: Community, username: str) -> dict[str, Any]:
+    """The account row for ``username``, or NotFound (odd names never reach SQL)."""
+    row = None
+    if username and len(username) <= 64 and strip_controls(username) == username:
+        with c.db.read() as conn:
+            row = store.get_user_by_name(conn, username)
+    if row is None:
+        raise NotFound(f"There is no user called {username[:64]!r}.")
+    return row

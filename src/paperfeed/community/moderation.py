@@ -21,6 +21,7 @@ from paperfeed.community.core import (
     paper_key,
     require_role,
     strip_controls,
+    user_row_by_name,
 )
 from paperfeed.store import community_store as store
 
@@ -101,12 +102,7 @@ def set_entry_featured(c: Community, actor: User | None, paper_id: str, featured
 
 
 def _target(c: Community, actor: User | None, username: str) -> dict[str, Any]:
-    row = None
-    if username and len(username) <= 64 and strip_controls(username) == username:
-        with c.db.read() as conn:
-            row = store.get_user_by_name(conn, username)
-    if row is None:
-        raise NotFound(f"There is no user called {username[:64]!r}.")
+    row = user_row_by_name(c, username)
     if actor is not None:
         if row["id"] == actor.id:
             raise Forbidden("You cannot do this to your own account.")
