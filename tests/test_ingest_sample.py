@@ -23,6 +23,9 @@ def test_sample_imports_cleanly(db: Database, settings: Settings) -> None:
     assert res.exit_code == 0 and "read 459, inserted 154, updated 305, unchanged 0, rejected 0" in res.stdout
     stats = orjson.loads(cli(settings, db, "stats", "--json").stdout)
     assert (stats["papers"], stats["daily_entries"]) == (4_981, 458)
+    text = cli(settings, db, "stats").stdout  # the human form shows the ranges too (not eaten as Rich markup)
+    assert f"daily_range: {stats['daily_range'][0]} → {stats['daily_range'][1]}" in text
+    assert "papers: 4981" in text
     with db.read() as conn:
         days = conn.execute(select(func.count(func.distinct(daily_entries.c.feed_date)))).scalar()
         fd = daily_entries.c.feed_date

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import typer
+from rich.markup import escape
 
 from paperfeed.cli.common import database, out, settings
 from paperfeed.store import stats as stats_queries
@@ -27,7 +28,12 @@ def stats(json_: bool = typer.Option(False, "--json", help="Print one JSON objec
         out.print_json(orjson.dumps(data, default=str).decode())
         return
     for key, value in data.items():
-        out.print(f"[bold]{key}[/bold]: {value}")
+        if isinstance(value, list | tuple):  # a date range
+            value = " → ".join(str(v) for v in value) if any(value) else "-"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        # Values are data, not Rich markup: "[2024-05-23, …]" would otherwise be eaten as a tag.
+        out.print(f"[bold]{key}[/bold]: {escape(str(value))}")
 
 
 def register(app: typer.Typer) -> None:
