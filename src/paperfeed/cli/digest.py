@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,7 +31,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str, code: int = EXIT_UNUSABLE) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(str(message))}")
     return typer.Exit(code)
 
 
@@ -52,7 +53,7 @@ def _check_frequency(value: str | None) -> str | None:
 def _print_report(report: SendReport) -> None:
     out.print(f"digest: {report.summary()}")
     if report.transport_error:
-        console.print(f"[yellow]mail server unavailable:[/yellow] {report.transport_error}")
+        console.print(f"[yellow]mail server unavailable:[/yellow] {escape(str(report.transport_error))}")
         console.print("the unsent digests stay queued; the next run sends them")
 
 

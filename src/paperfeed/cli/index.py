@@ -9,6 +9,7 @@ import logging
 
 import orjson
 import typer
+from rich.markup import escape
 
 from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
 
@@ -32,13 +33,13 @@ def index(
     try:
         report = run_index(s, db, rebuild=rebuild, batch_size=batch_size, progress=not quiet, console=console)
     except IndexerBusy as exc:
-        console.print(f"[red]{exc}[/red]; try again when it has finished")
+        console.print(f"[red]{escape(str(exc))}[/red]; try again when it has finished")
         raise typer.Exit(EXIT_UNUSABLE) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: finished batches are saved; run `paperfeed index` to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (OSError, ValueError, RuntimeError) as exc:  # e.g. encoder files missing, disk full
-        console.print(f"[red]indexing failed:[/red] {exc}")
+        console.print(f"[red]indexing failed:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_UNUSABLE) from None
     if json_:
         out.print_json(orjson.dumps(describe(report)).decode())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import typer
+from rich.markup import escape
 
 from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
 from paperfeed.search.hybrid import MODES, SearchError, SearchRequest, SearchService
@@ -53,7 +54,7 @@ def search(
         )
         res = SearchService(s, db).search(req)
     except (SearchError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_UNUSABLE) from None
     if json_:
         payload = {
@@ -67,13 +68,14 @@ def search(
         out.print_json(orjson.dumps(payload, default=str).decode())
         return
     for w in res.warnings:
-        console.print(f"[yellow]note:[/yellow] {w}")
+        console.print(f"[yellow]note:[/yellow] {escape(w)}")
     for i, hit in enumerate(res.hits, 1):
         p = hit.paper
         authors = ", ".join(p["authors"][:3]) + (f" +{len(p['authors']) - 3}" if len(p["authors"]) > 3 else "")
-        out.print(f"[bold]{i:>2}. {p['title']}[/bold]  [dim]{p['id']} · {p.get('published') or ''}[/dim]")
-        out.print(f"    {authors}")
-        out.print(f"    [dim]{'; '.join(hit.why)}[/dim]")
+        # Titles and names are data: "[Re] …" or "[/x]" must print as text, not as Rich markup.
+        out.print(f"[bold]{i:>2}. {escape(p['title'])}[/bold]  [dim]{p['id']} · {p.get('published') or ''}[/dim]")
+        out.print(f"    {escape(authors)}")
+        out.print(f"    [dim]{escape('; '.join(hit.why))}[/dim]")
     out.print(f"[dim]{res.total} results · {res.mode} · {res.took_ms:.1f} ms[/dim]")
 
 
@@ -100,7 +102,7 @@ def eval_cmd(
     try:
         results = evaluate(directory, split=split, modes=mode, workdir=workdir, progress=not quiet, on_mode=show)
     except FileNotFoundError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_UNUSABLE) from None
     if json_:
         print(orjson.dumps(results).decode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
 from paperfeed.community import accounts, moderation
@@ -24,7 +25,7 @@ def _community() -> Community:
 
 
 def _fail(exc: CommunityError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc.message}")
+    console.print(f"[red]error:[/red] {escape(exc.message)}")
     return typer.Exit(EXIT_UNUSABLE)
 
 
@@ -46,7 +47,7 @@ def create(
         user = accounts.sign_up(c, name, email, password, role="admin" if admin else role)
     except CommunityError as exc:
         raise _fail(exc) from None
-    out.print(f"created user [bold]{user.username}[/bold] (id {user.id}, role {user.role})")
+    out.print(f"created user [bold]{escape(user.username)}[/bold] (id {user.id}, role {user.role})")
 
 
 @user_app.command("role")

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from paperfeed.cli.common import EXIT_UNUSABLE, console, out
 from paperfeed.config import Settings
@@ -96,7 +97,7 @@ def demo(
         try:
             import_sample(db)
         except FileNotFoundError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(EXIT_UNUSABLE) from None
     from paperfeed.store import feed_helpers
 
@@ -107,7 +108,7 @@ def demo(
         try:
             run_index(s, db, console=console)
         except IndexerBusy as exc:
-            console.print(f"[yellow]{exc}; serving with the indexes as they are[/yellow]")
+            console.print(f"[yellow]{escape(str(exc))}; serving with the indexes as they are[/yellow]")
     out.print(f"\n[bold]paperfeed demo:[/bold] http://127.0.0.1:{port}/   (Ctrl-C to stop)\n")
     uvicorn.run(create_app(s, db), host="127.0.0.1", port=port, log_level="warning")
 
