@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -129,7 +130,8 @@ class ProgressBar:
             console=console or Console(stderr=True),
             transient=False,
         )
-        self._task = self._progress.add_task(description, total=total if total else None, status="")
+        # File names are data: a "[x].json" file must not be read as Rich markup.
+        self._task = self._progress.add_task(escape(description), total=total if total else None, status="")
 
     def __enter__(self) -> ProgressBar:
         if self._progress:
