@@ -7,6 +7,7 @@ else receives a :class:`Database` and calls its query functions.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,7 @@ class Database:
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
         self.dialect = self.engine.dialect.name
+        self._write_lock = threading.RLock()  # re-entrant: a writer may call a helper that writes
 
     @classmethod
     def from_settings(cls, settings) -> Database:  # type: ignore[no-untyped-def]
@@ -89,7 +91,10 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self.engine.connect() as conn:
+        # One writer at a time per process, queued in arrival order: threads of one server worker
+        # otherwise poll SQLite's busy handler (sleeps of up to 100 ms), which starves some of them
+        # for seconds under concurrent votes. Other processes still meet at BEGIN IMMEDIATE.
+        with self._write_lock, self.engine.connect() as conn:
             conn.info["pf_immediate"] = True
             with conn.begin():
                 yield conn
