@@ -91,7 +91,7 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
             return
-        # One writer at a time per process, queued in arrival order: threads of one server worker
+        # One writer at a time per process, waiting on a lock: threads of one server worker
         # otherwise poll SQLite's busy handler (sleeps of up to 100 ms), which starves some of them
         # for seconds under concurrent votes. Other processes still meet at BEGIN IMMEDIATE.
         with self._write_lock, self.engine.connect() as conn:
