@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+WRITE_WAIT_S = 10.0  # = PRAGMA busy_timeout: how long a writer waits for the write lock
 
 
 def utcnow() -> datetime:
@@ -94,10 +95,17 @@ class Database:
         # One writer at a time per process, waiting on a lock: threads of one server worker
         # otherwise poll SQLite's busy handler (sleeps of up to 100 ms), which starves some of them
         # for seconds under concurrent votes. Other processes still meet at BEGIN IMMEDIATE.
-        with self._write_lock, self.engine.connect() as conn:
-            conn.info["pf_immediate"] = True
-            with conn.begin():
-                yield conn
+        # Bounded like the busy timeout, so a writer that waits on another thread's write fails
+        # the same way it did without the lock instead of hanging.
+        if not self._write_lock.acquire(timeout=WRITE_WAIT_S):
+            raise TimeoutError(f"database is locked: no write slot in this process for {WRITE_WAIT_S:.0f} s")
+        try:
+            with self.engine.connect() as conn:
+                conn.info["pf_immediate"] = True
+                with conn.begin():
+                    yield conn
+        finally:
+            self._write_lock.release()
 
     def dispose(self) -> None:
         self.engine.dispose()
