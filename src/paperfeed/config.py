@@ -32,7 +32,6 @@ class Settings:
     smtp_url: str | None = None  # None -> mail is written to ``home/outbox`` (demo default)
     mail_from: str = "paperfeed <digest@localhost>"
     oai_url: str = "https://oaipmh.arxiv.org/oai"
-    arxiv_api_url: str = "https://export.arxiv.org/api/query"
     harvest_delay: float = 3.0
     ann_threshold: int = 20_000  # above this many vectors, use the HNSW index
     scheduler: bool = True  # `serve` runs the digest scheduler itself
@@ -53,7 +52,6 @@ class Settings:
             smtp_url=env.get("PAPERFEED_SMTP_URL") or None,
             mail_from=env.get("PAPERFEED_MAIL_FROM", cls.mail_from),
             oai_url=env.get("PAPERFEED_OAI_URL", cls.oai_url),
-            arxiv_api_url=env.get("PAPERFEED_ARXIV_API_URL", cls.arxiv_api_url),
             harvest_delay=float(env.get("PAPERFEED_HARVEST_DELAY", cls.harvest_delay)),
             ann_threshold=int(env.get("PAPERFEED_ANN_THRESHOLD", cls.ann_threshold)),
             scheduler=_bool(env.get("PAPERFEED_SCHEDULER"), True),
