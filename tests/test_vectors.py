@@ -141,6 +141,20 @@ def test_marker_and_filters(any_db: Database) -> None:
     assert len(store.all_keys(any_db)) == 19
 
 
+def test_iter_vectors_matches_load_vectors(any_db: Database) -> None:
+    ids, vecs = seed(any_db, 9000)  # more than one driver fetch
+    m = store.marker(any_db)
+    chunks = list(store.iter_vectors(any_db, MODEL))
+    assert len(chunks) > 1 and all(c.watermark == m.last_write for c in chunks)
+    whole, joined = store.load_vectors(any_db, MODEL), store.concat_rows(chunks, m.last_write)
+    assert joined.paper_ids == whole.paper_ids and np.array_equal(joined.keys, whole.keys)
+    assert np.array_equal(joined.matrix, whole.matrix)
+    joined.matrix[0, 0] = 0.5  # chunks own writable memory
+    recent = list(store.iter_vectors(any_db, None, after_key=m.max_key - 3))
+    assert sum(len(c) for c in recent) == 3
+    assert len(store.concat_rows([], None)) == 0
+
+
 def test_rebuild_mark(any_db: Database) -> None:
     assert store.rebuild_mark(any_db) is None
     now = store.utcnow()
@@ -159,6 +173,8 @@ def test_wrong_length_blob_is_skipped(db: Database, caplog: pytest.LogCaptureFix
         rows = store.load_vectors(db, MODEL)
     assert len(rows) == 4 and ids[1] not in rows.paper_ids
     assert "wrong vector length" in caplog.text
+    chunked = store.concat_rows(list(store.iter_vectors(db, MODEL)), None)
+    assert chunked.paper_ids == rows.paper_ids
 
 
 # -- exact search -------------------------------------------------------------------------------
@@ -233,13 +249,15 @@ def test_refresh_picks_up_new_changed_and_deleted(db: Database, hnsw_settings: S
     assert vi.mode == "hnsw" and len(vi._snap.pids) == 0  # nothing in the delta
 
     calls = []
-    real = store.load_vectors
-    vx.store.load_vectors = lambda *a, **kw: calls.append(1) or real(*a, **kw)  # type: ignore[assignment]
+    real = store.iter_vectors
+    vx.store.iter_vectors = lambda *a, **kw: calls.append(1) or real(*a, **kw)  # type: ignore[assignment]
     try:
         vi.refresh()
         assert calls == []  # nothing changed: no vector read
+        vi.refresh(full=True)
+        assert calls == []
     finally:
-        vx.store.load_vectors = real  # type: ignore[assignment]
+        vx.store.iter_vectors = real  # type: ignore[assignment]
 
     new_ids, new_vecs = seed(db, 3, seed_=77)
     h = set_paper_text(db, ids[10], "rewritten")

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 # newest write seen makes such late commits visible. Re-reading is idempotent.
 SLACK = timedelta(seconds=30)
 ANN_MAX_K = 10_000  # the deepest HNSW search we run when filters discard candidates
+COMPARE_BLOCK = 20_000  # re-read vectors compared with the HNSW copy per step
 COUNT_EVERY = 300.0  # seconds between row counts (deletion checks) while serving from HNSW
 
 
@@ -218,13 +219,15 @@ class VectorIndex:
         pos = self._in_base(snap, keys)
         cand = [(i, int(k), int(p)) for i, k, p in zip(ours, keys.tolist(), pos.tolist(), strict=True) if p >= 0]
         cand = [(i, k, p) for i, k, p in cand if k not in snap.masked and snap.ann_pids[p] == rows.paper_ids[i]]
-        if not cand:
-            return set()
-        with snap.ann_lock:
-            stored = np.asarray(snap.ann.get(np.array([k for _, k, _ in cand], dtype=np.uint64), dtype=np.float32))
-        stored = stored.reshape(len(cand), -1)
-        diff = np.abs(stored - rows.matrix[[i for i, _, _ in cand]]).max(axis=1)
-        return {i for (i, _, _), d in zip(cand, diff.tolist(), strict=True) if d < 2e-3}  # f16 rounding is < 5e-4
+        same: set[int] = set()
+        for b in range(0, len(cand), COMPARE_BLOCK):  # blocks bound the memory after bulk writes
+            block = cand[b : b + COMPARE_BLOCK]
+            with snap.ann_lock:
+                stored = snap.ann.get(np.array([k for _, k, _ in block], dtype=np.uint64), dtype=np.float32)
+            stored = np.asarray(stored).reshape(len(block), -1)
+            diff = np.abs(stored - rows.matrix[[i for i, _, _ in block]]).max(axis=1)
+            same.update(i for (i, _, _), d in zip(block, diff.tolist(), strict=True) if d < 2e-3)  # f16 error < 5e-4
+        return same
 
     def _with_rows(self, snap: _Snapshot, rows: store.VectorRows, deleted: set[int] | None = None) -> _Snapshot:
         """``snap`` with ``rows`` applied: rows of our model enter the exact part, others leave it."""
@@ -303,10 +306,33 @@ class VectorIndex:
     def _building(self) -> bool:
         return self._builder is not None and self._builder.is_alive()
 
+    def _read_changes(self, snap: _Snapshot, since: datetime | None) -> store.VectorRows:
+        """Rows written after the snapshot, minus those the HNSW base already holds unchanged.
+
+        Read chunk by chunk: the SLACK window can hold many rows after a bulk write, and only the
+        changed ones are kept."""
+        parts: list[store.VectorRows] = []
+        watermark = store.marker(self.db, count=False).last_write  # read before the scan
+        for chunk in store.iter_vectors(self.db, None, after_key=snap.max_key, since=since):
+            ours = [i for i, m in enumerate(chunk.models) if m == snap.model]
+            same = self._unchanged(snap, chunk, ours)
+            if same:
+                keep = [i for i in range(len(chunk)) if i not in same]
+                chunk = replace(
+                    chunk,
+                    keys=chunk.keys[keep],
+                    paper_ids=[chunk.paper_ids[i] for i in keep],
+                    models=[chunk.models[i] for i in keep],
+                    matrix=chunk.matrix[keep],
+                )
+            if len(chunk):
+                parts.append(chunk)
+        return store.concat_rows(parts, watermark)
+
     def _apply_changes(self, marker: store.Marker) -> None:
         snap = self._snap
         since = snap.watermark - SLACK if snap.watermark else None
-        rows = store.load_vectors(self.db, None, after_key=snap.max_key, since=since)
+        rows = self._read_changes(snap, since)
         deleted: set[int] = set()
         prev = snap.marker
         inserted = int(((rows.keys > (prev.max_key if prev else snap.max_key)) & (rows.keys <= marker.max_key)).sum())

@@ -313,24 +313,12 @@ def load_vectors(
     """
     with db.read() as conn:
         watermark = conn.scalar(select(func.max(embeddings.c.created_at)))
-        capacity = int(conn.scalar(select(func.count(embeddings.c.id))) or 0)  # index-only: an upper bound
-    where: list[str] = []
-    params: list[Any] = []
-    if model is not None:
-        where.append("model = {p}")
-        params.append(model)
-    recent: list[str] = []
-    if after_key is not None:
-        recent.append("id > {p}")
-        params.append(int(after_key))
-    if since is not None:
-        recent.append("created_at >= {p}")
-        params.append(since)
-    if recent:
-        where.append("(" + " OR ".join(recent) + ")")
-    sql = "SELECT id, paper_id, model, vector FROM embeddings"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+        # A full read sizes the matrix once from the row count (index-only: an upper bound); a
+        # filtered read (refreshes) is usually tiny and grows from its first chunk instead of
+        # reserving the whole table's 1.5 GB at a million vectors.
+        full = after_key is None and since is None
+        capacity = int(conn.scalar(select(func.count(embeddings.c.id))) or 0) if full else 0
+    sql, params = _vector_query(model, after_key, since)
 
     keys = np.empty(0, dtype=np.int64)
     matrix: np.ndarray | None = None
@@ -375,6 +363,65 @@ def load_vectors(
         # Keep a tight copy unless nearly full (a copy of 1.5 GB is not free).
         matrix = matrix[:n].copy() if n < 0.9 * matrix.shape[0] else matrix[:n]
     return VectorRows(keys[:n].copy(), paper_ids, model_names, matrix, watermark)
+
+
+def _vector_query(model: str | None, after_key: int | None, since: datetime | None) -> tuple[str, list[Any]]:
+    """SQL (with ``{p}`` placeholders) and parameters for the rows ``load_vectors`` describes."""
+    where: list[str] = []
+    params: list[Any] = []
+    if model is not None:
+        where.append("model = {p}")
+        params.append(model)
+    recent: list[str] = []
+    if after_key is not None:
+        recent.append("id > {p}")
+        params.append(int(after_key))
+    if since is not None:
+        recent.append("created_at >= {p}")
+        params.append(since)
+    if recent:
+        where.append("(" + " OR ".join(recent) + ")")
+    sql = "SELECT id, paper_id, model, vector FROM embeddings"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql, params
+
+
+def iter_vectors(
+    db: Database, model: str | None, *, after_key: int | None = None, since: datetime | None = None
+) -> Iterator[VectorRows]:
+    """The rows of :func:`load_vectors` in chunks of a few thousand, so a caller that keeps only
+    some of them (a refresh dropping rows it already holds) never holds them all at once. Every
+    chunk carries the same ``watermark``, read before the scan."""
+    with db.read() as conn:
+        watermark = conn.scalar(select(func.max(embeddings.c.created_at)))
+    sql, params = _vector_query(model, after_key, since)
+    dim = 0
+    bad = 0
+    with db.read() as conn:
+        for chunk in _driver_rows(conn, sql, params):
+            dim = dim or len(chunk[0][3]) // 4  # the first row sets the width, as in load_vectors
+            good = [r for r in chunk if dim and len(r[3]) == dim * 4]
+            bad += len(chunk) - len(good)
+            if good:
+                ids, pids, mods, blobs = zip(*good, strict=True)
+                matrix = np.frombuffer(bytearray(b"".join(blobs)), dtype=np.float32).reshape(len(good), dim)
+                yield VectorRows(np.asarray(ids, dtype=np.int64), list(pids), list(mods), matrix, watermark)
+    if bad:
+        log.warning("skipped %d embeddings with a wrong vector length", bad)
+
+
+def concat_rows(parts: Sequence[VectorRows], watermark: datetime | None) -> VectorRows:
+    """One :class:`VectorRows` from chunks (an empty one when there are none)."""
+    if not parts:
+        return VectorRows(np.empty(0, np.int64), [], [], np.empty((0, 0), np.float32), watermark)
+    return VectorRows(
+        np.concatenate([p.keys for p in parts]),
+        [pid for p in parts for pid in p.paper_ids],
+        [m for p in parts for m in p.models],
+        np.concatenate([p.matrix for p in parts]) if len(parts) > 1 else parts[0].matrix,
+        watermark,
+    )
 
 
 def _driver_rows(conn: Connection, sql: str, params: list[Any]) -> Iterator[list[tuple[Any, ...]]]:
