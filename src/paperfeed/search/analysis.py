@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import tantivy
 
@@ -61,12 +62,15 @@ class Token:
     end: int
 
 
+def pre_tokens(text: str, analyzer: tantivy.TextAnalyzer | None = None) -> list[Any]:
+    """tantivy's own token objects (``text``, ``position``, ``char_offset_from/_to``): for hot
+    loops that would rather not build a :class:`Token` per word."""
+    return (analyzer or text_analyzer()).pre_tokenize(text).tokens if text else []
+
+
 def tokens(text: str, analyzer: tantivy.TextAnalyzer | None = None) -> list[Token]:
     """Analyzed tokens with positions and character offsets."""
-    if not text:
-        return []
-    pre = (analyzer or text_analyzer()).pre_tokenize(text)
-    return [Token(t.text, t.position, t.char_offset_from, t.char_offset_to) for t in pre.tokens]
+    return [Token(t.text, t.position, t.char_offset_from, t.char_offset_to) for t in pre_tokens(text, analyzer)]
 
 
 def terms(text: str) -> list[str]:
