@@ -70,3 +70,20 @@ def test_the_default_margin_keeps_recent_papers_checked_directly(db) -> None:
     with db.read() as conn:
         rows, total, backlog = feed_queries.author_papers(conn, "Fresh Author", limit=5, offset=0)
         assert total == 1 and backlog == 1 and rows[0]["id"] == p["id"]
+
+
+def test_data_version_moves_when_a_vote_and_an_unvote_cancel_out(any_db) -> None:  # type: ignore[no-untyped-def]
+    """One user's unvote plus another's vote keeps the vote count; cached pages must still change."""
+    from paperfeed.store import community_store
+
+    paper = f.add_paper(any_db)
+    ann, bob = f.add_user(any_db, "ann"), f.add_user(any_db, "bob")
+    with any_db.write() as conn:
+        community_store.add_vote(conn, ann, paper["id"], utcnow())
+    with any_db.read() as conn:
+        before = feed_queries.data_version(conn)
+    with any_db.write() as conn:
+        community_store.remove_vote(conn, ann, paper["id"])
+        community_store.add_vote(conn, bob, paper["id"], utcnow())
+    with any_db.read() as conn:
+        assert feed_queries.data_version(conn) != before

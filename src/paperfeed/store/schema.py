@@ -105,6 +105,7 @@ votes = Table(
     Column("created_at", DateTime, nullable=False),
     Index("ix_votes_paper", "paper_id"),
     Index("ix_votes_user", "user_id", "created_at"),  # 0004: a profile's upvotes, newest first
+    Index("ix_votes_created_at", "created_at"),  # 0006: the newest vote, for the web cache's data version
 )
 
 comments = Table(
