@@ -125,7 +125,8 @@ def test_sign_up_submit_upvote_comment_and_moderator_hides_it(browser: Any, site
     button = page.locator(".paper-head button.vote")
     assert button.get_attribute("aria-pressed") == "false" and button.locator(".vote-count").inner_text() == "0"
     button.click()
-    page.wait_for_function("document.querySelector('.paper-head button.vote').getAttribute('aria-pressed') === 'true'")
+    # A selector wait, not wait_for_function: polling a string predicate needs eval, which the CSP forbids.
+    page.wait_for_selector(".paper-head button.vote[aria-pressed='true']")
     assert button.locator(".vote-count").inner_text() == "1"
     assert page.evaluate("window.__noReload") == 1
     page.reload()
