@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -164,6 +164,21 @@ class Lease:
 # -- planning ---------------------------------------------------------------------------------
 
 
+def _due_groups(
+    groups: Iterable[tuple[str, str, int, bool]], now: datetime
+) -> Iterator[tuple[str, str, int, bool, DigestPeriod, datetime]]:
+    """The (frequency, time zone, hour, weekdays-only) groups whose send time has come, each with
+    its period and the moment it became due. Unknown time zones are skipped with a warning."""
+    for freq, tz, hour, weekdays_only in groups:
+        try:
+            due = due_period(freq, tz, hour, weekdays_only, now)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("digest: skipping subscribers with unknown time zone %r", tz)
+            continue
+        if due is not None:
+            yield freq, tz, hour, weekdays_only, *due
+
+
 def plan_due(db: Database, now: datetime, *, frequency: str | None = None, email: str | None = None) -> int:
     """Create ledger rows for every subscriber whose local send time has come (the scheduler's
     and plain ``digest send``'s rule). People confirmed after today's send time wait for the next."""
@@ -171,15 +186,7 @@ def plan_due(db: Database, now: datetime, *, frequency: str | None = None, email
     with db.read() as conn:
         groups = store.active_groups(conn, frequency)
     with db.write() as conn:
-        for freq, tz, hour, weekdays_only in groups:
-            try:
-                due = due_period(freq, tz, hour, weekdays_only, now)
-            except (ZoneInfoNotFoundError, ValueError):
-                log.warning("digest: skipping subscribers with unknown time zone %r", tz)
-                continue
-            if due is None:
-                continue
-            period, moment = due
+        for freq, tz, hour, weekdays_only, period, moment in _due_groups(groups, now):
             total += store.plan_period(
                 conn,
                 frequency=freq,
@@ -706,14 +713,7 @@ def preview_due(
                 ):
                     targets.append((sub, _period))
         else:
-            for freq, tz, hour, weekdays_only in store.active_groups(conn, frequency):
-                try:
-                    due = due_period(freq, tz, hour, weekdays_only, now)
-                except (ZoneInfoNotFoundError, ValueError):
-                    continue
-                if due is None:
-                    continue
-                period, moment = due
+            for freq, tz, hour, weekdays_only, period, moment in _due_groups(store.active_groups(conn, frequency), now):
                 for sub in store.eligible_subscriptions(
                     conn,
                     frequency=freq,
