@@ -110,6 +110,7 @@ def test_subscribe_confirm_receive_and_unsubscribe(
     # GET shows a button and changes nothing (mail scanners prefetch links).
     page = client.get(link)
     assert page.status_code == 200 and 'action="/digest/confirm"' in page.text and 'method="post"' in page.text
+    assert 'name="send_hour"' in page.text and 'name="timezone"' in page.text  # time fields to adjust
     assert sub_row(db, "reader@example.org")["status"] == "pending"
     token = link.split("t=", 1)[1]
     done = post(client, "/digest/confirm", {"t": token, "timezone": "Europe/Berlin", "send_hour": "7"})
