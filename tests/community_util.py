@@ -4,8 +4,6 @@ clients that carry the session cookie and CSRF token like a browser does."""
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -95,32 +93,3 @@ def web(settings: Settings, db: Database, clock: FakeClock | None = None, limits
 def second_browser(w: Web) -> Web:
     """Another browser (own cookies) on the same app."""
     return Web(TestClient(w.client.app, raise_server_exceptions=False), w.community, w.clock)
-
-
-class LiveServer:
-    """The app under a real uvicorn server on a free loopback port, in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        import socket
-
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

@@ -15,16 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from .servers import free_port
+
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return found[-1] if found else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PgServer:
@@ -46,7 +42,7 @@ class PgServer:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
             self._prefix = ["runuser", "-u", "postgres", "--"]
-        self.port = _free_port()
+        self.port = free_port()
         subprocess.run(
             [*self._prefix, self.initdb, "-D", str(data), "-U", "paperfeed", "--auth=trust", "-E", "UTF8", "--no-sync"],
             check=True,

@@ -6,7 +6,6 @@ bounces). Import the ``smtp_sink`` fixture into a test module, or use :class:`Sm
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -19,11 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .servers import free_port
 
 
 @dataclass

@@ -17,7 +17,8 @@ from paperfeed.store.schema import papers
 from paperfeed.store.schema import votes as votes_table
 
 from . import factories as f
-from .community_util import LiveServer, community, make_user, web
+from .community_util import community, make_user, web
+from .servers import LiveServer
 
 
 def _counts(db: Database, paper_id: str) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from paperfeed.store.db import Database
 
 from . import smtp
 from .factories import add_daily, add_paper
+from .servers import free_port
 from .smtp import SmtpSink
 
 smtp_sink = smtp.smtp_sink  # the loopback SMTP server fixture
@@ -103,7 +104,7 @@ def test_inbound_unsubscribe_mail(env: dict[str, str], cli_db: Database) -> None
 
 def test_server_down_exits_2_and_keeps_the_queue(env: dict[str, str], cli_db: Database) -> None:
     subs.admin_subscribe(cli_db, "later@example.org", subs.Prefs(), confirmed=True)
-    down = {**env, "PAPERFEED_SMTP_URL": f"smtp://127.0.0.1:{smtp.free_port()}?timeout=2"}
+    down = {**env, "PAPERFEED_SMTP_URL": f"smtp://127.0.0.1:{free_port()}?timeout=2"}
     code, out = run(down, "send", "--date", "2026-11-24", "--quiet")
     assert code == 2 and "stay queued" in out
     with cli_db.read() as conn:

@@ -24,7 +24,8 @@ from paperfeed.store.db import Database
 
 from . import smtp
 from .factories import add_daily, add_paper
-from .smtp import SmtpSink, free_port
+from .servers import free_port
+from .smtp import SmtpSink
 
 smtp_sink = smtp.smtp_sink  # the loopback SMTP server fixture
 

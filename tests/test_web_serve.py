@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,8 @@ import pytest
 
 from paperfeed.store.db import Database
 
+from .servers import free_port
 from .webutil import seed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -31,7 +25,7 @@ def test_serve_with_two_workers(settings, tmp_path: Path) -> None:
     db.migrate()
     seed(db)
     db.dispose()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_BASE_URL": f"http://127.0.0.1:{port}"}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

@@ -24,7 +24,8 @@ from tests import factories as f
 from tests.community_util import FAST, PASSWORD, unlimited
 from tests.oai_server import OAIReplayServer, Reply
 
-from .conftest import ARTIFACTS, LiveServer
+from ..servers import LiveServer
+from .conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

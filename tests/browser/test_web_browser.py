@@ -13,7 +13,8 @@ from paperfeed.config import Settings
 from paperfeed.store.db import Database
 from paperfeed.web.app import create_app
 
-from .conftest import ARTIFACTS, LiveServer, fill_demo_database
+from ..servers import LiveServer
+from .conftest import ARTIFACTS, fill_demo_database
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
