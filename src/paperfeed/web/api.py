@@ -330,13 +330,17 @@ def _paper_id(paper_id: str) -> str | None:
     return parts[0] if parts else None
 
 
+def _not_an_id(paper_id: str) -> JSONResponse:
+    return JSONResponse({"detail": f"{paper_id[:64]!r} is not an arXiv id"}, status_code=404)
+
+
 @router.get("/papers/{paper_id}", response_model=None, responses={200: {"model": HFPaper}, **_ERR})
 async def hf_paper_detail(request: Request, paper_id: str = Path(..., max_length=64)) -> Response:
     """One paper in the Hugging Face ``/api/papers/{id}`` shape (a version suffix is ignored)."""
     state = app_state(request)
     pid = _paper_id(paper_id)
     if pid is None:
-        return JSONResponse({"detail": f"{paper_id[:64]!r} is not an arXiv id"}, status_code=404)
+        return _not_an_id(paper_id)
 
     def build() -> tuple[Any, dict[str, str]]:
         with state.db.read() as conn:
@@ -436,7 +440,7 @@ async def v1_paper(request: Request, paper_id: str = Path(..., max_length=64)) -
     state = app_state(request)
     pid = _paper_id(paper_id)
     if pid is None:
-        return JSONResponse({"detail": f"{paper_id[:64]!r} is not an arXiv id"}, status_code=404)
+        return _not_an_id(paper_id)
 
     def build() -> tuple[Any, dict[str, str]]:
         data = paper_data(state, pid)
@@ -455,7 +459,7 @@ async def v1_similar(
     state = app_state(request)
     pid = _paper_id(paper_id)
     if pid is None:
-        return JSONResponse({"detail": f"{paper_id[:64]!r} is not an arXiv id"}, status_code=404)
+        return _not_an_id(paper_id)
 
     def build() -> tuple[Any, dict[str, str]]:
         with state.db.read() as conn:
