@@ -230,6 +230,14 @@ class SearchService:
         depth = min(1_000, max(100, (req.offset + req.limit) * 3))
         mode = req.mode
 
+        sem = None
+        if mode in ("semantic", "hybrid"):
+            sem = self._semantic() if pq.text.strip() else None
+            if sem is None:  # no vectors yet, or a query of filters only: keyword results instead
+                if pq.text.strip():
+                    warnings.append(f"{self._semantic_error}; showing keyword results")
+                mode = "keyword"
+
         keyword: list[tuple[str, float]] = []
         if mode in ("keyword", "hybrid"):
             hits = self.lexical.search(
@@ -238,22 +246,11 @@ class SearchService:
             keyword = [(h.paper_id, h.score) for h in hits]
 
         semantic: list[tuple[str, float]] = []
-        if mode in ("semantic", "hybrid"):
-            sem = self._semantic() if pq.text.strip() else None
-            if sem is None:
-                if pq.text.strip():
-                    warnings.append(f"{self._semantic_error}; showing keyword results")
-                mode = "keyword"
-                if not keyword:
-                    hits = self.lexical.search(
-                        pq, limit=depth, categories=categories or None, date_from=date_from, date_to=date_to
-                    )
-                    keyword = [(h.paper_id, h.score) for h in hits]
-            else:
-                encoder, vectors = sem
-                qvec = self._embed_query(encoder, pq.text)
-                # Filters are applied after retrieval, so fetch deeper when they may discard many.
-                semantic = vectors.search(qvec, k=depth * (4 if filtered else 1))
+        if sem is not None:
+            encoder, vectors = sem
+            qvec = self._embed_query(encoder, pq.text)
+            # Filters are applied after retrieval, so fetch deeper when they may discard many.
+            semantic = vectors.search(qvec, k=depth * (4 if filtered else 1))
 
         ranked = fuse(keyword, semantic, self.fusion) if mode == "hybrid" else (keyword or semantic)
         kw_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(keyword)}
