@@ -204,3 +204,40 @@ def test_missing_vectors_fall_back_to_keyword(tmp_path) -> None:
     res = SearchService(settings, db).search(SearchRequest(q="sparse attention"))
     assert res.mode == "keyword" and res.warnings
     assert res.hits[0].paper["title"] == "Sparse attention kernels"
+
+
+def test_running_service_picks_up_a_later_index(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A long-running service (a web worker) started before `paperfeed index` embedded anything
+    answers keyword-only, does not retry loading on every query, and turns hybrid by itself
+    once the refresh interval has passed."""
+    from paperfeed.config import Settings
+    from paperfeed.search import hybrid
+    from paperfeed.search.lexical import LexicalIndex
+    from paperfeed.search.vectors import VectorIndex
+    from paperfeed.store.db import Database
+
+    settings = Settings(home=tmp_path, secret_key="t")
+    db = Database(settings.db_url)
+    db.migrate()
+    add_paper(db, id="2401.00001", title="Sparse attention kernels", abstract="Fast kernels for sparse attention.")
+    LexicalIndex(settings).update(db, progress=False)
+    monkeypatch.setattr(hybrid, "REFRESH_EVERY_S", 3600.0)
+    service = SearchService(settings, db)
+    loads = []
+    real_init = VectorIndex.__init__
+
+    def counting_init(self, *a, **kw):  # type: ignore[no-untyped-def]
+        loads.append(1)
+        real_init(self, *a, **kw)
+
+    monkeypatch.setattr(VectorIndex, "__init__", counting_init)
+    for _ in range(3):
+        assert service.search(SearchRequest(q="sparse attention")).mode == "keyword"
+    assert len(loads) == 1  # the empty index was looked at once, not per query
+
+    run_index(settings, db, progress=False)
+    assert service.search(SearchRequest(q="sparse attention")).mode == "keyword"  # within the interval
+    monkeypatch.setattr(hybrid, "REFRESH_EVERY_S", 0.0)
+    res = service.search(SearchRequest(q="sparse attention"))
+    assert res.mode == "hybrid" and not res.warnings and res.hits[0].semantic_similarity is not None
+    assert len(loads) == 2

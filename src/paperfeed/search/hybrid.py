@@ -31,6 +31,9 @@ MODES = ("keyword", "semantic", "hybrid")
 SORTS = ("relevance", "date", "upvotes")
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000
+# A long-running service (web workers) looks for vectors written by `paperfeed index` at most this
+# often; a look costs a stat and two index lookups when nothing changed.
+REFRESH_EVERY_S = 2.0
 
 
 class SearchError(ValueError):
@@ -158,13 +161,17 @@ class SearchService:
         self._vectors: Any = None
         self._semantic_error: str | None = None
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._checked_at = time.monotonic()
 
     # -- semantic side (lazy) ----------------------------------------------------------------
     def _semantic(self) -> tuple[Any, Any] | None:
+        self._maybe_refresh()
         if self._vectors is not None and self._encoder is not None:
             return self._encoder, self._vectors
+        if self._semantic_error is not None:  # failed before: tried again after the next refresh
+            return None
         with self._lock:
-            if self._vectors is None or self._encoder is None:
+            if (self._vectors is None or self._encoder is None) and self._semantic_error is None:
                 try:
                     from paperfeed.search.encoder import get_encoder
                     from paperfeed.search.vectors import VectorIndex
@@ -180,14 +187,26 @@ class SearchService:
                     log.warning("semantic search unavailable: %s", exc)
                     self._semantic_error = "semantic search is unavailable right now"
                     return None
+        if self._vectors is None or self._encoder is None:  # another thread's load failed meanwhile
+            return None
         return self._encoder, self._vectors
 
     def refresh(self) -> None:
         """Pick up new papers/vectors written by another process (cheap when nothing changed)."""
+        self._checked_at = time.monotonic()
         if self._vectors is not None:
             self._vectors.refresh()
         elif self._semantic_error:
             self._semantic_error = None  # try loading again on the next query
+
+    def _maybe_refresh(self) -> None:
+        """``refresh`` at most every REFRESH_EVERY_S, from whichever query comes first."""
+        if time.monotonic() - self._checked_at < REFRESH_EVERY_S:
+            return
+        try:
+            self.refresh()
+        except Exception as exc:  # a failed look must not fail the query: it keeps the old snapshot
+            log.warning("could not refresh the vector index: %s", exc)
 
     def _embed_query(self, encoder: Any, text: str) -> np.ndarray:
         vec = self._qcache.get(text)
@@ -235,7 +254,8 @@ class SearchService:
             sem = self._semantic() if pq.text.strip() else None
             if sem is None:  # no vectors yet, or a query of filters only: keyword results instead
                 if pq.text.strip():
-                    warnings.append(f"{self._semantic_error}; showing keyword results")
+                    why = self._semantic_error or "semantic search is unavailable"
+                    warnings.append(f"{why}; showing keyword results")
                 mode = "keyword"
 
         keyword: list[tuple[str, float]] = []
