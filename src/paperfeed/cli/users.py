@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
 from paperfeed.community import accounts, moderation
-from paperfeed.community.core import ROLES, Community, CommunityError
+from paperfeed.community.core import COMMAND_LINE, ROLES, Community, CommunityError
 
 user_app = typer.Typer(help="Accounts: create users, set roles, ban.", no_args_is_help=True)
 
@@ -57,7 +57,7 @@ def role(
 ) -> None:
     """Change a user's role."""
     try:
-        changed = moderation.set_role(_community(), None, name, new_role)
+        changed = moderation.set_role(_community(), COMMAND_LINE, name, new_role)
     except CommunityError as exc:
         raise _fail(exc) from None
     out.print(f"{name} is now {new_role}" if changed else f"{name} already was {new_role}")
@@ -70,7 +70,7 @@ def ban(
 ) -> None:
     """Ban a user: every session and API token stops working at once."""
     try:
-        changed = moderation.set_banned(_community(), None, name, True, reason)
+        changed = moderation.set_banned(_community(), COMMAND_LINE, name, True, reason)
     except CommunityError as exc:
         raise _fail(exc) from None
     out.print(f"banned {name}" if changed else f"{name} already was banned")
@@ -80,7 +80,7 @@ def ban(
 def unban(name: str = typer.Argument(...)) -> None:
     """Lift a ban."""
     try:
-        changed = moderation.set_banned(_community(), None, name, False, None)
+        changed = moderation.set_banned(_community(), COMMAND_LINE, name, False, None)
     except CommunityError as exc:
         raise _fail(exc) from None
     out.print(f"unbanned {name}" if changed else f"{name} was not banned")

@@ -112,6 +112,22 @@ class User:
         return self.has_role("admin")
 
 
+@dataclass(frozen=True)
+class CommandLine:
+    """The trusted operator at the server's command line (``paperfeed user role|ban``).
+
+    An explicit object, never ``None``: ``None`` is what a web request has when nobody is signed
+    in, and a layer that read ``None`` as "trusted" would hand moderation to anonymous visitors.
+    No web request can produce this object (the web layer only ever passes a ``User`` or ``None``).
+    Recorded in the audit log as "cli".
+    """
+
+    username: str = "cli"
+
+
+COMMAND_LINE = CommandLine()
+
+
 def require_active(user: User | None) -> User:
     """The user, if signed in and not banned: a banned account can do nothing."""
     if user is None:

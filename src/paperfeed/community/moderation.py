@@ -4,7 +4,8 @@ featuring entries, banning accounts, and the audit log that records every such a
 Moderators hide/unhide comments and entries and ban plain users; admins also feature entries,
 ban moderators and change roles. Nobody acts on their own account or on someone of equal or
 higher rank (so two admins cannot lock each other out by accident). Runs from ``/moderation``
-and from ``paperfeed user role|ban`` (actor ``None``: the command line, recorded as "cli").
+and from ``paperfeed user role|ban`` (actor :data:`~paperfeed.community.core.COMMAND_LINE`, the
+trusted operator, recorded as "cli"). ``None`` - nobody signed in - is refused like any visitor.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from paperfeed.community.core import (
     ROLES,
+    CommandLine,
     Community,
     CommunityError,
     Forbidden,
@@ -36,17 +38,22 @@ def _reason(text: str | None, *, required: bool = True) -> str | None:
     return reason or None
 
 
-def _actor(c: Community, actor: User | None, role: str) -> User | None:
-    """``None`` is the command line (trusted); a web actor needs ``role``."""
-    return None if actor is None else require_role(actor, role)
+Actor = User | CommandLine  # who acts: a signed-in account, or the trusted command line
 
 
-def _log(c: Community, conn: Any, actor: User | None, action: str, ttype: str, tid: str, reason: str | None,
+def _actor(c: Community, actor: Actor | None, role: str) -> Actor:
+    """The command line is trusted; anybody else must be a signed-in, unbanned ``role``."""
+    if isinstance(actor, CommandLine):
+        return actor
+    return require_role(actor, role)
+
+
+def _log(c: Community, conn: Any, actor: Actor, action: str, ttype: str, tid: str, reason: str | None,
          details: dict[str, Any] | None = None) -> None:  # fmt: skip
     store.log_action(
         conn,
-        actor_id=actor.id if actor else None,
-        actor_name=actor.username if actor else "cli",
+        actor_id=actor.id if isinstance(actor, User) else None,
+        actor_name=actor.username,
         action=action,
         target_type=ttype,
         target_id=tid,
@@ -59,7 +66,7 @@ def _log(c: Community, conn: Any, actor: User | None, action: str, ttype: str, t
 # -- comments and entries ---------------------------------------------------------------------
 
 
-def set_comment_hidden(c: Community, actor: User | None, comment_id: int, hidden: bool, reason: str | None) -> bool:
+def set_comment_hidden(c: Community, actor: Actor | None, comment_id: int, hidden: bool, reason: str | None) -> bool:
     """Hide (reason required) or restore a comment. False when it already was in that state."""
     actor = _actor(c, actor, "moderator")
     why = _reason(reason, required=hidden)
@@ -72,7 +79,7 @@ def set_comment_hidden(c: Community, actor: User | None, comment_id: int, hidden
     return changed
 
 
-def set_entry_hidden(c: Community, actor: User | None, paper_id: str, hidden: bool, reason: str | None) -> bool:
+def set_entry_hidden(c: Community, actor: Actor | None, paper_id: str, hidden: bool, reason: str | None) -> bool:
     """Remove a paper from the daily feed (reason required) or put it back."""
     actor = _actor(c, actor, "moderator")
     paper_id = paper_key(paper_id)
@@ -86,7 +93,7 @@ def set_entry_hidden(c: Community, actor: User | None, paper_id: str, hidden: bo
     return changed
 
 
-def set_entry_featured(c: Community, actor: User | None, paper_id: str, featured: bool) -> bool:
+def set_entry_featured(c: Community, actor: Actor | None, paper_id: str, featured: bool) -> bool:
     actor = _actor(c, actor, "admin")
     paper_id = paper_key(paper_id)
     with c.db.write() as conn:
@@ -101,9 +108,9 @@ def set_entry_featured(c: Community, actor: User | None, paper_id: str, featured
 # -- accounts ---------------------------------------------------------------------------------
 
 
-def _target(c: Community, actor: User | None, username: str) -> dict[str, Any]:
+def _target(c: Community, actor: Actor, username: str) -> dict[str, Any]:
     row = user_row_by_name(c, username)
-    if actor is not None:
+    if isinstance(actor, User):
         if row["id"] == actor.id:
             raise Forbidden("You cannot do this to your own account.")
         if _RANK.get(row["role"], 0) >= _RANK[actor.role]:
@@ -111,10 +118,10 @@ def _target(c: Community, actor: User | None, username: str) -> dict[str, Any]:
     return row
 
 
-def set_banned(c: Community, actor: User | None, username: str, banned: bool, reason: str | None) -> bool:
+def set_banned(c: Community, actor: Actor | None, username: str, banned: bool, reason: str | None) -> bool:
     """Ban (every session and API token stops working at once) or unban an account."""
     actor = _actor(c, actor, "moderator")
-    why = _reason(reason, required=banned and actor is not None)
+    why = _reason(reason, required=banned and isinstance(actor, User))
     row = _target(c, actor, username)
     with c.db.write() as conn:
         changed = store.set_banned(conn, row["id"], banned)
@@ -123,7 +130,7 @@ def set_banned(c: Community, actor: User | None, username: str, banned: bool, re
     return changed
 
 
-def set_role(c: Community, actor: User | None, username: str, role: str) -> bool:
+def set_role(c: Community, actor: Actor | None, username: str, role: str) -> bool:
     if role not in ROLES:
         raise CommunityError(f"Unknown role {role!r}: one of {', '.join(ROLES)}.")
     actor = _actor(c, actor, "admin")
@@ -138,7 +145,7 @@ def set_role(c: Community, actor: User | None, username: str, role: str) -> bool
 # -- the queue --------------------------------------------------------------------------------
 
 
-def queue(c: Community, actor: User | None, limit: int = 50) -> dict[str, Any]:
+def queue(c: Community, actor: Actor | None, limit: int = 50) -> dict[str, Any]:
     """What the moderation page shows: newest comments and submissions, what is hidden, the log."""
     require_role(actor, "moderator")
     with c.db.read() as conn:

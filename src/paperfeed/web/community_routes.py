@@ -24,7 +24,15 @@ from starlette.responses import RedirectResponse, Response
 
 from paperfeed.community import comments as comment_service
 from paperfeed.community import moderation, submissions, votes
-from paperfeed.community.core import Community, CommunityError, NotSignedIn, RateLimited, User, require_active
+from paperfeed.community.core import (
+    Community,
+    CommunityError,
+    NotSignedIn,
+    RateLimited,
+    User,
+    require_active,
+    require_role,
+)
 from paperfeed.web.respond import JSONResponse, error_response, render_html, wants_json
 from paperfeed.web.security import CommunityMiddleware, current_viewer, viewer
 
@@ -248,15 +256,20 @@ def moderation_page(request: Request) -> Response:
     return render_page(request, "community/moderation.html", data)
 
 
+def _moderator(request: Request) -> User:
+    """The signed-in moderator (or admin) making this request; 401/403 for anybody else."""
+    return require_role(viewer(request).user, "moderator")
+
+
 @router.post("/moderation/comments/{comment_id}")
 def moderate_comment(
     request: Request, comment_id: int = CommentId, action: str = Form(...), reason: str = Form("", max_length=2000),
     next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
+    user = _moderator(request)
     if action not in ("hide", "unhide"):
         raise CommunityError("Unknown action.")
-    c = community(request)
-    moderation.set_comment_hidden(c, viewer(request).user, comment_id, action == "hide", reason)
+    moderation.set_comment_hidden(community(request), user, comment_id, action == "hide", reason)
     return back(safe_next(next, "/moderation"))
 
 
@@ -265,7 +278,7 @@ def moderate_entry(
     request: Request, paper_id: str = PaperId, action: str = Form(...), reason: str = Form("", max_length=2000),
     next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
-    c, user = community(request), viewer(request).user
+    c, user = community(request), _moderator(request)
     if action in ("hide", "unhide"):
         moderation.set_entry_hidden(c, user, paper_id, action == "hide", reason)
     elif action in ("feature", "unfeature"):
@@ -280,7 +293,7 @@ def moderate_user(
     request: Request, username: str = Path(max_length=64), action: str = Form(...),
     reason: str = Form("", max_length=2000), role: str = Form(""), next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
-    c, user = community(request), viewer(request).user
+    c, user = community(request), _moderator(request)
     if action in ("ban", "unban"):
         moderation.set_banned(c, user, username, action == "ban", reason)
     elif action == "role":

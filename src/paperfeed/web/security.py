@@ -9,7 +9,8 @@ does three things per request:
   current ``session_version`` (password changed, banned) is treated as signed out.
 * **CSRF**: every POST/PUT/PATCH/DELETE needs the session's token, as the ``csrf_token`` form
   field or the ``X-CSRF-Token`` header - anonymous visitors too. Requests authenticated with
-  ``Authorization: Bearer`` are exempt (browsers cannot attach that header cross-site), and so
+  ``Authorization: Bearer`` are exempt (browsers cannot attach that header cross-site) when the token
+  is valid - a junk or revoked token on a write is a 401 - and so
   is RFC 8058 one-click unsubscribe, which mail clients post without cookies (its signed URL
   token is the protection). Bodies are read here with a size cap (413) and replayed downstream.
 * **Token in forms**: instead of asking every template to print the token, the middleware adds
@@ -34,6 +35,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import orjson
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
@@ -251,7 +253,14 @@ class CommunityMiddleware:
                 body = await self._read_body(scope, receive, send)
                 if body is None:
                     return
-                if bearer is None and not scope["path"].startswith(self.exempt) and _routed(scope):
+                if bearer is not None and _routed(scope):
+                    # A token request is exempt from CSRF only when the token is real: a junk or
+                    # revoked one is a 401, never an anonymous pass around the CSRF check.
+                    if await anyio.to_thread.run_sync(lambda: view.user) is None:
+                        await self._reject(scope, send, 401, "Invalid or revoked API token.",
+                                           headers={"WWW-Authenticate": 'Bearer realm="paperfeed"'})  # fmt: skip
+                        return
+                elif not scope["path"].startswith(self.exempt) and _routed(scope):
                     if not await self._csrf_ok(scope, body, session):
                         await self._reject(
                             scope,
@@ -327,7 +336,9 @@ class CommunityMiddleware:
             headers.append((b"if-none-match", ", ".join(kept).encode("latin-1")))
         scope["headers"] = headers
 
-    async def _reject(self, scope: Scope, send: Send, status: int, message: str) -> None:
+    async def _reject(
+        self, scope: Scope, send: Send, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         request = Request(scope)
         response: Response | None = None
         if not scope["path"].startswith("/api/") and "application/json" not in (_header(scope, b"accept") or ""):
@@ -339,6 +350,7 @@ class CommunityMiddleware:
                 response = None
         if response is None:
             response = Response(orjson.dumps({"detail": message}), status, media_type="application/json")
+        response.headers.update(headers or {})
         await response(scope, _no_receive, send)
 
     # -- response side --
