@@ -33,7 +33,7 @@ from paperfeed.community import accounts
 from paperfeed.community.accounts import PasswordParams, Passwords
 from paperfeed.community.core import Community
 from paperfeed.config import Settings
-from paperfeed.ingest.records import PaperRecord
+from paperfeed.records import PaperRecord
 from paperfeed.store import community_store
 from paperfeed.store.db import Database, utcnow
 from paperfeed.store.papers import upsert_arxiv

@@ -77,7 +77,7 @@ def load_papers(db, days: int) -> tuple[list, date]:  # type: ignore[no-untyped-
     """Real listings of the last ``days`` listing days (or synthetic ones), upserted with the
     importer's store function. Returns (records, last listing day)."""
     from paperfeed.ingest.arxiv_file import parse_listing
-    from paperfeed.ingest.records import PaperRecord
+    from paperfeed.records import PaperRecord
     from paperfeed.store.papers import upsert_arxiv
 
     records: list = []
@@ -117,7 +117,7 @@ def load_papers(db, days: int) -> tuple[list, date]:  # type: ignore[no-untyped-
 def add_feed(db, records: list, per_day: int) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from paperfeed.ingest.records import HFEntry
+    from paperfeed.records import HFEntry
     from paperfeed.store.papers import upsert_hf
 
     rng = random.Random(2)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_lexical import load_queries, synthetic_rows  # noqa: E402
 from bench_vectors import Synth, calibrate, nn_cos  # noqa: E402
 from paperfeed.config import Settings  # noqa: E402
-from paperfeed.ingest.records import PaperRecord  # noqa: E402
+from paperfeed.records import PaperRecord  # noqa: E402
 from paperfeed.search.hybrid import SearchRequest, SearchService  # noqa: E402
 from paperfeed.store import embeddings as emb_store  # noqa: E402
 from paperfeed.store.db import Database  # noqa: E402

@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select
 from paperfeed.community import accounts, moderation, submissions
 from paperfeed.community.core import CommunityError, Conflict, NotFound, RateLimited
 from paperfeed.config import Settings
-from paperfeed.ingest.records import PaperRecord
+from paperfeed.records import PaperRecord
 from paperfeed.store.db import Database
 from paperfeed.store.schema import daily_entries, papers
 

@@ -17,8 +17,8 @@ from paperfeed.config import Settings
 from paperfeed.ingest.arxiv_file import import_arxiv_file, parse_kaggle
 from paperfeed.ingest.files import UnusableInput
 from paperfeed.ingest.pipeline import Located, write_batch
-from paperfeed.ingest.records import PaperRecord
 from paperfeed.ingest.report import ImportReport
+from paperfeed.records import PaperRecord
 from paperfeed.store.db import Database
 from paperfeed.store.papers import UpsertCounts, get_paper, upsert_arxiv
 from paperfeed.store.schema import papers

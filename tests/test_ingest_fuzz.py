@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from paperfeed.ingest.arxiv_file import parse_line
 from paperfeed.ingest.hf_daily import parse_entry
-from paperfeed.ingest.records import PaperRecord, RecordError, parse_arxiv_id
+from paperfeed.records import PaperRecord, RecordError, parse_arxiv_id
 
 json_scalar = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
 json_value = st.recursive(

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from paperfeed.ingest.records import (
+from paperfeed.records import (
     PaperRecord,
     RecordError,
     clean_categories,

@@ -1,6 +1,6 @@
 """Paper submissions: a signed-in user puts an arXiv paper on today's daily feed.
 
-Accepts any form :func:`paperfeed.ingest.records.parse_arxiv_id` knows (``2405.15738``,
+Accepts any form :func:`paperfeed.records.parse_arxiv_id` knows (``2405.15738``,
 ``2405.15738v2``, ``arXiv:2405.15738``, abs/pdf URLs, old-style ids). A paper the database does
 not have yet is fetched with OAI-PMH ``GetRecord`` (``ingest.oai.fetch_record``, outside any
 transaction) and stored by the importer's own upsert. Rules: one daily entry per paper, only
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from paperfeed.community.core import Community, CommunityError, Conflict, NotFound, RateLimited, User, require_active
 from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.config import Settings
-from paperfeed.ingest.records import PaperRecord, RecordError, parse_arxiv_id
+from paperfeed.records import PaperRecord, RecordError, parse_arxiv_id
 from paperfeed.store import community_store as store
 from paperfeed.store import papers as paper_store
 

@@ -19,7 +19,8 @@ from rich.console import Console
 from paperfeed.ingest import pipeline
 from paperfeed.ingest.files import InputFile, UnusableInput, describe_non_json
 from paperfeed.ingest.pipeline import Located, Rejected
-from paperfeed.ingest.records import (
+from paperfeed.ingest.report import ImportReport, ProgressBar
+from paperfeed.records import (
     PaperRecord,
     RecordError,
     clean_categories,
@@ -28,7 +29,6 @@ from paperfeed.ingest.records import (
     parse_arxiv_id,
     parse_day,
 )
-from paperfeed.ingest.report import ImportReport, ProgressBar
 from paperfeed.store.db import Database
 from paperfeed.store.papers import upsert_arxiv
 

@@ -21,7 +21,8 @@ from rich.console import Console
 from paperfeed.ingest import pipeline
 from paperfeed.ingest.files import InputFile, TruncatedInput, UnusableInput, describe_non_json
 from paperfeed.ingest.pipeline import Located, Rejected
-from paperfeed.ingest.records import (
+from paperfeed.ingest.report import ImportReport, ProgressBar
+from paperfeed.records import (
     HFEntry,
     PaperRecord,
     RecordError,
@@ -31,7 +32,6 @@ from paperfeed.ingest.records import (
     parse_day,
     parse_timestamp,
 )
-from paperfeed.ingest.report import ImportReport, ProgressBar
 from paperfeed.store.db import Database
 from paperfeed.store.papers import upsert_hf
 

@@ -25,7 +25,8 @@ from rich.console import Console
 from paperfeed import __version__
 from paperfeed.config import Settings
 from paperfeed.ingest.pipeline import Located, write_batch
-from paperfeed.ingest.records import (
+from paperfeed.ingest.report import ImportReport, ProgressBar
+from paperfeed.records import (
     PaperRecord,
     RecordError,
     clean_categories,
@@ -34,7 +35,6 @@ from paperfeed.ingest.records import (
     parse_arxiv_id,
     parse_day,
 )
-from paperfeed.ingest.report import ImportReport, ProgressBar
 from paperfeed.store.db import Database
 from paperfeed.store.papers import get_ingest_state, set_ingest_state, upsert_arxiv
 

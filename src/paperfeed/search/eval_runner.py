@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from paperfeed.config import Settings
-from paperfeed.ingest.records import PaperRecord
+from paperfeed.records import PaperRecord
 from paperfeed.search.evaluate import load_beir, mrr_at_k, ndcg_at_k, recall_at_k
 from paperfeed.search.hybrid import MODES, Fusion, SearchError, SearchRequest, SearchService
 from paperfeed.store.db import Database

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from paperfeed.ingest.records import ARXIV_FIELDS, HFEntry, PaperRecord, hf_hash
+from paperfeed.records import ARXIV_FIELDS, HFEntry, PaperRecord, hf_hash
 from paperfeed.store.db import utcnow
 from paperfeed.store.schema import daily_entries, ingest_state, papers
 

@@ -1,7 +1,9 @@
 """The normalised paper record every source is parsed into, arXiv id parsing, and stable hashes.
 
-Used by all importers (file, HF daily, OAI-PMH) before anything is written, and by the community
-feature to validate user-submitted ids and URLs (:func:`parse_arxiv_id`). Pure code: no I/O, no SQL.
+Used by all importers (file, HF daily, OAI-PMH) before anything is written, by the store that
+writes them (:mod:`paperfeed.store.papers`), and by the community feature to validate
+user-submitted ids and URLs (:func:`parse_arxiv_id`). Pure code: no I/O, no SQL, so it sits in the
+bottom layer next to ``config`` and every other layer may use it.
 """
 
 from __future__ import annotations
