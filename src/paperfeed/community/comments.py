@@ -5,7 +5,11 @@ Rendering happens once, when a comment is written or edited (the HTML is stored 
 sanitiser; every link gets ``rel="nofollow ugc"``) -> ``$...$``/``$$...$$`` replaced by MathML
 from ``web.render.latex_to_mathml``, which re-serialises the converter's output through its own
 allow-list. Math is cut out before Markdown runs (so ``_`` and ``\\`` in formulas survive) and
-put back after sanitising, as private-use placeholders no input can contain.
+put back after sanitising. The placeholders carry a random nonce drawn for each rendering: input
+cannot forge them (markdown-it decodes entities such as ``&#xe000;``, so stripping the marker
+characters from the source is not enough), so a formula appears exactly where it was written, once,
+and only in text, never inside an attribute. The stored HTML of one comment is bounded
+(``MAX_HTML_BYTES``): a comment whose formulas would render larger is refused with a 422.
 
 Authors edit their comments for ``EDIT_WINDOW`` after posting and delete them at any time (a
 soft delete that keeps the thread's shape); moderators hide them (``moderation.py``).
@@ -14,6 +18,7 @@ soft delete that keeps the thread's shape); moderators hide them (``moderation.p
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -39,8 +44,8 @@ from paperfeed.web.render import latex_to_mathml
 EDIT_WINDOW = timedelta(minutes=15)
 MAX_LENGTH = 10_000
 MAX_DEPTH = 6  # reply nesting shown; deeper replies are shown at this depth
-_OPEN, _CLOSE = "\ue000", "\ue001"  # math placeholders (private use: stripped from input first)
-_PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+MAX_HTML_BYTES = 64 * 1024  # stored HTML of one comment (formulas render to ~10x their source)
+_OPEN, _CLOSE = "\ue000", "\ue001"  # around math placeholders, with the render's nonce inside
 _PRIVATE = re.compile(f"[{_OPEN}{_CLOSE}]")
 
 _TAGS = {
@@ -81,9 +86,9 @@ def _math_rule(state: StateInline, silent: bool) -> bool:
 
 
 def _render_math(self: Any, tokens: Any, idx: int, options: Any, env: dict[str, Any]) -> str:
-    formulas = env.setdefault("math", [])
+    formulas = env["math"]
     formulas.append((tokens[idx].content, bool(tokens[idx].meta.get("display"))))
-    return f"{_OPEN}{len(formulas) - 1}{_CLOSE}"
+    return f"{_OPEN}{env['nonce']}.{len(formulas) - 1}{_CLOSE}"
 
 
 def _markdown() -> MarkdownIt:
@@ -101,14 +106,17 @@ _MD = _markdown()
 def render_markdown(text: str) -> str:
     """Safe HTML for a comment's Markdown source (see the module docstring)."""
     source = strip_controls(_PRIVATE.sub("", text or ""))
-    env: dict[str, Any] = {}
+    nonce = secrets.token_hex(16)  # 128 random bits: no input can contain this render's placeholders
+    env: dict[str, Any] = {"math": [], "nonce": nonce}
     html = _CLEANER.clean(_MD.render(source, env))
-    formulas = env.get("math", [])
+    formulas: list[tuple[str, bool]] = env["math"]
+    used: set[int] = set()
 
     def put_back(m: re.Match[str]) -> str:
         i = int(m.group(1))
-        if i >= len(formulas):
+        if i >= len(formulas) or i in used:  # cannot happen (only the renderer writes the nonce)
             return ""
+        used.add(i)
         latex, display = formulas[i]
         mathml = latex_to_mathml(latex, display)
         if mathml is None:  # keep the (escaped) source when it does not convert
@@ -116,7 +124,20 @@ def render_markdown(text: str) -> str:
             return f"<code>{escape(delim + latex + delim)}</code>"
         return mathml
 
-    return _PLACEHOLDER.sub(put_back, html)
+    return re.sub(f"{_OPEN}{nonce}\\.(\\d+){_CLOSE}", put_back, html)
+
+
+def _render_body(body: str) -> str:
+    """The HTML to store for a checked body; a clear 422 when it would be unreasonably large."""
+    html = render_markdown(body)
+    size = len(html.encode())
+    if size > MAX_HTML_BYTES:
+        raise CommunityError(
+            f"The formatted comment is too large ({size // 1024:,} KB; at most {MAX_HTML_BYTES // 1024} KB): "
+            "every formula becomes MathML, so use fewer or shorter formulas.",
+            status=422,
+        )
+    return html
 
 
 def _clean_body(body: str) -> str:
@@ -144,7 +165,7 @@ def add_comment(
                 raise NotFound("The comment you are replying to does not exist.")
             if parent["deleted"] or parent["hidden"]:
                 raise CommunityError("The comment you are replying to was removed.", status=409)
-    html = render_markdown(body)
+    html = _render_body(body)
     with c.db.write() as conn:
         c.rate_limiter.take(
             conn,
@@ -184,8 +205,9 @@ def edit_comment(c: Community, user: User | None, comment_id: int, body: str) ->
         minutes = int(EDIT_WINDOW.total_seconds() // 60)
         raise Forbidden(f"Comments can be edited for {minutes} minutes after posting.")
     body = _clean_body(body)
+    html = _render_body(body)
     with c.db.write() as conn:
-        if not store.edit_comment(conn, comment_id, user.id, body, render_markdown(body), now, now - EDIT_WINDOW):
+        if not store.edit_comment(conn, comment_id, user.id, body, html, now, now - EDIT_WINDOW):
             raise Forbidden("This comment can no longer be edited.")
     return get_comment(c, comment_id)
 

@@ -230,11 +230,11 @@ def comment_edit(request: Request, comment_id: int = CommentId, body: str = Form
     try:
         comment = comment_service.edit_comment(c, view.user, comment_id, body)
     except CommunityError as exc:
-        if exc.status != 400:
+        if exc.status not in (400, 422):  # the text itself is wrong: show the form again, with it
             raise
         comment = {**comment_service.get_comment(c, comment_id), "body": body}
         return render_page(request, "community/comment_edit.html", {"comment": comment, "error": exc.message},
-                           status=400)  # fmt: skip
+                           status=exc.status)  # fmt: skip
     return back(f"{_paper_url(comment['paper_id'])}#comment-{comment_id}")
 
 

@@ -1,0 +1,113 @@
+"""Issue 10 item 1: a comment's stored HTML cannot be inflated or broken out of its attributes by
+forging the placeholders that stand for rendered formulas (``&#xe000;0&#xe001;`` decodes to the
+private-use markers), and one comment's HTML is bounded (a clear 422 above the bound)."""
+
+from __future__ import annotations
+
+from datetime import date
+from html.parser import HTMLParser
+
+import pytest
+from sqlalchemy import func, select
+
+from paperfeed.community import comments
+from paperfeed.config import Settings
+from paperfeed.store.db import Database
+from paperfeed.store.schema import comments as comments_table
+
+from . import factories as f
+from .community_util import Web, make_user, unlimited, web
+
+# 9,985 characters: one big formula, then 470 forged references to it.
+AMPLIFY = "$" + r"\binom{a}{b}" * 166 + "$ " + "&#xe000;0&#xe001;" * 470
+# A forged reference inside a link title: it used to become MathML (with quotes) inside title="...".
+TITLE_BREAKOUT = '$x$ and [a link](https://example.org/ok "&#xe000;0&#xe001;")'
+# Honest, but 2,400 formulas: about 130 KB of MathML from 9,600 characters.
+MANY_FORMULAS = "$x$ " * 2400
+
+
+@pytest.fixture
+def paper(db: Database) -> dict:
+    p = f.add_paper(db, title="A paper to discuss")
+    f.add_daily(db, p["id"], date(2026, 4, 15))
+    return p
+
+
+def _signed_in(settings: Settings, db: Database) -> Web:
+    w = web(settings, db, limits=unlimited())
+    make_user(w.community, "alice")
+    w.sign_in("alice")
+    return w
+
+
+def _api_comment(w: Web, paper_id: str, body: str) -> object:
+    """The write API the way the site's own JavaScript calls it: session cookie + X-CSRF-Token."""
+    token = w.token(f"/papers/{paper_id}")
+    return w.client.post(f"/api/papers/{paper_id}/comments", json={"comment": body}, headers={"X-CSRF-Token": token})
+
+
+def _stored(db: Database) -> list[str]:
+    with db.read() as conn:
+        return [r.body_html for r in conn.execute(select(comments_table.c.body_html))]
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchors: list[dict[str, str | None]] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "a":
+            self.anchors.append(dict(attrs))
+
+
+def test_forged_formula_references_do_not_multiply_a_formula(db: Database, settings: Settings, paper: dict) -> None:
+    w = _signed_in(settings, db)
+    assert len(AMPLIFY) < comments.MAX_LENGTH
+    r = _api_comment(w, paper["id"], AMPLIFY)
+    assert r.status_code == 201, r.text[:300]
+    html = r.json()["bodyHtml"]
+    assert html.count("<math") == 1  # the one real formula; the forged references stay inert text
+    assert len(html.encode()) <= comments.MAX_HTML_BYTES
+    assert _stored(db) == [html]
+    page = w.client.get(f"/papers/{paper['id']}")
+    assert page.status_code == 200 and page.text.count("<math") == 1
+
+
+def test_forged_reference_in_a_link_title_cannot_break_the_attribute(db: Database, settings: Settings,
+                                                                     paper: dict) -> None:  # fmt: skip
+    w = _signed_in(settings, db)
+    r = _api_comment(w, paper["id"], TITLE_BREAKOUT)
+    assert r.status_code == 201, r.text[:300]
+    parsed = _Anchors()
+    parsed.feed(r.json()["bodyHtml"])
+    assert len(parsed.anchors) == 1, parsed.anchors
+    a = parsed.anchors[0]
+    assert a["href"] == "https://example.org/ok"
+    assert a["rel"] == "nofollow ugc"
+    assert "<" not in (a.get("title") or "") and ">" not in (a.get("title") or "")
+    assert parsed.tags.count("math") == 1
+    assert set(a) <= {"href", "title", "rel"}
+
+
+def test_a_comment_whose_html_is_too_large_is_refused_with_a_message(db: Database, settings: Settings,
+                                                                      paper: dict) -> None:  # fmt: skip
+    w = _signed_in(settings, db)
+    assert len(MANY_FORMULAS) < comments.MAX_LENGTH
+    r = _api_comment(w, paper["id"], MANY_FORMULAS)
+    assert r.status_code == 422, r.text[:300]
+    assert "too large" in r.json()["detail"]
+    r = w.post(f"/papers/{paper['id']}/comments", {"body": MANY_FORMULAS})  # the HTML form says the same
+    assert r.status_code == 422 and "too large" in r.text
+    with db.read() as conn:
+        assert conn.scalar(select(func.count()).select_from(comments_table)) == 0
+    # Editing a short comment into a huge one is refused the same way (the form comes back with
+    # the message and the text), and the stored comment stays as it was.
+    r = _api_comment(w, paper["id"], "$x$ is small")
+    assert r.status_code == 201
+    before = _stored(db)
+    r = w.post(f"/comments/{r.json()['id']}/edit", {"body": MANY_FORMULAS})
+    assert r.status_code == 422 and "too large" in r.text and "<textarea" in r.text
+    assert _stored(db) == before
