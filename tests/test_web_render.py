@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paperfeed.web.render import _TAGS, highlight, latex_to_mathml, rich_text
+from paperfeed.latex import _TAGS, latex_to_mathml
+from paperfeed.web.render import highlight, rich_text
 
 
 def test_inline_and_display_math_become_mathml() -> None:

@@ -3,7 +3,7 @@
 Rendering happens once, when a comment is written or edited (the HTML is stored in
 ``comments.body_html``): markdown-it-py (CommonMark, raw HTML off) -> nh3 (an allow-list
 sanitiser; every link gets ``rel="nofollow ugc"``) -> ``$...$``/``$$...$$`` replaced by MathML
-from ``web.render.latex_to_mathml``, which re-serialises the converter's output through its own
+from ``paperfeed.latex.latex_to_mathml``, which re-serialises the converter's output through its own
 allow-list. Math is cut out before Markdown runs (so ``_`` and ``\\`` in formulas survive) and
 put back after sanitising. The placeholders carry a random nonce drawn for each rendering: input
 cannot forge them (markdown-it decodes entities such as ``&#xe000;``, so stripping the marker
@@ -38,8 +38,8 @@ from paperfeed.community.core import (
     strip_controls,
 )
 from paperfeed.community.ratelimit import bucket
+from paperfeed.latex import latex_to_mathml
 from paperfeed.store import community_store as store
-from paperfeed.web.render import latex_to_mathml
 
 EDIT_WINDOW = timedelta(minutes=15)
 MAX_LENGTH = 10_000

@@ -1,78 +1,22 @@
-"""Text-to-HTML helpers for titles and abstracts: LaTeX math to MathML, search highlights.
+"""Text-to-HTML helpers for titles and abstracts: ``$...$`` math as MathML, search highlights.
 
 Used by the Jinja filters (every card, title and abstract on every page) and by the API's
 ``highlightedTitle`` / ``highlightedSummary``. Everything returned is safe HTML: plain text is
-escaped, and converted MathML is re-serialised from a parsed tree through an allow-list, so
-nothing an author (or an importer) put into a title can become markup.
+escaped, and math goes through :func:`paperfeed.latex.latex_to_mathml`, whose allow-list keeps
+anything an author (or an importer) put into a title from becoming markup.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
-from latex2mathml.converter import convert as _latex_to_mathml
 from markupsafe import Markup, escape
 
-log = logging.getLogger(__name__)
+from paperfeed.latex import latex_to_mathml
 
-MATHML_NS = "http://www.w3.org/1998/Math/MathML"
-# Presentation MathML only; anything else in the converter's output (e.g. a <script> smuggled
-# through \text{...}) makes the whole formula fall back to its escaped source.
-_TAGS = frozenset(
-    "math mrow mi mn mo ms mtext mspace msub msup msubsup munder mover munderover mfrac msqrt mroot "
-    "mstyle merror mpadded mphantom menclose mtable mtr mtd mlabeledtr mmultiscripts mprescripts none "
-    "semantics annotation".split()
-)
-_ATTRS = frozenset(
-    "display mathvariant stretchy fence separator lspace rspace columnalign columnlines rowlines rowspacing "
-    "columnspacing accent accentunder movablelimits largeop symmetric minsize maxsize width height depth "
-    "linethickness notation open close separators displaystyle scriptlevel mathsize form encoding".split()
-)
 # $$...$$ first (display), then $...$ (inline); a backslash-escaped dollar is text.
 _MATH_RE = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$", re.S)
-_MAX_FORMULA = 2_000  # longer "formulas" are almost surely stray dollars; keep them as text
-
-
-def _serialise(el: ET.Element, out: list[str]) -> None:
-    tag = el.tag.split("}", 1)[-1]
-    if tag not in _TAGS:
-        raise ValueError(f"element {tag!r} not allowed in MathML")
-    attrs = []
-    for key, value in el.attrib.items():
-        key = key.split("}", 1)[-1]
-        if key in _ATTRS:
-            attrs.append(f' {key}="{escape(value)}"')
-    out.append(f"<{tag}{''.join(attrs)}>")
-    if el.text:
-        out.append(str(escape(el.text)))
-    for child in el:
-        _serialise(child, out)
-        if child.tail:
-            out.append(str(escape(child.tail)))
-    out.append(f"</{tag}>")
-
-
-@lru_cache(maxsize=4096)
-def latex_to_mathml(latex: str, display: bool = False) -> str | None:
-    """Safe MathML for one formula, or None when it cannot be converted (caller keeps the source)."""
-    if not latex.strip() or len(latex) > _MAX_FORMULA:
-        return None
-    try:
-        raw = _latex_to_mathml(latex, display="block" if display else "inline")
-        root = ET.fromstring(raw)
-        out: list[str] = []
-        _serialise(root, out)
-    except Exception as exc:  # the converter raises many types on odd input; all mean "keep the source"
-        log.debug("math conversion failed for %r: %s", latex[:80], exc)
-        return None
-    html = "".join(out)
-    # The converter's root carries no namespace attribute after re-serialisation; HTML parsers
-    # put <math> in the MathML namespace by themselves.
-    return html
 
 
 def _normalise_spans(spans: Iterable[Sequence[int]], length: int) -> list[tuple[int, int]]:
