@@ -105,8 +105,8 @@ def test_in_doubt_window_is_one_message(db: Database, settings: Settings, smtp_s
     claimed batch goes straight back to the queue."""
     from dataclasses import replace
 
-    from paperfeed.digest import mailer
     from paperfeed.digest.send import send_due
+    from paperfeed.mail import mailer
 
     s = replace(settings, smtp_url=smtp_sink.url)
     for i in range(3):

@@ -13,12 +13,12 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from paperfeed.config import Settings
-from paperfeed.digest import mailer
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.compose import Composer, Topic
 from paperfeed.digest.periods import daily_period, due_period, parse_key, weekly_period
 from paperfeed.digest.schedule import start_scheduler
 from paperfeed.digest.send import Lease, SendOptions, message_id_for, plan_due, send_due
+from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database
 

@@ -19,11 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paperfeed.cli.common import EXIT_OK, EXIT_UNUSABLE, console, database, out, settings
-from paperfeed.digest import mailer
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.compose import Composer, Topic
 from paperfeed.digest.periods import FREQUENCIES, period_for
 from paperfeed.digest.send import SendOptions, SendReport, preview_due, send_due, send_now
+from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
 
 digest_app = typer.Typer(help="Email digests: send, preview, subscribers.", no_args_is_help=True)

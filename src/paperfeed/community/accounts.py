@@ -35,6 +35,7 @@ from paperfeed.community.core import (
     user_row_by_name,
 )
 from paperfeed.community.ratelimit import bucket, human_wait
+from paperfeed.mail.mailer import MailError, build_message, open_transport
 from paperfeed.store import community_store as store
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,29}")
@@ -271,8 +272,6 @@ def reset_password(c: Community, token: str, new: str) -> User:
 
 
 def _send_reset_mail(c: Community, username: str, address: str, token: str) -> None:
-    from paperfeed.digest.mailer import MailError, build_message, open_transport
-
     link = f"{c.settings.base_url}/reset/{token}"
     text = (
         f"Hello {username},\n\nsomeone (hopefully you) asked to reset the password of your paperfeed account.\n"

@@ -153,7 +153,7 @@ class Community:
     clock: Clock = utcnow
     limits: Any = None  # ratelimit.Limits; None -> the defaults
     password_params: Any = None  # accounts.PasswordParams; None -> the defaults
-    send_mail: Callable[[Any], None] | None = None  # gets a digest.mailer.OutgoingMessage; None -> SMTP/outbox
+    send_mail: Callable[[Any], None] | None = None  # gets a mail.mailer.OutgoingMessage; None -> SMTP/outbox
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -47,10 +47,10 @@ from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
 from paperfeed.config import Settings
-from paperfeed.digest import mailer
 from paperfeed.digest.compose import Composer, Section, Topic
 from paperfeed.digest.periods import FREQUENCIES, DigestPeriod, due_period, is_digest_key, parse_key, period_for
 from paperfeed.digest.subscriptions import Prefs, Tokens, confirm_url, links_for, mailbox_of, new_nonce
+from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database, utcnow
 
