@@ -56,8 +56,14 @@ def test_one_day_file(any_db: Database) -> None:
     assert p["published"] == date(2026, 4, 9) and p["arxiv_hash"] is None and p["hf_hash"]
     assert len(p["authors"]) == 7 and p["title"] and p["abstract"] and "\n" not in p["abstract"]
     assert p["listed"] is None and p["categories"] == "" and p["version"] == 1
-    assert (d["feed_date"], d["source"], d["submitter"]) == (date(2026, 4, 10), "hf", "Dingkang Liang")
+    # The submitter is the Hub username; the display name is kept beside it.
+    assert (d["feed_date"], d["source"], d["submitter"]) == (date(2026, 4, 10), "hf", "dkliang")
+    assert d["submitter_fullname"] == "Dingkang Liang"
     assert d["submitted_at"] == datetime(2026, 4, 10, 1, 9, 4, 762000)
+    # Every field of the entry is kept exactly as the Hub sent it.
+    source = next(e for e in _day(DAY1) if e["paper"]["id"] == "2604.08546")
+    assert d["hf_source"] == source and d["hf_hash"]
+    assert d["published_at"] == datetime(2026, 4, 8, 20, 0)
 
 
 def test_jsonl_days_first_day_wins_and_idempotence(any_db: Database) -> None:
@@ -136,7 +142,7 @@ def test_earlier_hf_day_moves_a_later_entry_and_keeps_moderation(db: Database) -
     assert d and (d["feed_date"], d["source"], d["submitter"], d["featured"]) == (
         date(2026, 4, 16),
         "hf",
-        "yyyang404",
+        "yyyang",  # the username (the display name is "yyyang404")
         True,
     )
 
@@ -249,3 +255,35 @@ def test_directory_with_a_stray_file(db: Database, settings: Settings, tmp_path:
     assert res.exit_code == 3
     assert f"{d / '2026-04-17.json'}: rejected: this looks like HTML/XML" in res.stderr
     assert "read 58, inserted 56, updated 1, unchanged 0, rejected 1" in res.stdout
+
+
+def test_every_field_is_kept_and_hidden_authors_are_stored_but_not_shown(any_db: Database, tmp_path: Path) -> None:
+    """Fields paperfeed has no column for (also ones a newer Hub adds) survive the import; an author
+    the Hub marks hidden is kept in the source with its flag but never enters ``authors``, not even
+    when an arXiv record lists the name."""
+    day = _day(DAY1)
+    entry = next(e for e in day if e["paper"]["id"] == TWICE)
+    entry["aNewHubField"] = {"nested": [1, 2.5, None, "x"]}
+    entry["paper"]["anotherNewField"] = True
+    hidden_name = entry["paper"]["authors"][1]["name"]
+    entry["paper"]["authors"][1]["hidden"] = True
+    path = tmp_path / "2026-04-10.json"
+    path.write_bytes(orjson.dumps(day))
+    r = _hf(any_db, path)
+    assert r.rejected == 0
+    with any_db.read() as conn:
+        p, d = get_paper(conn, TWICE), get_daily_entry(conn, TWICE)
+    assert p and d
+    assert d["hf_source"] == entry and d["hf_source"]["paper"]["authors"][1]["hidden"] is True
+    assert hidden_name not in p["authors"] and p["hidden_authors"] == [hidden_name]
+    assert p["ai_summary"] == entry["paper"]["ai_summary"] and p["ai_keywords"] == entry["paper"]["ai_keywords"]
+    # An arXiv record (which lists every author) does not bring the hidden name back.
+    import_arxiv_file(any_db, LISTINGS, progress=False)
+    with any_db.read() as conn:
+        p2 = get_paper(conn, TWICE)
+    assert p2 and p2["arxiv_hash"] and hidden_name not in p2["authors"] and len(p2["authors"]) >= 2
+    # Re-importing the same file changes nothing.
+    before = snapshot(any_db)
+    again = _hf(any_db, path)
+    assert (again.inserted, again.updated) == (0, 0)
+    assert snapshot(any_db) == before

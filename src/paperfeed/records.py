@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 import orjson
 
@@ -29,6 +30,7 @@ __all__ = [
     "parse_arxiv_id",
     "parse_day",
     "parse_timestamp",
+    "source_hash",
 ]
 
 
@@ -189,7 +191,15 @@ ARXIV_FIELDS = (
     "updated",
 )
 # Columns the HF daily importer owns.
-HF_FIELDS = ("github_repo", "github_stars", "project_page", "imported_upvotes")
+HF_FIELDS = (
+    "github_repo",
+    "github_stars",
+    "project_page",
+    "imported_upvotes",
+    "ai_summary",
+    "ai_keywords",
+    "hidden_authors",
+)
 
 
 def _sha(value: object) -> str:
@@ -201,8 +211,14 @@ def content_hash(title: str, abstract: str) -> str:
     return hashlib.sha256(f"{title}\n{abstract}".encode()).hexdigest()
 
 
-def hf_hash(github_repo: str | None, github_stars: int | None, project_page: str | None, upvotes: int) -> str:
-    return _sha([github_repo, github_stars, project_page, upvotes])
+def hf_hash(values: dict[str, object]) -> str:
+    """Hash of the HF-owned paper columns (``HF_FIELDS``); equal hash -> nothing to write."""
+    return _sha([values.get(f) for f in HF_FIELDS])
+
+
+def source_hash(source: object) -> str:
+    """Hash of one source JSON object as received (key order included): drives re-import of entries."""
+    return _sha(source)
 
 
 @dataclass(slots=True)
@@ -228,6 +244,10 @@ class PaperRecord:
     github_stars: int | None = None
     project_page: str | None = None
     imported_upvotes: int = 0
+    ai_summary: str | None = None
+    ai_keywords: list[str] | None = None
+    # Author names the source marks hidden (``hidden: true`` on the Hub): stored, never shown.
+    hidden_authors: list[str] = field(default_factory=list)
     # Fields this source does not carry or only approximates: they fill gaps but never
     # overwrite a value another arXiv record wrote (e.g. the listing file has no DOI).
     inexact: frozenset[str] = frozenset()
@@ -252,15 +272,29 @@ class PaperRecord:
         vals = [None if f in self.inexact else getattr(self, f) for f in ARXIV_FIELDS]
         return _sha(vals)
 
+    def hf_values(self) -> dict[str, object]:
+        return {f: getattr(self, f) for f in HF_FIELDS}
+
     def hf_hash(self) -> str:
-        return hf_hash(self.github_repo, self.github_stars, self.project_page, self.imported_upvotes)
+        return hf_hash(self.hf_values())
 
 
 @dataclass(slots=True)
 class HFEntry:
-    """One Hugging Face daily-papers entry: the paper plus its place on the feed."""
+    """One Hugging Face daily-papers entry: the paper plus its place on the feed.
+
+    ``source`` is the entry exactly as the Hub sent it (``paper`` included): every field is kept,
+    also the ones paperfeed has no column for, so the API can serve it back unchanged.
+    """
 
     paper: PaperRecord
     feed_date: date
-    submitter: str | None
+    submitter: str | None  # the Hub username (``submittedBy.name``)
     submitted_at: datetime
+    source: dict[str, Any] = field(default_factory=dict)
+    submitter_fullname: str | None = None  # the display name (``submittedBy.fullname``)
+    published_at: datetime | None = None  # the entry-level ``publishedAt`` (the Hub's tie order)
+
+    @property
+    def source_hash(self) -> str:
+        return source_hash(self.source)

@@ -4,7 +4,8 @@ Accepts the raw ``api/daily_papers?date=`` response saved per day (a JSON array;
 ``--date`` or a ``YYYY-MM-DD`` in the file name), JSON lines of ``{"date", "papers": [...]}``
 (``hf_daily_papers_by_day.jsonl.gz``), plain or gzip, or a directory of such files. Each entry gives
 a paper (created only when missing), its daily entry on that day (the earliest day wins), the HF
-submitter, upvotes and code/project links.
+submitter, upvotes, code/project links and the AI summary/keywords; the whole entry as the Hub
+sent it is stored too, so every field (also ones a newer Hub adds) can be served back.
 """
 
 from __future__ import annotations
@@ -56,14 +57,31 @@ def _link(value: Any) -> str | None:
     return url if url and url.lower().startswith(("http://", "https://")) else None
 
 
-def _person(value: Any) -> str | None:
+def _username(value: Any) -> str | None:
+    """A Hub user object's username: ``name`` (``user`` in older paper-level objects)."""
     if isinstance(value, dict):
-        return clean_optional(value.get("fullname")) or clean_optional(value.get("name"))
+        return clean_optional(value.get("name")) or clean_optional(value.get("user"))
     return None
 
 
+def _fullname(value: Any) -> str | None:
+    return clean_optional(value.get("fullname")) if isinstance(value, dict) else None
+
+
+def _keywords(value: Any) -> list[str] | None:
+    """The keyword strings (None when there are none, so "no keywords" has one representation)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise RecordError(f"bad paper.ai_keywords: {value!r:.80}")
+    return [k for k in (clean_text(v) for v in value if isinstance(v, str)) if k] or None
+
+
 def parse_entry(entry: Any, feed_date: date) -> HFEntry:
-    """One element of an ``api/daily_papers`` response, shown on the feed of ``feed_date``."""
+    """One element of an ``api/daily_papers`` response, shown on the feed of ``feed_date``.
+
+    The typed fields are what paperfeed queries and shows; ``source`` keeps the whole entry.
+    """
     if not isinstance(entry, dict) or not isinstance(entry.get("paper"), dict):
         raise RecordError("expected an object with a 'paper' object")
     p = entry["paper"]
@@ -79,29 +97,47 @@ def parse_entry(entry: Any, feed_date: date) -> HFEntry:
     authors_raw = p.get("authors") or []
     if not isinstance(authors_raw, list):
         raise RecordError("paper.authors is not a list")
-    # HF lets authors be hidden from a paper page; respect that.
-    authors = [clean_text(a.get("name")) for a in authors_raw if isinstance(a, dict) and not a.get("hidden")]
+    visible: list[str] = []
+    hidden: list[str] = []
+    for a in authors_raw:
+        if isinstance(a, dict):
+            name = clean_text(a.get("name"))
+            # HF lets authors be hidden from a paper page: kept (flag in the source), never shown.
+            if name:
+                (hidden if a.get("hidden") else visible).append(name)
     published = parse_timestamp(p["publishedAt"], "paper.publishedAt").date() if p.get("publishedAt") else None
+    entry_published = parse_timestamp(entry["publishedAt"], "publishedAt") if entry.get("publishedAt") else None
     if p.get("submittedOnDailyAt"):
         submitted_at = parse_timestamp(p["submittedOnDailyAt"], "paper.submittedOnDailyAt")
-    elif entry.get("publishedAt"):
-        submitted_at = parse_timestamp(entry["publishedAt"], "publishedAt")
+    elif entry_published is not None:
+        submitted_at = entry_published
     else:
         submitted_at = datetime(feed_date.year, feed_date.month, feed_date.day)
     record = PaperRecord(
         id=pid,
         title=title,
         abstract=clean_text(p.get("summary") or entry.get("summary")),
-        authors=[a for a in authors if a],
+        authors=[a for a in visible if a not in hidden],
         version=version,
         published=published,
         github_repo=_link(p.get("githubRepo")),
         github_stars=_count(p.get("githubStars"), "paper.githubStars"),
         project_page=_link(p.get("projectPage")),
         imported_upvotes=_count(p.get("upvotes"), "paper.upvotes") or 0,
+        ai_summary=clean_optional(p.get("ai_summary")),
+        ai_keywords=_keywords(p.get("ai_keywords")),
+        hidden_authors=sorted(set(hidden)),
     )
-    submitter = _person(p.get("submittedOnDailyBy")) or _person(entry.get("submittedBy"))
-    return HFEntry(paper=record, feed_date=feed_date, submitter=submitter, submitted_at=submitted_at)
+    by = entry.get("submittedBy") if isinstance(entry.get("submittedBy"), dict) else p.get("submittedOnDailyBy")
+    return HFEntry(
+        paper=record,
+        feed_date=feed_date,
+        submitter=_username(by),
+        submitted_at=submitted_at,
+        source=entry,
+        submitter_fullname=_fullname(by),
+        published_at=entry_published,
+    )
 
 
 def _entries(entries: Any, feed_date: date, where: str) -> Iterator[Item]:

@@ -6,11 +6,13 @@ INSERTs for new papers and UPDATEs for changed ones; unchanged papers are not to
 
 * arXiv records (file import, OAI harvest) own the bibliographic columns; an older version never
   overwrites a newer one; ``listed`` keeps the earliest listing date.
-* HF daily entries own ``github_repo/github_stars/project_page/imported_upvotes`` and create the
-  paper from HF's title/summary/authors only when it is missing. Counts keep the largest value seen,
-  links come from the paper's earliest feed day (later days fill gaps), so the import order does not
-  matter.
-* One daily entry per paper: the earliest feed date wins, whatever the import order.
+* HF daily entries own ``HF_FIELDS`` (links, stars, imported upvotes, AI summary/keywords, hidden
+  author names) and create the paper from HF's title/summary/authors only when it is missing.
+  Counts keep the largest value seen, links and AI texts come from the paper's earliest feed day
+  (later days fill gaps), hidden names accumulate, so the import order does not matter.
+* Author names a source marks hidden are never stored in ``authors`` (whoever writes it).
+* One daily entry per paper: the earliest feed date wins, whatever the import order. An HF entry
+  keeps the whole source object (``hf_source``); its hash makes a re-import of the same day a no-op.
 
 Portable SQL only (SQLite and PostgreSQL).
 """
@@ -24,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from paperfeed.records import ARXIV_FIELDS, HFEntry, PaperRecord, hf_hash
+from paperfeed.records import ARXIV_FIELDS, HF_FIELDS, HFEntry, PaperRecord, hf_hash
 from paperfeed.store.db import utcnow
 from paperfeed.store.schema import daily_entries, ingest_state, papers
 
@@ -63,8 +65,9 @@ _ARXIV_STATE = (
     "license",
     "submitter",
     "arxiv_hash",
+    "hidden_authors",
 )
-_HF_STATE = ("id", "github_repo", "github_stars", "project_page", "imported_upvotes", "hf_hash")
+_HF_STATE = ("id", *HF_FIELDS, "hf_hash", "authors")
 
 _UPDATE_ARXIV = (
     update(papers)
@@ -79,23 +82,24 @@ _UPDATE_LISTED = (
 _UPDATE_HF = (
     update(papers)
     .where(papers.c.id == bindparam("_id"))
-    .values(
-        {
-            c: bindparam(c)
-            for c in ("github_repo", "github_stars", "project_page", "imported_upvotes", "hf_hash", "modified_at")
-        }
-    )
+    .values({c: bindparam(c) for c in (*HF_FIELDS, "hf_hash", "modified_at")})
+)
+_UPDATE_AUTHORS = update(papers).where(papers.c.id == bindparam("_id")).values(authors=bindparam("authors"))
+_ENTRY_FIELDS = (
+    "feed_date",
+    "submitter",
+    "submitted_at",
+    "source",
+    "user_id",
+    "hf_source",
+    "hf_hash",
+    "published_at",
+    "submitter_fullname",
 )
 _UPDATE_ENTRY = (
     update(daily_entries)
     .where(daily_entries.c.paper_id == bindparam("_id"))
-    .values(
-        feed_date=bindparam("feed_date"),
-        submitter=bindparam("submitter"),
-        submitted_at=bindparam("submitted_at"),
-        source=bindparam("source"),
-        user_id=bindparam("user_id"),
-    )
+    .values({c: bindparam(c) for c in _ENTRY_FIELDS})
 )
 
 
@@ -126,13 +130,21 @@ def _is_older(rec: PaperRecord, cur: dict[str, Any]) -> bool:
     return cur["version"] > 1
 
 
+def _without_hidden(authors: list[str], hidden: list[str] | None) -> list[str]:
+    """Author names minus the ones a source marks hidden (the one place that rule is applied)."""
+    if not hidden:
+        return authors
+    drop = set(hidden)
+    return [a for a in authors if a not in drop]
+
+
 def _arxiv_values(rec: PaperRecord, cur: dict[str, Any] | None) -> dict[str, Any]:
     """The arXiv-owned column values to store for ``rec`` given the stored arXiv state ``cur``."""
     vals: dict[str, Any] = {
         "version": rec.version if rec.version is not None else max(cur["version"] if cur else 0, rec.version_floor),
         "title": rec.title,
         "abstract": rec.abstract,
-        "authors": rec.authors,
+        "authors": _without_hidden(rec.authors, (cur or {}).get("hidden_authors") or rec.hidden_authors),
         "categories": rec.categories,
         "primary_category": rec.primary_category,
         "comments": rec.comments,
@@ -174,6 +186,7 @@ def upsert_arxiv(conn: Connection, records: Sequence[PaperRecord], now: datetime
         if cur["arxiv_hash"] is None:
             # Created from HF data only: arXiv is authoritative for every bibliographic field.
             vals: dict[str, Any] | None = _arxiv_values(rec, None)
+            vals["authors"] = _without_hidden(vals["authors"], cur.get("hidden_authors"))
         elif h == cur["arxiv_hash"] or _is_older(rec, cur):
             vals = None
         else:
@@ -205,22 +218,34 @@ def upsert_arxiv(conn: Connection, records: Sequence[PaperRecord], now: datetime
 
 
 def _hf_merge(cur: dict[str, Any], rec: PaperRecord, first_day: bool) -> dict[str, Any]:
-    """HF fields after seeing ``rec``. Counts keep the largest value seen. Links come from the
-    paper's earliest feed day: when ``rec`` is from that day (``first_day``) its links win,
-    otherwise they only fill gaps. Either way the import order does not matter."""
+    """HF fields after seeing ``rec``. Counts keep the largest value seen. Links and AI texts come
+    from the paper's earliest feed day: when ``rec`` is from that day (``first_day``) its values
+    win, otherwise they only fill gaps. Hidden author names accumulate. Either way the import
+    order does not matter."""
     stars = [s for s in (cur["github_stars"], rec.github_stars) if s is not None]
-    if first_day:
-        repo, page = rec.github_repo or cur["github_repo"], rec.project_page or cur["project_page"]
-    else:
-        repo, page = cur["github_repo"] or rec.github_repo, cur["project_page"] or rec.project_page
-    vals = {
-        "github_repo": repo,
-        "github_stars": max(stars) if stars else None,
-        "project_page": page,
-        "imported_upvotes": max(cur["imported_upvotes"] or 0, rec.imported_upvotes),
-    }
-    vals["hf_hash"] = hf_hash(vals["github_repo"], vals["github_stars"], vals["project_page"], vals["imported_upvotes"])
+    vals: dict[str, Any] = {}
+    for f in ("github_repo", "project_page", "ai_summary", "ai_keywords"):
+        mine, theirs = getattr(rec, f), cur[f]
+        vals[f] = (mine or theirs) if first_day else (theirs or mine)
+    vals["github_stars"] = max(stars) if stars else None
+    vals["imported_upvotes"] = max(cur["imported_upvotes"] or 0, rec.imported_upvotes)
+    vals["hidden_authors"] = sorted(set(cur["hidden_authors"] or []) | set(rec.hidden_authors)) or None
+    vals["hf_hash"] = hf_hash(vals)
     return vals
+
+
+def _entry_values(e: HFEntry) -> dict[str, Any]:
+    return {
+        "feed_date": e.feed_date,
+        "submitter": e.submitter,
+        "submitted_at": e.submitted_at,
+        "source": "hf",
+        "user_id": None,
+        "hf_source": e.source,
+        "hf_hash": e.source_hash,
+        "published_at": e.published_at,
+        "submitter_fullname": e.submitter_fullname,
+    }
 
 
 def upsert_hf(conn: Connection, entries: Sequence[HFEntry], now: datetime | None = None) -> UpsertCounts:
@@ -232,16 +257,12 @@ def upsert_hf(conn: Connection, entries: Sequence[HFEntry], now: datetime | None
     days: dict[str, dict[str, Any]] = {}
     if ids:
         q = select(
-            daily_entries.c.paper_id,
-            daily_entries.c.feed_date,
-            daily_entries.c.submitter,
-            daily_entries.c.submitted_at,
-            daily_entries.c.source,
-            daily_entries.c.user_id,
+            daily_entries.c.paper_id, daily_entries.c.feed_date, daily_entries.c.source, daily_entries.c.hf_hash
         ).where(daily_entries.c.paper_id.in_(ids))
         days = {r["paper_id"]: dict(r) for r in conn.execute(q).mappings()}
     new_papers: dict[str, dict[str, Any]] = {}
     hf_updates: dict[str, dict[str, Any]] = {}
+    author_updates: dict[str, dict[str, Any]] = {}
     new_days: dict[str, dict[str, Any]] = {}
     day_updates: dict[str, dict[str, Any]] = {}
     for e in entries:
@@ -249,16 +270,14 @@ def upsert_hf(conn: Connection, entries: Sequence[HFEntry], now: datetime | None
         cur = state.get(rec.id)
         paper_new = paper_changed = day_changed = False
         if cur is None:
+            hf_vals = {**rec.hf_values(), "hidden_authors": rec.hidden_authors or None}
             row = {
                 "id": rec.id,
                 **_arxiv_values(rec, None),
                 "listed": None,
                 "arxiv_hash": None,
-                "github_repo": rec.github_repo,
-                "github_stars": rec.github_stars,
-                "project_page": rec.project_page,
-                "imported_upvotes": rec.imported_upvotes,
-                "hf_hash": rec.hf_hash(),
+                **hf_vals,
+                "hf_hash": hf_hash(hf_vals),
                 "created_at": now,
                 "modified_at": now,
             }
@@ -275,24 +294,27 @@ def upsert_hf(conn: Connection, entries: Sequence[HFEntry], now: datetime | None
                     new_papers[rec.id].update(vals)
                 else:
                     hf_updates[rec.id] = {"_id": rec.id, **vals, "modified_at": now}
+                shown = _without_hidden(cur["authors"] or [], vals["hidden_authors"])
+                if shown != cur["authors"]:
+                    cur["authors"] = shown
+                    if rec.id in new_papers:
+                        new_papers[rec.id]["authors"] = shown
+                    else:
+                        author_updates[rec.id] = {"_id": rec.id, "authors": shown}
         day = days.get(rec.id)
-        want = {"feed_date": e.feed_date, "submitter": e.submitter, "submitted_at": e.submitted_at, "source": "hf"}
+        want = _entry_values(e)
         if day is None:
             row = {"paper_id": rec.id, **want}
             new_days[rec.id] = row
             days[rec.id] = row
             day_changed = True
         elif e.feed_date < day["feed_date"] or (
-            e.feed_date == day["feed_date"]
-            and day["source"] == "hf"
-            and (day["submitter"], day["submitted_at"]) != (e.submitter, e.submitted_at)
+            e.feed_date == day["feed_date"] and day["source"] == "hf" and day["hf_hash"] != want["hf_hash"]
         ):
             # An earlier appearance wins (also over a later local submission); moderation flags stay.
-            if rec.id in new_days:  # new in this very batch: ``day`` is the pending INSERT row
-                day.update(want)
-            else:
-                day.update(want, user_id=None)
-                day_updates[rec.id] = {"_id": rec.id, **want, "user_id": None}
+            day.update(want)
+            if rec.id not in new_days:  # else ``day`` is the pending INSERT row, updated above
+                day_updates[rec.id] = {"_id": rec.id, **want}
             day_changed = True
         if paper_new:
             counts.inserted += 1
@@ -304,6 +326,8 @@ def upsert_hf(conn: Connection, entries: Sequence[HFEntry], now: datetime | None
         conn.execute(insert(papers), list(new_papers.values()))
     if hf_updates:
         conn.execute(_UPDATE_HF, list(hf_updates.values()))
+    if author_updates:
+        conn.execute(_UPDATE_AUTHORS, list(author_updates.values()))
     if new_days:
         conn.execute(insert(daily_entries), list(new_days.values()))
     if day_updates:

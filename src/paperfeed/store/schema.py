@@ -57,6 +57,11 @@ papers = Table(
     Column("hf_hash", String(64)),  # HF-owned fields
     Column("created_at", DateTime, nullable=False),
     Column("modified_at", DateTime, nullable=False),
+    # 0007 (HF fidelity): the Hub's AI summary and keywords, and the author names it marks
+    # hidden (never shown; ``authors`` never holds them).
+    Column("ai_summary", Text),
+    Column("ai_keywords", JSON),  # list[str]
+    Column("hidden_authors", JSON),  # list[str]
     Index("ix_papers_published", "published"),
     Index("ix_papers_listed", "listed"),
     Index("ix_papers_primary_category", "primary_category"),
@@ -86,13 +91,19 @@ daily_entries = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("paper_id", String(32), ForeignKey("papers.id", ondelete="CASCADE"), nullable=False, unique=True),
     Column("feed_date", Date, nullable=False),
-    Column("submitter", Text),  # display name (imported HF submitter or local username)
+    Column("submitter", Text),  # username (HF ``submittedBy.name`` or the local username)
     Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
     Column("submitted_at", DateTime, nullable=False),
     Column("source", String(16), nullable=False),  # hf|local
     Column("featured", Boolean, nullable=False, server_default="0"),
     Column("hidden", Boolean, nullable=False, server_default="0"),
     Column("hidden_reason", Text),
+    # 0007 (HF fidelity): the whole entry as the Hub sent it (``paper`` included) and its hash,
+    # the entry-level ``publishedAt`` (tie order on equal upvotes) and the submitter's display name.
+    Column("hf_source", JSON),
+    Column("hf_hash", String(64)),
+    Column("published_at", DateTime),
+    Column("submitter_fullname", Text),
     Index("ix_daily_entries_feed_date", "feed_date"),
     Index("ix_daily_entries_user", "user_id", "submitted_at"),  # 0004: profiles, submission quota
 )
