@@ -1,4 +1,4 @@
-"""Accounts: sign-up validation, sign-in lockout with back-off, password change and single-use
+"""Accounts: sign-up validation, sign-in (throttling: test_security_signin.py), password change and single-use
 reset links, API tokens, and the ``paperfeed user`` commands - on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -43,51 +43,6 @@ def test_sign_up_validates_and_hashes(any_db: Database, settings: Settings) -> N
         accounts.sign_up(c, "carol", "not-an-email\r\nBcc: x@y.z", PASSWORD)
     with any_db.read() as conn:
         assert [r.username for r in conn.execute(select(users.c.username))] == ["Alice"]
-
-
-def test_twenty_wrong_passwords_lock_the_account_until_the_lock_ends(any_db: Database, settings: Settings) -> None:
-    clock = FakeClock()
-    c = community(settings, any_db, clock, Limits(lockout_after=10, lockout_base=60, lockout_max=3600))
-    make_user(c, "alice")
-    outcomes = []
-    for _ in range(20):
-        try:
-            accounts.sign_in(c, "alice", "wrong password", ip="10.0.0.1")
-            outcomes.append("ok")
-        except RateLimited as exc:
-            outcomes.append(f"locked {exc.retry_after}")
-        except CommunityError as exc:
-            assert exc.status == 401
-            outcomes.append("wrong")
-    assert outcomes[:9] == ["wrong"] * 9
-    assert outcomes[9] == "locked 60"  # the 10th failure locks the account
-    assert all(o.startswith("locked") for o in outcomes[10:])  # refused without counting while locked
-    with pytest.raises(RateLimited, match="locked"):
-        accounts.sign_in(c, "alice", PASSWORD, ip="10.0.0.1")  # even the right password, during the lock
-    clock.advance(seconds=61)
-    user = accounts.sign_in(c, "alice", PASSWORD, ip="10.0.0.1")  # the lock is over: the password works
-    assert user.username == "alice"
-    with any_db.read() as conn:
-        row = conn.execute(select(users.c.failed_logins, users.c.locked_until)).one()
-    assert (row.failed_logins, row.locked_until) == (0, None)
-
-
-def test_lockout_backs_off_after_each_further_failure(db: Database, settings: Settings) -> None:
-    clock = FakeClock()
-    c = community(settings, db, clock, Limits(lockout_after=3, lockout_base=10, lockout_max=25))
-    make_user(c, "alice")
-    waits = []
-    for _ in range(4):
-        for _ in range(3):
-            try:
-                accounts.sign_in(c, "alice", "nope nope", ip=None)
-            except RateLimited as exc:
-                waits.append(exc.retry_after)
-                break
-            except CommunityError:
-                pass
-        clock.advance(seconds=30)
-    assert waits == [10, 20, 25, 25]  # doubles, capped
 
 
 def test_unknown_user_and_banned_user(db: Database, settings: Settings) -> None:

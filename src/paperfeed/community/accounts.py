@@ -1,4 +1,4 @@
-"""Accounts: sign-up, sign-in with lockout, password change and reset by mailed link, personal
+"""Accounts: sign-up, throttled sign-in, password change and reset by mailed link, personal
 API tokens. Runs on the account pages, on every Bearer-authenticated API call, and from
 ``paperfeed user create``.
 
@@ -165,36 +165,41 @@ def sign_up(
 
 
 def sign_in(c: Community, login: str, password: str, *, ip: str | None) -> User:
-    """Check a password. Wrong passwords count towards the account lockout; a locked account
-    refuses even the right password until the lock ends (without counting further attempts)."""
-    c.rate_limiter.hit(bucket("signin:ip", ip, c.limits.signin_ip), what="sign-in attempts from your address")
+    """Check a password, throttled so that guessing is slow without locking the owner out.
+
+    Three keys, checked before the password and stepped by each wrong one (see ``Limits``): the
+    name as typed from this address (back-off; a right password clears it), this address over all
+    names (back-off), and the account from all addresses together (a generous ceiling). A refused
+    attempt checks nothing and counts nothing. Unknown names go through exactly the same steps -
+    the account key is then the name as typed, and a dummy hash is verified - so neither the answer
+    nor its timing tells whether an account exists.
+    """
+    limiter = c.rate_limiter
+    limiter.hit(bucket("signin:ip", ip, c.limits.signin_ip), what="sign-in attempts from your address")
     login = (login or "").strip()[:320]
     password = (password or "")[: PASSWORD_MAX * 4]
-    now = c.now()
+    name = login.lower()
     row = None
     if login and strip_controls(login) == login:  # no name or address has control bytes in it
         with c.db.read() as conn:
             row = store.get_user_by_login(conn, login)
-    if row is None:
-        c.passwords.verify(None, password)
-        raise CommunityError(_WRONG, status=401)
-    if row["locked_until"] is not None and row["locked_until"] > now:
-        wait = (row["locked_until"] - now).total_seconds()
-        raise RateLimited(
-            f"This account is locked after too many wrong passwords; try again in {human_wait(wait)}.", wait
-        )
-    if not c.passwords.verify(row["password_hash"], password):
-        with c.db.write() as conn:
-            _, until = store.record_failed_login(conn, row["id"], now, c.limits.lock_for)
-        if until is not None:
-            wait = (until - now).total_seconds()
-            raise RateLimited(f"Too many wrong passwords: this account is locked for {human_wait(wait)}.", wait)
+    who = str(row["id"]) if row else "?" + sha256(name)[:32]  # an account, or the unknown name as typed
+    account = bucket("signin:account", who, c.limits.signin_account)
+    backoffs = (
+        (f"pair:{sha256(who + ' ' + (ip or ''))[:40]}", c.limits.signin_pair),
+        (f"ip:{ip}"[:200] if ip else "", c.limits.signin_ip_failures),
+    )
+    wait = limiter.blocked(account, backoffs=backoffs)
+    if wait > 0:
+        raise RateLimited(f"Too many sign-in attempts; please wait {human_wait(wait)} and try again.", wait)
+    if not c.passwords.verify(row["password_hash"] if row else None, password) or row is None:
+        limiter.failed(account, backoffs=backoffs)
         raise CommunityError(_WRONG, status=401)
     if row["banned"]:
         raise Forbidden("This account is banned.")
-    with c.db.write() as conn:
-        store.clear_failed_logins(conn, row["id"])
-        if c.passwords.needs_rehash(row["password_hash"]):
+    limiter.succeeded(backoffs[0][0])
+    if c.passwords.needs_rehash(row["password_hash"]):
+        with c.db.write() as conn:
             store.rehash_password(conn, row["id"], row["password_hash"], c.passwords.hash(password))
     return User.from_row(row)
 
@@ -255,7 +260,7 @@ def reset_link_usable(c: Community, token: str) -> bool:
 
 
 def reset_password(c: Community, token: str, new: str) -> User:
-    """Use a reset link: set the new password, end all sessions, clear any lockout. Works once."""
+    """Use a reset link: set the new password, end all sessions. Works once."""
     if not token or len(token) > 200:
         raise CommunityError("This reset link is invalid, expired or already used.")
     with c.db.write() as conn:

@@ -6,13 +6,20 @@ Each limit is a GCRA bucket (a token bucket stored as one number per key, see
 ``vote:ip:10.0.0.7``) in one transaction: if any says no, nothing is taken from the others and
 :class:`~paperfeed.community.core.RateLimited` carries the wait for the ``Retry-After`` header.
 Runs before every sign-in, sign-up, reset request, submission, vote and comment.
+
+Sign-in failures also feed :class:`Backoff` counters (``community_store.record_failure``): a key
+that keeps failing waits longer and longer, and a success clears it. Sign-in uses three keys,
+see ``accounts.sign_in``: (name, address) and address with back-off, and a generous
+per-account ceiling (a GCRA bucket that only failures take from): the owner gets in from a new
+address during any attack that stays below the ceiling, and no number of failures locks an
+account for longer than the ceiling's refill.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -45,10 +52,34 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """After ``free`` failures a key waits ``base`` seconds, doubling with each further failure,
+    up to ``cap``. A key that has not failed for ``forget`` seconds starts again from zero."""
+
+    free: int
+    base: float
+    cap: float
+    forget: float = 86400.0
+
+    def wait_after(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(self.cap, self.base * 2 ** min(failures - self.free, 32))
+
+
+@dataclass(frozen=True)
 class Limits:
     """The site's abuse policy. Defaults suit a small public instance; tests pass tighter ones."""
 
-    signin_ip: Rate = Rate(60, 3600, burst=30)  # sign-in attempts from one address
+    signin_ip: Rate = Rate(60, 3600, burst=30)  # sign-in attempts (argon2 checks) from one address
+    # Sign-in failures. One address guessing one name: 5 tries, then 30 s, 1 min, 2 min ... 15 min.
+    signin_pair: Backoff = Backoff(free=5, base=30, cap=900)
+    # One address guessing many names: 20 tries, then 1 min, 2 min ... 1 hour.
+    signin_ip_failures: Backoff = Backoff(free=20, base=60, cap=3600)
+    # All addresses together against one account: 300 wrong passwords an hour (bursts of 100).
+    # Below this the owner signs in from anywhere during an attack; above it every sign-in to the
+    # account waits a few seconds (one interval, 12 s) until the attack slows down.
+    signin_account: Rate = Rate(300, 3600, burst=100)
     signup_ip: Rate = Rate(10, 3600, burst=5)
     reset_ip: Rate = Rate(10, 3600, burst=5)  # password-reset mails requested from one address
     reset_account: Rate = Rate(3, 3600)  # reset mails sent to one account
@@ -59,17 +90,6 @@ class Limits:
     comment_user: Rate = Rate(10, 60, burst=5)
     comment_ip: Rate = Rate(60, 60, burst=20)
     token_user: Rate = Rate(20, 3600, burst=10)  # API tokens created
-    # Sign-in lockout: after ``lockout_after`` wrong passwords in a row the account is locked for
-    # ``lockout_base`` seconds, doubling with every further failure, up to ``lockout_max``.
-    lockout_after: int = 10
-    lockout_base: float = 60.0
-    lockout_max: float = 3600.0
-
-    def lock_for(self, failures: int) -> timedelta | None:
-        if failures < self.lockout_after:
-            return None
-        steps = min(failures - self.lockout_after, 32)
-        return timedelta(seconds=min(self.lockout_max, self.lockout_base * (2**steps)))
 
 
 Bucket = tuple[str, "Rate | None"]
@@ -115,6 +135,42 @@ class RateLimiter:
                 raise RateLimited(f"Too many {what}; please wait {human_wait(wait)} and try again.", wait)
         if next(self._calls) % self.PRUNE_EVERY == 0:
             store.prune_rate_limits(conn, now, self.PRUNE_GRACE)
+
+    def blocked(self, *buckets: Bucket, backoffs: tuple[tuple[str, Backoff | None], ...] = ()) -> float:
+        """Seconds until every given key would allow one more attempt (0.0: go ahead); takes nothing.
+
+        ``buckets`` are GCRA buckets (see :meth:`hit`), ``backoffs`` are (key, policy) pairs."""
+        now = epoch_seconds(self.community.now())
+        waits = [0.0]
+        with self.community.db.read() as conn:
+            for key, rate in buckets:
+                if rate is not None and key:
+                    waits.append(store.token_wait(conn, key, now, rate.tolerance))
+            for key, policy in backoffs:
+                if policy is not None and key:
+                    waits.append(store.failure_wait(conn, key, now))
+        return max(waits)
+
+    def failed(self, *buckets: Bucket, backoffs: tuple[tuple[str, Backoff | None], ...] = ()) -> None:
+        """Count one failure: a token from every GCRA bucket (none when already empty) and a step of
+        every back-off."""
+        now = epoch_seconds(self.community.now())
+        with self.community.db.write() as conn:
+            for key, rate in buckets:
+                if rate is not None and key:
+                    store.take_token(conn, key, now, rate.interval, rate.tolerance)
+            for key, policy in backoffs:
+                if policy is not None and key:
+                    store.record_failure(conn, key, now, policy.forget, policy.wait_after)
+            if next(self._calls) % self.PRUNE_EVERY == 0:
+                store.prune_failures(conn, now)
+
+    def succeeded(self, *keys: str) -> None:
+        """Forget the failures of these back-off keys (a right password from that address)."""
+        live = [k for k in keys if k]
+        if live:
+            with self.community.db.write() as conn:
+                store.clear_failures(conn, live)
 
 
 def human_wait(seconds: float) -> str:

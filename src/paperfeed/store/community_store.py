@@ -1,5 +1,5 @@
-"""All SQL behind the community features: users, sign-in lockout, API tokens, password resets,
-votes, comments, local submissions, moderation (hide/feature/ban, audit log) and rate limits.
+"""All SQL behind the community features: users, API tokens, password resets, votes, comments,
+local submissions, moderation (hide/feature/ban, audit log), rate limits and sign-in back-off.
 
 Called by ``paperfeed.community.*`` (from web requests and the ``paperfeed user`` commands), each
 function inside the caller's transaction. Counter columns (``papers.upvotes``/``num_comments``)
@@ -26,6 +26,7 @@ from paperfeed.store.schema import (
     papers,
     password_resets,
     rate_limits,
+    signin_failures,
     users,
     votes,
 )
@@ -38,8 +39,6 @@ USER_COLS = [
     users.c.role,
     users.c.banned,
     users.c.session_version,
-    users.c.failed_logins,
-    users.c.locked_until,
     users.c.created_at,
 ]
 
@@ -130,7 +129,6 @@ def create_user(
                     role=role,
                     banned=False,
                     session_version=0,
-                    failed_logins=0,
                     created_at=now,
                 )
             )
@@ -141,7 +139,7 @@ def create_user(
 
 def set_password_hash(conn: Connection, user_id: int, password_hash: str, *, revoke_sessions: bool) -> None:
     """Store a new hash; bumping ``session_version`` signs out every existing session cookie."""
-    values: dict[str, Any] = {"password_hash": password_hash, "failed_logins": 0, "locked_until": None}
+    values: dict[str, Any] = {"password_hash": password_hash}
     if revoke_sessions:
         values["session_version"] = users.c.session_version + 1
     conn.execute(update(users).where(users.c.id == user_id).values(**values))
@@ -151,29 +149,6 @@ def rehash_password(conn: Connection, user_id: int, old_hash: str, new_hash: str
     """Upgrade a hash to current parameters, unless the password changed meanwhile."""
     conn.execute(
         update(users).where(users.c.id == user_id, users.c.password_hash == old_hash).values(password_hash=new_hash)
-    )
-
-
-def record_failed_login(conn: Connection, user_id: int, now: datetime, lock_for: Any) -> tuple[int, datetime | None]:
-    """Count one failure (atomically) and lock the account when ``lock_for(failures)`` says so.
-
-    ``lock_for`` maps the failure count to a ``timedelta`` (or None: no lock yet); returns the new
-    count and the lock end.
-    """
-    conn.execute(update(users).where(users.c.id == user_id).values(failed_logins=users.c.failed_logins + 1))
-    failures = int(conn.scalar(select(users.c.failed_logins).where(users.c.id == user_id)) or 0)
-    duration = lock_for(failures)
-    until = now + duration if duration else None
-    if until is not None:
-        conn.execute(update(users).where(users.c.id == user_id).values(locked_until=until))
-    return failures, until
-
-
-def clear_failed_logins(conn: Connection, user_id: int) -> None:
-    conn.execute(
-        update(users)
-        .where(users.c.id == user_id, or_(users.c.failed_logins != 0, users.c.locked_until.is_not(None)))
-        .values(failed_logins=0, locked_until=None)
     )
 
 
@@ -589,6 +564,50 @@ def take_token(conn: Connection, key: str, now: float, interval: float, toleranc
     return 0.0
 
 
+def token_wait(conn: Connection, key: str, now: float, tolerance: float) -> float:
+    """Seconds until ``key`` would allow one event (0.0: now); reads only (see :func:`take_token`)."""
+    tat = conn.scalar(select(rate_limits.c.tat).where(rate_limits.c.key == key))
+    return 0.0 if tat is None else max(0.0, float(tat) - now - tolerance)
+
+
 def prune_rate_limits(conn: Connection, now: float, grace: float = 300.0) -> int:
     """Drop buckets that refilled completely a while ago (a missing row is a full bucket)."""
     return int(conn.execute(delete(rate_limits).where(rate_limits.c.tat < now - grace)).rowcount or 0)
+
+
+# -- sign-in failures (back-off) --------------------------------------------------------------
+
+
+def failure_wait(conn: Connection, key: str, now: float) -> float:
+    """Seconds ``key`` must still wait after its failures (0.0: not blocked)."""
+    until = conn.scalar(select(signin_failures.c.blocked_until).where(signin_failures.c.key == key))
+    return 0.0 if until is None else max(0.0, float(until) - now)
+
+
+def record_failure(conn: Connection, key: str, now: float, forget: float, wait_after: Any) -> int:
+    """Count one failure for ``key`` (atomically; from 1 again when the last one is older than
+    ``forget`` seconds) and block it for ``wait_after(failures)`` seconds. Returns the count."""
+    conn.execute(_insert_ignore(conn, signin_failures).values(key=key, failures=0, last_failure=now, blocked_until=0.0))
+    fresh = signin_failures.c.last_failure < now - forget
+    conn.execute(
+        update(signin_failures)
+        .where(signin_failures.c.key == key)
+        .values(failures=case((fresh, 1), else_=signin_failures.c.failures + 1), last_failure=now)
+    )
+    failures = int(conn.scalar(select(signin_failures.c.failures).where(signin_failures.c.key == key)) or 0)
+    wait = float(wait_after(failures))
+    if wait > 0:
+        conn.execute(update(signin_failures).where(signin_failures.c.key == key).values(blocked_until=now + wait))
+    return failures
+
+
+def clear_failures(conn: Connection, keys: list[str]) -> None:
+    conn.execute(delete(signin_failures).where(signin_failures.c.key.in_(keys)))
+
+
+def prune_failures(conn: Connection, now: float, older_than: float = 86400.0) -> int:
+    """Drop keys that have neither failed nor been blocked for a day."""
+    stmt = delete(signin_failures).where(
+        signin_failures.c.last_failure < now - older_than, signin_failures.c.blocked_until < now
+    )
+    return int(conn.execute(stmt).rowcount or 0)

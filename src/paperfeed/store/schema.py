@@ -78,8 +78,6 @@ users = Table(
     Column("role", String(16), nullable=False, server_default="user"),  # user|moderator|admin
     Column("banned", Boolean, nullable=False, server_default="0"),
     Column("session_version", Integer, nullable=False, server_default="0"),
-    Column("failed_logins", Integer, nullable=False, server_default="0"),
-    Column("locked_until", DateTime),
     Column("created_at", DateTime, nullable=False),
 )
 # 0004: "Alice" and "alice" are the same account name (no look-alike impersonation).
@@ -261,6 +259,18 @@ rate_limits = Table(
     Index("ix_rate_limits_tat", "tat"),
 )
 
+# 0008: sign-in failures with back-off (replaces the per-account lockout columns of users): one
+# row per key such as ``pair:<hash of account and address>`` or ``ip:10.0.0.1``, epoch seconds.
+signin_failures = Table(
+    "signin_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure", Float, nullable=False),
+    Column("blocked_until", Float, nullable=False),
+    Index("ix_signin_failures_last_failure", "last_failure"),
+)
+
 ingest_state = Table(
     "ingest_state",
     metadata,
@@ -321,6 +331,7 @@ __all__ = [
     "password_resets",
     "audit_log",
     "rate_limits",
+    "signin_failures",
     "paper_authors",
     "paper_categories",
 ]
