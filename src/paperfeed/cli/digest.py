@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from paperfeed.cli.common import EXIT_OK, EXIT_UNUSABLE, console, database, out, settings
+from paperfeed.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNUSABLE, console, database, fail, out, settings
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.compose import Composer, Topic
 from paperfeed.digest.periods import FREQUENCIES, period_for
@@ -27,12 +27,6 @@ from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
 
 digest_app = typer.Typer(help="Email digests: send, preview, subscribers.", no_args_is_help=True)
-EXIT_INTERRUPTED = 130
-
-
-def _fail(message: str, code: int = EXIT_UNUSABLE) -> typer.Exit:
-    console.print(f"[red]error:[/red] {escape(str(message))}")
-    return typer.Exit(code)
 
 
 def _parse_date(text: str | None) -> date | None:
@@ -41,12 +35,12 @@ def _parse_date(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-24") from None
+        raise fail(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-24") from None
 
 
 def _check_frequency(value: str | None) -> str | None:
     if value is not None and value not in FREQUENCIES:
-        raise _fail(f"--period must be daily or weekly, not {value!r}")
+        raise fail(f"--period must be daily or weekly, not {value!r}")
     return value
 
 
@@ -84,13 +78,13 @@ def send_cmd(
         try:
             email = subs.normalize_email(to)
         except subs.SubscriptionError as exc:
-            raise _fail(f"--to: {exc.errors['email']}") from None
+            raise fail(f"--to: {exc.errors['email']}") from None
     s = settings()
     if s.smtp_url:
         try:
             mailer.SmtpConfig.parse(s.smtp_url)
         except ValueError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     db = database(s)
     if dry_run:
         report = preview_due(s, db, day=day, frequency=frequency, email=email)
@@ -142,7 +136,7 @@ def preview_cmd(
     with db.read() as conn:
         row = store.get_subscription(conn, subscription_id)
         if row is None:
-            raise _fail(f"no subscription with id {subscription_id}")
+            raise fail(f"no subscription with id {subscription_id}")
         already = set(store.papers_sent_to(conn, subscription_id))
     prefs = subs.Prefs.from_row(row)
     day = _parse_date(date_) or datetime.now(UTC).astimezone(ZoneInfo(prefs.timezone)).date()
@@ -188,7 +182,7 @@ def subscribe_cmd(
         )
         address = subs.normalize_email(email)
     except subs.SubscriptionError as exc:
-        raise _fail("; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
+        raise fail("; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
     db = database(s)
     sub_id, delivery = subs.admin_subscribe(db, address, prefs, confirmed=confirmed)
     if confirmed:
@@ -210,11 +204,11 @@ def unsubscribe_cmd(email: str = typer.Argument(..., help="The address.")) -> No
     try:
         address = subs.normalize_email(email)
     except subs.SubscriptionError as exc:
-        raise _fail(exc.errors["email"]) from None
+        raise fail(exc.errors["email"]) from None
     with db.write() as conn:
         row = store.get_subscription_by_email(conn, address)
         if row is None:
-            raise _fail(f"{address} has no subscription")
+            raise fail(f"{address} has no subscription")
         store.update_subscription(conn, row["id"], status="unsubscribed")
     out.print(f"{address}: unsubscribed")
 

@@ -11,9 +11,7 @@ import orjson
 import typer
 from rich.markup import escape
 
-from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
-
-EXIT_INTERRUPTED = 130  # the shell convention for Ctrl-C
+from paperfeed.cli.common import EXIT_INTERRUPTED, EXIT_UNUSABLE, console, database, out, settings
 
 
 def index(

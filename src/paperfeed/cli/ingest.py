@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
+from paperfeed.cli.common import console, database, fail, out, settings
 from paperfeed.config import Settings
 from paperfeed.ingest.arxiv_file import import_arxiv_file
 from paperfeed.ingest.files import UnusableInput
@@ -40,11 +40,6 @@ def _note(msg: str) -> None:
     console.print(f"note: {msg}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _fail(msg: str, code: int = EXIT_UNUSABLE) -> typer.Exit:
-    console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True, style="red")
-    return typer.Exit(code)
-
-
 def _run(work: Callable[[Database], ImportReport], s: Settings | None = None) -> None:
     """Run an import, turning every expected failure into a message and an exit code (no traceback)."""
     db: Database | None = None
@@ -55,12 +50,12 @@ def _run(work: Callable[[Database], ImportReport], s: Settings | None = None) ->
             # Author pages and category feeds read these lookup rows; keep them current.
             feed_helpers.refresh(db, margin=timedelta(0))
     except UnusableInput as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted; every committed batch is kept, run the same command again to finish", 130) from None
+        raise fail("interrupted; every committed batch is kept, run the same command again to finish", 130) from None
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise _fail(f"database error: {detail}; every committed batch is kept") from None
+        raise fail(f"database error: {detail}; every committed batch is kept") from None
     finally:
         if db is not None:
             db.dispose()
@@ -93,7 +88,7 @@ def _day(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise _fail(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+        raise fail(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @import_app.command("hf-daily")

@@ -9,7 +9,7 @@ import orjson
 import typer
 from rich.markup import escape
 
-from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
+from paperfeed.cli.common import console, database, fail, out, settings
 from paperfeed.search.hybrid import MODES, SearchError, SearchRequest, SearchService
 
 
@@ -54,8 +54,7 @@ def search(
         )
         res = SearchService(s, db).search(req)
     except (SearchError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(EXIT_UNUSABLE) from None
+        raise fail(str(exc)) from None
     if json_:
         payload = {
             "query": query,
@@ -92,8 +91,7 @@ def eval_cmd(
 
     bad = [m for m in mode if m not in MODES]
     if bad:
-        console.print(f"[red]error:[/red] unknown mode(s) {bad}; choose from {', '.join(MODES)}")
-        raise typer.Exit(EXIT_UNUSABLE)
+        raise fail(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
 
     def show(m: str, scores: dict[str, float]) -> None:
         cells = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
@@ -102,8 +100,7 @@ def eval_cmd(
     try:
         results = evaluate(directory, split=split, modes=mode, workdir=workdir, progress=not quiet, on_mode=show)
     except FileNotFoundError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(EXIT_UNUSABLE) from None
+        raise fail(str(exc)) from None
     if json_:
         print(orjson.dumps(results).decode())
 

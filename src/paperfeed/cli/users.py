@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from paperfeed.cli.common import EXIT_UNUSABLE, console, database, out, settings
+from paperfeed.cli.common import database, fail, out, settings
 from paperfeed.community import accounts, moderation
 from paperfeed.community.core import COMMAND_LINE, ROLES, Community, CommunityError
 
@@ -22,11 +22,6 @@ user_app = typer.Typer(help="Accounts: create users, set roles, ban.", no_args_i
 def _community() -> Community:
     s = settings()
     return Community(settings=s, db=database(s))
-
-
-def _fail(exc: CommunityError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {escape(exc.message)}")
-    return typer.Exit(EXIT_UNUSABLE)
 
 
 @user_app.command("create")
@@ -46,7 +41,7 @@ def create(
     try:
         user = accounts.sign_up(c, name, email, password, role="admin" if admin else role)
     except CommunityError as exc:
-        raise _fail(exc) from None
+        raise fail(exc.message) from None
     out.print(f"created user [bold]{escape(user.username)}[/bold] (id {user.id}, role {user.role})")
 
 
@@ -59,7 +54,7 @@ def role(
     try:
         changed = moderation.set_role(_community(), COMMAND_LINE, name, new_role)
     except CommunityError as exc:
-        raise _fail(exc) from None
+        raise fail(exc.message) from None
     out.print(f"{name} is now {new_role}" if changed else f"{name} already was {new_role}")
 
 
@@ -72,7 +67,7 @@ def ban(
     try:
         changed = moderation.set_banned(_community(), COMMAND_LINE, name, True, reason)
     except CommunityError as exc:
-        raise _fail(exc) from None
+        raise fail(exc.message) from None
     out.print(f"banned {name}" if changed else f"{name} already was banned")
 
 
@@ -82,7 +77,7 @@ def unban(name: str = typer.Argument(...)) -> None:
     try:
         changed = moderation.set_banned(_community(), COMMAND_LINE, name, False, None)
     except CommunityError as exc:
-        raise _fail(exc) from None
+        raise fail(exc.message) from None
     out.print(f"unbanned {name}" if changed else f"{name} was not banned")
 
 
