@@ -78,9 +78,9 @@ def prepare(home: Path, semantic: bool) -> None:
         print(f"importing {HF.name} …", flush=True)
         print(import_hf_daily(db, HF).summary(), flush=True)
     print("author/category lookup tables …", flush=True)
-    from paperfeed.store import feed_helpers
+    from paperfeed.store import lookups
 
-    print(f"{feed_helpers.refresh(db):,} papers", flush=True)
+    print(f"{lookups.refresh(db):,} papers", flush=True)
     print("keyword index …", flush=True)
     LexicalIndex(settings).update(db, progress=True)
     if semantic:

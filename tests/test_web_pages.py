@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import insert, update
 
-from paperfeed.store import feed_helpers, feed_queries
+from paperfeed.store import feed_queries, lookups
 from paperfeed.store.db import utcnow
 from paperfeed.store.schema import comments, daily_entries, papers
 
@@ -206,7 +206,7 @@ def test_author_page_matches_names(settings, any_db, refreshed: bool) -> None:
     f.add_paper(any_db, authors=["Ann Leeds"])
     f.add_paper(any_db, authors=["100%_match"])
     if refreshed:  # the lookup table path (margin 0: the rows were written a moment ago)
-        assert feed_helpers.refresh(any_db, margin=timedelta(0)) == 4
+        assert lookups.refresh(any_db, margin=timedelta(0)) == 4
     c = client(settings, any_db)
     j = c.get("/authors/Ann Lee.json").json()
     assert [p["id"] for p in j["papers"]] == [b["id"], a["id"]] and j["total"] == 2
@@ -219,7 +219,7 @@ def test_author_page_matches_names(settings, any_db, refreshed: bool) -> None:
 
 def test_author_lookup_never_trusts_a_stale_table(settings, any_db) -> None:
     p = f.add_paper(any_db, authors=["Old Name"])
-    feed_helpers.refresh(any_db, margin=timedelta(0))
+    lookups.refresh(any_db, margin=timedelta(0))
     time.sleep(0.01)
     with any_db.write() as conn:  # an import changes the author list after the refresh
         conn.execute(update(papers).where(papers.c.id == p["id"]).values(authors=["New Name"], modified_at=utcnow()))
@@ -227,7 +227,7 @@ def test_author_lookup_never_trusts_a_stale_table(settings, any_db) -> None:
         assert feed_queries.author_papers(conn, "Old Name", limit=10, offset=0)[1] == 0
         rows, total, backlog = feed_queries.author_papers(conn, "New Name", limit=10, offset=0)
         assert total == 1 and backlog == 1
-    feed_helpers.refresh(any_db, margin=timedelta(0))
+    lookups.refresh(any_db, margin=timedelta(0))
     with any_db.read() as conn:
         assert feed_queries.author_papers(conn, "New Name", limit=10, offset=0)[1:] == (1, 0)  # from the table
         # Category feed: same rule, same answer with or without the table.

@@ -22,7 +22,7 @@ from paperfeed.ingest.files import UnusableInput
 from paperfeed.ingest.hf_daily import import_hf_daily
 from paperfeed.ingest.oai import harvest
 from paperfeed.ingest.report import ImportReport
-from paperfeed.store import feed_helpers
+from paperfeed.store import lookups
 from paperfeed.store.db import Database
 
 import_app = typer.Typer(help="Import papers from metadata files.", no_args_is_help=True)
@@ -48,7 +48,7 @@ def _run(work: Callable[[Database], ImportReport], s: Settings | None = None) ->
         report = work(db)
         if report.inserted or report.updated:
             # Author pages and category feeds read these lookup rows; keep them current.
-            feed_helpers.refresh(db, margin=timedelta(0))
+            lookups.refresh(db, margin=timedelta(0))
     except UnusableInput as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select
 
-from paperfeed.store import feed_helpers
+from paperfeed.store import lookups
 from paperfeed.store.schema import comments, daily_entries, paper_authors, paper_categories, papers, users, votes
 
 # Columns a card needs; the abstract is included because cards show a preview of it.
@@ -256,7 +256,7 @@ def daily_entries_for(conn: Connection, paper_ids: list[str]) -> dict[str, dict[
 
 def _delta(conn: Connection, *cols: Any) -> list[Any] | None:
     """Papers the helper tables may not reflect yet (None: the tables were never built)."""
-    wm = feed_helpers.watermark(conn)
+    wm = lookups.watermark(conn)
     if wm is None:
         return None
     return list(conn.execute(select(papers.c.id, *cols).where(papers.c.modified_at >= wm)))
@@ -268,7 +268,7 @@ def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tu
     Returns (rows, total, backlog): ``backlog`` is how many recently modified papers were checked
     directly because ``paper_authors`` does not cover them yet (a refresh makes it 0).
     """
-    norm = feed_helpers.normalise_name(name)
+    norm = lookups.normalise_name(name)
     delta = _delta(conn, papers.c.authors)
     if delta is None:
         return (*_author_papers_scan(conn, norm, limit=limit, offset=offset), 0)
@@ -278,7 +278,7 @@ def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tu
         for pid in conn.scalars(select(paper_authors.c.paper_id).where(paper_authors.c.name_norm == norm))
         if pid not in fresh
     }
-    ids |= {r.id for r in delta if any(feed_helpers.normalise_name(a) == norm for a in _authors(r.authors))}
+    ids |= {r.id for r in delta if any(lookups.normalise_name(a) == norm for a in _authors(r.authors))}
     if not ids:
         return [], 0, len(delta)
     order = (papers.c.published.desc(), papers.c.id.desc())
@@ -297,7 +297,7 @@ def _author_papers_scan(conn: Connection, norm: str, *, limit: int, offset: int)
     ids = [
         r.id
         for r in conn.execute(select(papers.c.id, papers.c.authors))
-        if any(feed_helpers.normalise_name(a) == norm for a in _authors(r.authors))
+        if any(lookups.normalise_name(a) == norm for a in _authors(r.authors))
     ]
     if not ids:
         return [], 0

@@ -293,7 +293,7 @@ embeddings = Table(
 )
 
 # 0005 (web): derived lookup tables for author pages and category feeds, rebuilt from papers by
-# store/feed_helpers.refresh (rows of papers modified after its watermark are checked directly,
+# store/lookups.refresh (rows of papers modified after its watermark are checked directly,
 # so a stale table never gives a wrong answer, only a slower one).
 paper_authors = Table(
     "paper_authors",

@@ -206,7 +206,7 @@ def create_app(
     )
 
     # Catch the author/category lookup tables up with whatever was imported while we were down.
-    state.startup_hooks.append(lambda st: st.refresh_helpers())
+    state.startup_hooks.append(lambda st: st.refresh_lookups())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 
 from paperfeed.config import Settings
-from paperfeed.store import feed_helpers
+from paperfeed.store import lookups
 from paperfeed.store.db import Database
 from paperfeed.web.cache import DataVersion, ResponseCache
 
@@ -46,7 +46,7 @@ class AppState:
     _refreshing: threading.Lock = field(default_factory=threading.Lock)
     _refreshed_at: float = 0.0
 
-    def refresh_helpers(self, backlog: int | None = None, *, min_backlog: int = 2_000, every_s: float = 300.0) -> bool:
+    def refresh_lookups(self, backlog: int | None = None, *, min_backlog: int = 2_000, every_s: float = 300.0) -> bool:
         """Bring the author/category lookup tables up to date in a background thread.
 
         Called at start-up (``backlog=None``) and by pages that found many papers the tables do
@@ -61,13 +61,13 @@ class AppState:
 
         def work() -> None:
             try:
-                feed_helpers.refresh(self.db)
+                lookups.refresh(self.db)
             except Exception:  # a failed refresh only leaves pages slower; log it and go on
                 log.exception("refreshing paper_authors/paper_categories failed")
             finally:
                 self._refreshing.release()
 
-        threading.Thread(target=work, name="feed-helpers-refresh", daemon=True).start()
+        threading.Thread(target=work, name="lookups-refresh", daemon=True).start()
         return True
 
     def search(self) -> Any:

@@ -459,7 +459,7 @@ async def author(request: Request, name: str) -> Response:
             rows, total, backlog = feed_queries.author_papers(
                 conn, name, limit=AUTHOR_PAGE_SIZE, offset=(page_no - 1) * AUTHOR_PAGE_SIZE
             )
-        state.refresh_helpers(backlog)
+        state.refresh_lookups(backlog)
         return {
             "name": name,
             "papers": [feed.card(r) for r in rows],

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text
 from paperfeed.store.db import Database, utcnow
 from paperfeed.store.schema import ingest_state, paper_authors, paper_categories, papers
 
-SOURCE = "web:feed_helpers"  # the ingest_state row that holds the watermark
+SOURCE = "web:feed_helpers"  # the ingest_state row that holds the watermark (named before this module was)
 BATCH = 5_000
 # A writer stamps modified_at before it commits; the watermark stays this far behind the start of
 # the refresh so a transaction still open while we read is re-checked next time, never skipped.
@@ -125,6 +125,7 @@ def _lock(db: Database, conn: Connection) -> None:
     if db.is_sqlite:
         conn.execute(ingest_state.update().where(ingest_state.c.source == SOURCE).values(source=SOURCE))
     else:
+        # The lock's name predates this module's; kept so a mixed-version upgrade still excludes.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('paperfeed.feed_helpers'))"))
 
 

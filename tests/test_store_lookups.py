@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from paperfeed.store import feed_helpers, feed_queries
+from paperfeed.store import feed_queries, lookups
 from paperfeed.store.db import utcnow
 from paperfeed.store.schema import paper_authors, paper_categories, papers
 
@@ -24,21 +24,21 @@ def _counts(db) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 
 
 def test_normalise_name() -> None:
-    assert feed_helpers.normalise_name("  Zoë   MÜLLER ") == "zoe muller"
-    assert feed_helpers.normalise_name("Ann Lee") != feed_helpers.normalise_name("Ann Leeds")
+    assert lookups.normalise_name("  Zoë   MÜLLER ") == "zoe muller"
+    assert lookups.normalise_name("Ann Lee") != lookups.normalise_name("Ann Leeds")
 
 
 def test_refresh_is_incremental(any_db) -> None:
     f.add_papers(any_db, [f.make_paper() for _ in range(30)])
-    assert feed_helpers.refresh(any_db, batch_size=7, margin=timedelta(0)) == 30
+    assert lookups.refresh(any_db, batch_size=7, margin=timedelta(0)) == 30
     assert _counts(any_db) == (90, 60)
-    assert feed_helpers.refresh(any_db, margin=timedelta(0)) == 0  # nothing changed
+    assert lookups.refresh(any_db, margin=timedelta(0)) == 0  # nothing changed
     one = f.add_paper(any_db, authors=["Solo Author"], categories="math.CO")
-    assert feed_helpers.refresh(any_db, margin=timedelta(0)) == 1
+    assert lookups.refresh(any_db, margin=timedelta(0)) == 1
     assert _counts(any_db) == (91, 61)
     with any_db.write() as conn:  # a re-import changes a paper: its rows are replaced, not added
         conn.execute(update(papers).where(papers.c.id == one["id"]).values(authors=["A", "B"], modified_at=utcnow()))
-    feed_helpers.refresh(any_db, margin=timedelta(0))
+    lookups.refresh(any_db, margin=timedelta(0))
     assert _counts(any_db) == (92, 61)
     with any_db.read() as conn:
         assert feed_queries.author_papers(conn, "b", limit=5, offset=0)[1] == 1
@@ -51,7 +51,7 @@ def test_concurrent_refreshes_all_succeed(any_db) -> None:
 
     def run() -> None:
         try:
-            feed_helpers.refresh(any_db, batch_size=50, margin=timedelta(0))
+            lookups.refresh(any_db, batch_size=50, margin=timedelta(0))
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -66,7 +66,7 @@ def test_concurrent_refreshes_all_succeed(any_db) -> None:
 
 def test_the_default_margin_keeps_recent_papers_checked_directly(db) -> None:
     p = f.add_paper(db, authors=["Fresh Author"])
-    feed_helpers.refresh(db)  # the watermark stays a minute behind: the paper is still "recent"
+    lookups.refresh(db)  # the watermark stays a minute behind: the paper is still "recent"
     with db.read() as conn:
         rows, total, backlog = feed_queries.author_papers(conn, "Fresh Author", limit=5, offset=0)
         assert total == 1 and backlog == 1 and rows[0]["id"] == p["id"]
