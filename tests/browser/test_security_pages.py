@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from paperfeed.community import accounts
+from paperfeed.community import accounts, moderation
 from paperfeed.community import comments as comment_service
 from paperfeed.community.core import Community
 from paperfeed.config import Settings
@@ -35,6 +35,7 @@ class Site:
     community: Community
     on_feed: str  # a paper with a daily entry
     off_feed: str  # a paper without one (imported from arXiv, never submitted)
+    removed: str  # a paper whose daily entry a moderator removed
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +46,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db.migrate()
     on_feed = f.add_paper(db, title="Sparse attention with $O(n)$ cost", authors=["Ada Lovelace"])
     off_feed = f.add_paper(db, title="A paper nobody submitted", authors=["Ada Lovelace", "Grace Hopper"])
+    removed = f.add_paper(db, title="Spam that was removed from the feed")
     f.add_daily(db, on_feed["id"], date.today(), submitter="alice")
+    f.add_daily(db, removed["id"], date.today(), submitter="alice")
     app = create_app(settings, db)
     c: Community = app.state.community
     c.password_params, c.limits = FAST, unlimited()
     alice = accounts.sign_up(c, "alice", "alice@example.org", PASSWORD)
-    accounts.sign_up(c, "moddy", "moddy@example.org", PASSWORD, role="moderator")
+    moddy = accounts.sign_up(c, "moddy", "moddy@example.org", PASSWORD, role="moderator")
     accounts.sign_up(c, "root", "root@example.org", PASSWORD, role="admin")
     for body in (AMPLIFY, TITLE_BREAKOUT):
         comment_service.add_comment(c, alice, on_feed["id"], body)
     comment_service.add_comment(c, alice, off_feed["id"], "A comment on a paper outside the feed.")
+    spam = comment_service.add_comment(c, alice, off_feed["id"], "buy cheap pills")
+    moderation.set_comment_hidden(c, moddy, spam, True, "spam")
+    moderation.set_entry_hidden(c, moddy, removed["id"], True, "spam")
     with LiveServer(app) as server:
-        yield Site(server.url, db, c, on_feed["id"], off_feed["id"])
+        yield Site(server.url, db, c, on_feed["id"], off_feed["id"], removed["id"])
     db.dispose()
 
 
@@ -70,6 +76,14 @@ def _watch(page: Any) -> dict[str, list[str]]:
     page.on("dialog", on_dialog)
     page.on("pageerror", lambda e: seen["errors"].append(str(e)))
     return seen
+
+
+def _sign_in(page: Any, url: str, login: str) -> None:
+    page.goto(f"{url}/signin")
+    page.fill("#f-login", login)
+    page.fill("#f-password", PASSWORD)
+    page.click("form.cform button[type=submit]")
+    page.wait_for_url(f"{url}/")
 
 
 def test_forged_formula_placeholders_render_inert(browser: Any, site: Site) -> None:
@@ -97,3 +111,28 @@ def test_forged_formula_placeholders_render_inert(browser: Any, site: Site) -> N
     assert tags <= allowed, tags - allowed
     assert seen == {"dialogs": [], "errors": []}
     page.close()
+
+
+@pytest.mark.parametrize("login", ["root", "moddy"])
+def test_every_kind_of_page_opens_for_admins_and_moderators(browser: Any, site: Site, login: str) -> None:
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    seen = _watch(page)
+    _sign_in(page, site.url, login)
+    paths = ["/", "/papers/new", "/papers/trending", "/papers/search?q=attention", f"/papers/{site.on_feed}",
+             f"/papers/{site.off_feed}", f"/papers/{site.removed}", "/authors/Ada%20Lovelace", "/users/alice",
+             "/moderation", "/account", "/submit", f"/papers/date/{date.today()}"]  # fmt: skip
+    for path in paths:
+        response = page.goto(site.url + path)
+        assert response is not None and response.status == 200, (login, path, response and response.status)
+        assert page.locator("text=Something went wrong").count() == 0, (login, path)
+        assert page.locator("nav .nav-user").inner_text() == login, path  # still signed in, as that role
+    # The paper outside the feed: its comments (the hidden one too, for a moderator), no entry box.
+    page.goto(f"{site.url}/papers/{site.off_feed}")
+    assert "A comment on a paper outside the feed." in page.locator("#comments").inner_text()
+    assert "hidden: spam" in page.locator("#comments").inner_text()
+    assert page.locator("form[action^='/moderation/entries/']").count() == 0
+    page.goto(f"{site.url}/moderation")
+    assert "Spam that was removed from the feed" in page.locator("section.moderation").inner_text()
+    assert seen == {"dialogs": [], "errors": []}
+    ctx.close()

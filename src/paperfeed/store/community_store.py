@@ -465,7 +465,7 @@ def recent_local_entries(conn: Connection, limit: int = 50) -> list[dict[str, An
 def hidden_entries(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
     stmt = (
         select(daily_entries.c.paper_id, daily_entries.c.feed_date, daily_entries.c.submitter,
-               daily_entries.c.hidden_reason, papers.c.title)
+               daily_entries.c.featured, daily_entries.c.hidden, daily_entries.c.hidden_reason, papers.c.title)
         .select_from(daily_entries.join(papers, papers.c.id == daily_entries.c.paper_id))
         .where(daily_entries.c.hidden.is_(True))
         .order_by(daily_entries.c.feed_date.desc(), daily_entries.c.id.desc())

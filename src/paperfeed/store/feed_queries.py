@@ -78,6 +78,7 @@ def data_version(conn: Connection) -> tuple[Any, ...]:
         select(func.max(daily_entries.c.id)).scalar_subquery(),
         select(func.count()).select_from(daily_entries).where(daily_entries.c.hidden.is_(True)).scalar_subquery(),
         select(func.count()).select_from(daily_entries).scalar_subquery(),
+        select(func.count()).select_from(daily_entries).where(daily_entries.c.featured.is_(True)).scalar_subquery(),
         select(func.count()).select_from(votes).scalar_subquery(),
         # With the count: one user's unvote plus another's vote keeps the count but moves this.
         select(func.max(votes.c.created_at)).scalar_subquery(),

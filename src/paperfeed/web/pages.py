@@ -389,6 +389,7 @@ def paper_data(state: AppState, paper_id: str) -> dict[str, Any] | None:
         arxiv_submitter=row.get("submitter"),
         abs_url=f"https://arxiv.org/abs/{paper_id}",
         pdf_url=f"https://arxiv.org/pdf/{paper_id}",
+        featured=bool(row.get("featured")),  # False without a (visible) daily entry
     )
     similar, similar_note = [], None
     service = state.search()
