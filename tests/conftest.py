@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated settings/home per test, SQLite and real PostgreSQL databases."""
+"""Shared fixtures: isolated settings/home per test, SQLite and real PostgreSQL databases; and the
+CI gate (``tests/ci_gate.py``): with ``CI=true`` a skipped or xfailed test fails the run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ import pytest
 from paperfeed.config import Settings
 from paperfeed.store.db import Database
 
+from .ci_gate import (  # noqa: F401 - hooks, registered by being in this module
+    pytest_make_collect_report,
+    pytest_report_header,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from .pgserver import PgServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

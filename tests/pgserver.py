@@ -71,6 +71,19 @@ class PgServer:
             c.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://paperfeed@127.0.0.1:{self.port}/{name}"
 
+    @staticmethod
+    def create_database_at(url: str, name: str) -> str:
+        """A fresh database ``name`` on the server behind ``url`` (``PAPERFEED_TEST_POSTGRES_URL``)."""
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        server = make_url(url)
+        libpq = server.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(libpq, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            c.execute(f'CREATE DATABASE "{name}"')
+        return server.set(database=name).render_as_string(hide_password=False)
+
     def stop(self) -> None:
         if self.dir is None:
             return
