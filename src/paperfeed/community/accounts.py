@@ -35,6 +35,7 @@ from paperfeed.community.core import (
     user_row_by_name,
 )
 from paperfeed.community.ratelimit import bucket, human_wait
+from paperfeed.mail.mailbox import take_mail_slot
 from paperfeed.mail.mailer import MailError, build_message, open_transport
 from paperfeed.store import community_store as store
 
@@ -248,6 +249,8 @@ def request_reset(c: Community, email: str, *, ip: str | None) -> None:
     token = secrets.token_urlsafe(32)
     now = c.now()
     with c.db.write() as conn:
+        if not take_mail_slot(conn, address, now):  # one inbox behind victim+1@, victim+2@, ...
+            return
         store.insert_password_reset(conn, row["id"], sha256(token), now, now + RESET_TTL)
     _send_reset_mail(c, row["username"], address, token)
 

@@ -3,7 +3,9 @@
 Runs when someone submits a subscribe form, clicks a link from a digest mail, or an admin uses
 ``paperfeed digest subscribe``. The rules:
 
-* Nothing but a confirmation mail is sent to an address until its confirmation link is used.
+* Nothing but a confirmation mail is sent to an address until its confirmation link is used,
+  and those are capped per address (2 minutes apart, 5 a day) and per mailbox however it is
+  spelled (``victim+1@``, ``victim+2@``: ``mail.mailbox``).
 * The requested settings travel *inside* the signed confirmation token, so a stranger who
   re-submits somebody's address can neither change their settings (the owner must click) nor
   learn whether the address is subscribed (the web answer is the same in every case).
@@ -35,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from paperfeed.config import Settings
 from paperfeed.digest.periods import FREQUENCIES
+from paperfeed.mail.mailbox import take_mail_slot
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database, utcnow
 
@@ -354,8 +357,8 @@ def request_subscription(db: Database, email: Any, prefs: Prefs, *, now: datetim
     subscription for a new address. Existing subscriptions are never changed here.
 
     Returns the queued delivery id (send it right away with ``send.send_now``), or None when
-    the address already got a confirmation mail very recently. Callers must answer the same
-    way in both cases so the response says nothing about the address.
+    the address (or its mailbox, ``+tags`` aside) already got enough confirmation mail. Callers
+    must answer the same way in both cases so the response says nothing about the address.
     """
     email = normalize_email(email)
     now = now or utcnow()
@@ -374,6 +377,8 @@ def _request(conn: Any, email: str, prefs: Prefs, now: datetime) -> int | None:
     row = store.get_subscription_by_email(conn, email)
     nonce = new_nonce()
     if row is None:
+        if not take_mail_slot(conn, email, now):
+            return None
         sub_id = store.insert_subscription(
             conn,
             {
@@ -394,6 +399,8 @@ def _request(conn: Any, email: str, prefs: Prefs, now: datetime) -> int | None:
         if recent is not None and now - recent < CONFIRM_MIN_INTERVAL:
             return None
         if store.confirmations_since(conn, sub_id, now - timedelta(days=1)) >= CONFIRM_MAX_PER_DAY:
+            return None
+        if not take_mail_slot(conn, email, now):
             return None
         store.update_subscription(conn, sub_id, token_nonce=nonce, confirm_sent_at=now)
         kind = "change" if row["status"] == "active" else "new"
