@@ -208,6 +208,11 @@ class LexicalIndex:
             log.warning(message)
             self._warned_sig = sig
 
+    def searcher(self) -> tantivy.Searcher | None:
+        """A searcher on the active index, or None without one (for counting: search/trends.py)."""
+        reader = self._current()
+        return reader.index.searcher() if reader else None
+
     def count(self) -> int:
         """Documents in the active index (0 when there is none)."""
         try:

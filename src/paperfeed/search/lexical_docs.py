@@ -5,8 +5,10 @@ Used by :mod:`paperfeed.search.lexical` when it writes the index and by
 
 Fields: ``id`` (raw, stored), ``title`` (text analysis, frequencies), ``text`` (title + abstract as
 two values, with positions for phrases), ``authors`` (name analysis, one value per author, positions),
-``cat`` (raw, lower-cased categories plus their archives), ``published`` (date, fast), ``has_code``
-(bool, fast), ``modified_us`` (int, fast: change detection) and ``content_hash`` (stored bytes).
+``cat`` (raw, lower-cased categories plus their archives; fast, so trends can count papers per
+category), ``author_name`` (raw author names as written; fast, for trends' top authors), ``published``
+(date, fast), ``has_code`` (bool, fast), ``modified_us`` (int, fast: change detection) and
+``content_hash`` (stored bytes).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tantivy
 from paperfeed.search.analysis import NAME_ANALYZER, TEXT_ANALYZER
 from paperfeed.search.query import canonical_category
 
-FORMAT = 1  # bump when the schema or the analysis changes: the next update rebuilds the index
+FORMAT = 2  # bump when the schema or the analysis changes: the next update rebuilds the index
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -30,7 +32,8 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("title", tokenizer_name=TEXT_ANALYZER, index_option="freq")
     sb.add_text_field("text", tokenizer_name=TEXT_ANALYZER, index_option="position")  # title + abstract
     sb.add_text_field("authors", tokenizer_name=NAME_ANALYZER, index_option="position")  # one value each
-    sb.add_text_field("cat", tokenizer_name="raw", index_option="basic")  # "cs.lg" and its archive "cs"
+    sb.add_text_field("cat", tokenizer_name="raw", index_option="basic", fast=True)  # "cs.lg" and its archive "cs"
+    sb.add_text_field("author_name", tokenizer_name="raw", index_option="basic", fast=True)  # as written
     sb.add_date_field("published", indexed=True, fast=True)
     sb.add_boolean_field("has_code", indexed=True, fast=True)
     sb.add_integer_field("modified_us", fast=True)  # change detection for the overlap window
@@ -72,6 +75,9 @@ def make_document(row: dict[str, Any]) -> tantivy.Document:
     doc.add_text("text", abstract)  # a second value: phrases do not run from the title into the abstract
     for author in row.get("authors") or ():
         doc.add_text("authors", str(author))
+        name = " ".join(str(author).split())
+        if name:
+            doc.add_text("author_name", name[:200])
     cats = row.get("categories") or ()
     for term in category_terms(cats.split() if isinstance(cats, str) else cats, with_archive=True):
         doc.add_text("cat", term)

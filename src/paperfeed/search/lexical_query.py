@@ -8,6 +8,10 @@ Ranking: each query term scores BM25 on ``text`` (title + abstract) plus :data:`
 BM25 on ``title``; plain words are OR-ed in one flat boolean query, the shape tantivy runs with
 block-max WAND. Quoted phrases, authors, categories and dates are required; excluded words and
 phrases remove papers.
+
+With ``counting=True`` (trends and timelines, :mod:`paperfeed.search.trends`) the query selects
+papers *about* the words rather than ranking papers that mention any of them: every word must
+occur (at least :func:`words_needed` of them in long queries), and nothing is scored.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ def build_query(
     categories: list[str],
     date_from: date | None,
     date_to: date | None,
+    *,
+    counting: bool = False,
 ) -> tuple[tantivy.Query, bool] | None:
     """The tantivy query for ``q`` and whether it ranks by score; None when nothing can match."""
     Occur, Query = tantivy.Occur, tantivy.Query
@@ -61,7 +67,7 @@ def build_query(
     clauses: list[tuple[Any, tantivy.Query]] = []
     for t in stems:
         clauses.append((Occur.Should, Query.term_query(SCHEMA, "text", t)))
-        if TITLE_BOOST:
+        if TITLE_BOOST and not counting:
             clauses.append((Occur.Should, Query.boost_query(Query.term_query(SCHEMA, "title", t), TITLE_BOOST)))
     for pairs in phrases:
         phrase = _term_or_phrase("text", pairs)
@@ -98,12 +104,21 @@ def build_query(
             return None  # nothing to search for and nothing to filter on
         clauses.append((Occur.Must, Query.all_query()))  # exclusions only: everything else
     has_should = any(occur == Occur.Should for occur, _ in clauses)
+    if counting and has_should:
+        need = words_needed(sum(1 for occur, _ in clauses if occur == Occur.Should))
+        return Query.boolean_query(clauses, minimum_number_should_match=need), False
     if has_should and any(occur == Occur.Must for occur, _ in clauses):
         # Next to a required clause, optional words would match nothing and still let a paper in:
         # at least one of them must occur. (Without required clauses the plain OR stays as it is,
         # so tantivy can use block-max WAND.)
         return Query.boolean_query(clauses, minimum_number_should_match=1), scored
     return Query.boolean_query(clauses), scored
+
+
+def words_needed(n: int) -> int:
+    """How many of ``n`` query words a paper must contain to count for a trend: all of up to four,
+    then two thirds (long natural-language queries rarely have every word in one abstract)."""
+    return n if n <= 4 else -(-2 * n // 3)
 
 
 def _has_filters(q: ParsedQuery, categories: list[str], date_from: date | None, date_to: date | None) -> bool:

@@ -263,16 +263,14 @@ def _delta(conn: Connection, *cols: Any) -> list[Any] | None:
     return list(conn.execute(select(papers.c.id, *cols).where(papers.c.modified_at >= wm)))
 
 
-def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int, int]:
-    """Papers with ``name`` among their authors (case and accents ignored), newest first.
-
-    Returns (rows, total, backlog): ``backlog`` is how many recently modified papers were checked
-    directly because ``paper_authors`` does not cover them yet (a refresh makes it 0).
-    """
+def author_paper_ids(conn: Connection, name: str) -> tuple[list[str], int]:
+    """Ids of the papers with ``name`` among their authors (case and accents ignored), and the
+    backlog: how many recently modified papers were checked directly because ``paper_authors``
+    does not cover them yet (a refresh makes it 0). Author pages and their activity chart."""
     norm = lookups.normalise_name(name)
     delta = _delta(conn, papers.c.authors)
     if delta is None:
-        return (*_author_papers_scan(conn, norm, limit=limit, offset=offset), 0)
+        return _author_ids_scan(conn, norm), 0
     fresh = {r.id for r in delta}
     ids = {
         pid
@@ -280,11 +278,20 @@ def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tu
         if pid not in fresh
     }
     ids |= {r.id for r in delta if any(lookups.normalise_name(a) == norm for a in _authors(r.authors))}
+    return sorted(ids), len(delta)
+
+
+def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int, int]:
+    """Papers with ``name`` among their authors (case and accents ignored), newest first.
+
+    Returns (rows, total, backlog), ``backlog`` as in :func:`author_paper_ids`.
+    """
+    ids, backlog = author_paper_ids(conn, name)
     if not ids:
-        return [], 0, len(delta)
+        return [], 0, backlog
     order = (papers.c.published.desc(), papers.c.id.desc())
-    stmt = select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(sorted(ids))).order_by(*order)
-    return _rows(conn.execute(stmt.limit(limit).offset(offset))), len(ids), len(delta)
+    stmt = select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(ids)).order_by(*order)
+    return _rows(conn.execute(stmt.limit(limit).offset(offset))), len(ids), backlog
 
 
 def _authors(value: Any) -> list[str]:
@@ -293,18 +300,13 @@ def _authors(value: Any) -> list[str]:
     return [a for a in value or [] if isinstance(a, str)]
 
 
-def _author_papers_scan(conn: Connection, norm: str, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+def _author_ids_scan(conn: Connection, norm: str) -> list[str]:
     """Before the helper table exists: every paper's author list, checked in Python (~200 ms on 75k)."""
-    ids = [
+    return [
         r.id
         for r in conn.execute(select(papers.c.id, papers.c.authors))
         if any(lookups.normalise_name(a) == norm for a in _authors(r.authors))
     ]
-    if not ids:
-        return [], 0
-    stmt = select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(ids))
-    stmt = stmt.order_by(papers.c.published.desc(), papers.c.id.desc()).limit(limit).offset(offset)
-    return _rows(conn.execute(stmt)), len(ids)
 
 
 def category_latest(conn: Connection, category: str, limit: int = 50) -> list[dict[str, Any]]:

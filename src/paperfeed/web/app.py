@@ -39,6 +39,7 @@ FEATURE_ROUTERS: tuple[str, ...] = (
     "paperfeed.web.digest_routes",  # subscriptions, confirm/unsubscribe (digest helper)
     "paperfeed.web.account_routes",  # accounts, sessions, CSRF (community)
     "paperfeed.web.community_routes",  # votes, comments, submissions (community)
+    "paperfeed.web.trends",  # /trends, /api/v1/trends, chart template globals (trends)
 )
 # -------------------------------------------------------------------------------------------
 
@@ -93,7 +94,7 @@ class JsonSuffix:
     are rewritten, never the API, the feeds, static files or ``/openapi.json``.
     """
 
-    PREFIXES = ("/papers/", "/authors/", "/about/")
+    PREFIXES = ("/papers/", "/authors/", "/about/", "/trends")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

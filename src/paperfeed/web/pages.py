@@ -20,7 +20,7 @@ from starlette.routing import NoMatchFound
 
 from paperfeed import feed
 from paperfeed.store import feed_queries
-from paperfeed.web import params
+from paperfeed.web import params, trends
 from paperfeed.web.context import AppState, app_state, request_context
 from paperfeed.web.respond import PageError, dumps, error_response, page, render_html, wants_json
 
@@ -196,6 +196,7 @@ async def new_on_arxiv(request: Request) -> Response:
             "nav": nav,
             "feed_url": f"/feeds/category/{cat}.atom" if cat else None,
             "page_base": "/papers/new?" + urlencode(_drop_none(date=shown, category=cat)),
+            "weekly": trends.category_weeks(state, cat),
         }
 
     return await page(
@@ -352,7 +353,7 @@ async def search(request: Request) -> Response:
     return await page(
         request,
         key="search|" + sp.cache_key(),
-        build=lambda: search_data(state, sp),
+        build=lambda: {**search_data(state, sp), "timeline": trends.search_timeline(state, sp)},
         template="search.html",
         active="search",
     )
@@ -405,7 +406,8 @@ def paper_data(state: AppState, paper_id: str) -> dict[str, Any] | None:
             sc = feed.card(s)
             sc["similarity"] = s.get("similarity")
             similar.append(sc)
-    return {"paper": c, "comments": _thread(comments), "similar": similar, "similar_note": similar_note}
+    votes = trends.paper_votes(state, paper_id)
+    return {"paper": c, "comments": _thread(comments), "similar": similar, "similar_note": similar_note, "votes": votes}
 
 
 @router.get("/papers/{arxiv_id:path}")
@@ -468,6 +470,7 @@ async def author(request: Request, name: str) -> Response:
             "page": page_no,
             "pages": _pages(total, AUTHOR_PAGE_SIZE),
             "search_url": "/papers/search?" + urlencode({"q": f'author:"{name}"'}),
+            "activity": trends.author_activity(state, name) if page_no == 1 else None,
         }
 
     return await page(request, key=f"author|{name}|{page_no}", build=build, template="author.html")
