@@ -22,6 +22,7 @@ from paperfeed.config import Settings
 from paperfeed.store import lookups
 from paperfeed.store.db import Database
 from paperfeed.web.cache import DataVersion, ResponseCache
+from paperfeed.web.params import MAX_QUERY_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ def request_context(request: Request, active: str = "") -> dict[str, Any]:
         "active": active,
         "user": None,
         "shared": True,
-        "q": request.query_params.get("q", "") if active == "search" else "",
+        # The query as the search normalises it (and as the page cache keys it), not the raw text.
+        "q": " ".join(request.query_params.get("q", "").split())[:MAX_QUERY_CHARS] if active == "search" else "",
         "base_url": state.settings.base_url,
     }
     for processor in state.context_processors:

@@ -2,7 +2,10 @@
 
 Built with ElementTree (so every title, author and abstract is escaped by the serialiser) after
 stripping the characters XML 1.0 forbids, which arXiv text occasionally contains. Cached per data
-version like the pages; feed readers get ETag/Last-Modified and 304s.
+version like the pages; feed readers get ETag/Last-Modified and 304s. The feed's own address
+(``rel="self"`` and the Atom ``<id>``) is built from the parameters the feed understands,
+normalised, never from the request's query string: the body is cached and served to everybody, so
+it may depend only on what its cache key depends on.
 """
 
 from __future__ import annotations
@@ -103,8 +106,14 @@ def rss(title: str, self_url: str, html_url: str, cards: list[dict[str, Any]], b
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-async def _serve(request: Request, fmt: str, key: str, title: str, html_path: str, load: Any) -> Response:
-    """Build (or reuse) one feed document; ``load()`` returns the cards (runs SQL/search)."""
+async def _serve(
+    request: Request, fmt: str, key: str, self_path: str, title: str, html_path: str, load: Any
+) -> Response:
+    """Build (or reuse) one feed document; ``load()`` returns the cards (runs SQL/search).
+
+    ``self_path`` is the feed's canonical address (path and normalised query): it goes into the
+    cached body, so it must be a function of ``key`` alone.
+    """
     state = app_state(request)
     version = state.version.current()
     ck = f"feed|{fmt}|{key}"
@@ -112,8 +121,7 @@ async def _serve(request: Request, fmt: str, key: str, title: str, html_path: st
     if entry is None:
         cards = await run_in_threadpool(load)
         base = state.settings.base_url
-        self_url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        body = (atom if fmt == "atom" else rss)(title, self_url, base + html_path, cards, base)
+        body = (atom if fmt == "atom" else rss)(title, base + self_path, base + html_path, cards, base)
         entry = state.cache.put(ck, version.token, None)
         state.cache.add_body(entry, fmt, body)
     last_modified = datetime.fromtimestamp(version.seen_at, UTC)
@@ -136,9 +144,8 @@ async def daily_feed(request: Request, fmt: str) -> Response:
     if fmt not in MEDIA:
         return error_response(request, 404, "feeds come as .atom or .rss")
     state = app_state(request)
-    return await _serve(
-        request, fmt, f"daily|{datetime.now(UTC).date()}", "Daily papers", "/", lambda: _daily_cards(state)
-    )
+    key = f"daily|{datetime.now(UTC).date()}"
+    return await _serve(request, fmt, key, f"/feeds/daily.{fmt}", "Daily papers", "/", lambda: _daily_cards(state))
 
 
 @router.get("/trending.{fmt}")
@@ -151,6 +158,7 @@ async def trending_feed(request: Request, fmt: str) -> Response:
         request,
         fmt,
         f"trending|{slot}",
+        f"/feeds/trending.{fmt}",
         "Trending papers",
         "/papers/trending",
         lambda: trending_data(state, 1, MAX_ITEMS)["papers"],
@@ -175,7 +183,7 @@ async def category_feed(request: Request, name: str) -> Response:
             return [feed.card(r) for r in feed_queries.category_latest(conn, cat, MAX_ITEMS)]
 
     html = "/papers/new?" + urlencode({"category": cat})
-    return await _serve(request, fmt, f"cat|{cat}", f"New in {cat}", html, load)
+    return await _serve(request, fmt, f"cat|{cat}", f"/feeds/category/{cat}.{fmt}", f"New in {cat}", html, load)
 
 
 @router.get("/search.{fmt}")
@@ -199,8 +207,10 @@ async def search_feed(request: Request, fmt: str) -> Response:
         return data["hits"]
 
     html = "/papers/search?" + urlencode(sp.query_args())
+    # Date order is the feeds' default, so it is left out of their address like other defaults.
+    self_path = f"/feeds/search.{fmt}?" + urlencode(sp.query_args(sort=None if sp.sort == "date" else sp.sort))
     try:
-        return await _serve(request, fmt, f"search|{sp.cache_key()}", f"Search: {sp.q}", html, load)
+        return await _serve(request, fmt, f"search|{sp.cache_key()}", self_path, f"Search: {sp.q}", html, load)
     except _FeedError as exc:
         return error_response(request, 400, str(exc))
 
