@@ -34,13 +34,16 @@ def test_daily_papers_mirrors_the_hf_shape(settings, any_db) -> None:
         "upvotes",
         "githubRepo",
         "githubStars",
-        "projectPage",
         "submittedOnDailyAt",
         "submittedOnDailyBy",
     }
+    # Keys without a value are omitted, as the Hub does, never sent as null.
+    assert "projectPage" not in top["paper"] and "ai_summary" not in top["paper"]
+    assert top["submittedBy"]["name"] == top["submittedBy"]["fullname"] == "alice"
+    assert top["paper"]["submittedOnDailyBy"]["user"] == "alice"
     assert top["paper"]["authors"][0] == {"name": "Ada Lovelace", "hidden": False}
     assert top["paper"]["upvotes"] == 42 and top["paper"]["githubStars"] == 1200
-    assert top["paper"]["submittedOnDailyAt"] == "2025-01-15T00:00:00.000Z"
+    assert top["paper"]["submittedOnDailyAt"] == "2025-01-15T09:00:00.000Z"  # the full time, not midnight
     assert top["submittedBy"]["name"] == "alice" and top["publishedAt"] == "2025-01-15T09:00:00.000Z"
     # No date: the latest day. Week and month; sort; submitter filter.
     assert [i["paper"]["id"] for i in c.get("/api/daily_papers").json()] == [i["paper"]["id"] for i in items]
@@ -143,20 +146,39 @@ def test_openapi_documents_the_api_only(settings, db) -> None:
     assert not any(p.startswith(("/papers", "/feeds", "/authors")) for p in paths)
 
 
-def test_real_hf_day_round_trips_through_the_api_shape(settings, db) -> None:
-    """A real HF dump day: every field we mirror keeps its name and type after our API."""
-    day = json.loads(shared_path("hf_daily_papers", "sample_days", "2026-08-21.json").read_text())
+def test_real_hf_day_is_served_back_with_local_data_on_top(settings, db) -> None:
+    """A real Hub day comes back exactly (every key, value, type and order); a local upvote adds to
+    ``paper.upvotes``, a local comment to ``numComments``, in the daily list and ``/api/papers/{id}``."""
+    from paperfeed.community import comments, votes
     from paperfeed.ingest.hf_daily import import_hf_daily
 
-    import_hf_daily(db, shared_path("hf_daily_papers", "sample_days", "2026-08-21.json"), progress=False)
-    ours = client(settings, db).get("/api/daily_papers?date=2026-08-21&limit=100").json()
-    assert len(ours) == len(day)
-    theirs = {e["paper"]["id"]: e for e in day}
-    for e in ours:
-        src = theirs[e["paper"]["id"]]
-        assert e["title"] == src["title"]
-        assert e["paper"]["githubRepo"] == src["paper"].get("githubRepo")
-        assert [a["name"] for a in e["paper"]["authors"]] == [a["name"] for a in src["paper"]["authors"]]
-        for key in ("id", "title", "summary", "upvotes", "publishedAt", "submittedOnDailyAt"):
-            assert type(e["paper"][key]) is type(src["paper"][key]), key
-    assert ours == sorted(ours, key=lambda e: -e["paper"]["upvotes"])
+    from .community_util import community, make_user
+    from .hf_diff import diff
+
+    path = shared_path("hf_daily_papers", "sample_days", "2026-08-21.json")
+    day = json.loads(path.read_text())
+    import_hf_daily(db, path, progress=False)
+    c = client(settings, db)
+    assert diff(c.get("/api/daily_papers?date=2026-08-21&limit=100").json(), day) == []
+    last = day[-1]
+    pid = last["paper"]["id"]
+    com = community(settings, db)
+    user = make_user(com, "carol")
+    votes.set_vote(com, user, pid, True)
+    comments.add_comment(com, user, pid, "Nice paper.")
+    c = client(settings, db)  # a new app: no cached answers from before the writes
+    ours = {e["paper"]["id"]: e for e in c.get("/api/daily_papers?date=2026-08-21&limit=100").json()}
+    assert ours[pid]["paper"]["upvotes"] == last["paper"]["upvotes"] + 1
+    assert ours[pid]["numComments"] == last["numComments"] + 1
+    rest = diff(ours[pid], last)
+    assert sorted(rest) == sorted(
+        [
+            f"$.paper.upvotes: {last['paper']['upvotes'] + 1} != {last['paper']['upvotes']}",
+            f"$.numComments: {last['numComments'] + 1} != {last['numComments']}",
+        ]
+    )
+    one = c.get(f"/api/papers/{pid}").json()
+    assert one["upvotes"] == last["paper"]["upvotes"] + 1 and one["numComments"] == last["numComments"] + 1
+    assert {k: v for k, v in one.items() if k not in ("upvotes", "numComments")} == {
+        k: v for k, v in last["paper"].items() if k != "upvotes"
+    }

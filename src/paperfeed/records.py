@@ -294,7 +294,8 @@ class HFEntry:
     source: dict[str, Any] = field(default_factory=dict)
     submitter_fullname: str | None = None  # the display name (``submittedBy.fullname``)
     published_at: datetime | None = None  # the entry-level ``publishedAt`` (the Hub's tie order)
+    position: int | None = None  # 1-based place in the Hub's response for that day
 
     @property
     def source_hash(self) -> str:
-        return source_hash(self.source)
+        return source_hash([self.source, self.position])

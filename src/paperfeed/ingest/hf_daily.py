@@ -77,7 +77,7 @@ def _keywords(value: Any) -> list[str] | None:
     return [k for k in (clean_text(v) for v in value if isinstance(v, str)) if k] or None
 
 
-def parse_entry(entry: Any, feed_date: date) -> HFEntry:
+def parse_entry(entry: Any, feed_date: date, position: int | None = None) -> HFEntry:
     """One element of an ``api/daily_papers`` response, shown on the feed of ``feed_date``.
 
     The typed fields are what paperfeed queries and shows; ``source`` keeps the whole entry.
@@ -137,6 +137,7 @@ def parse_entry(entry: Any, feed_date: date) -> HFEntry:
         source=entry,
         submitter_fullname=_fullname(by),
         published_at=entry_published,
+        position=position,
     )
 
 
@@ -149,7 +150,7 @@ def _entries(entries: Any, feed_date: date, where: str) -> Iterator[Item]:
         pid = paper.get("id") if isinstance(paper, dict) else None
         at = f"{where} entry {i}" + (f" ({pid})" if pid else "")
         try:
-            yield Located(at, parse_entry(entry, feed_date))
+            yield Located(at, parse_entry(entry, feed_date, i))
         except RecordError as exc:
             yield Rejected(at, str(exc))
 

@@ -35,6 +35,8 @@ _PAPER_COLS = [
     papers.c.upvotes,
     papers.c.imported_upvotes,
     papers.c.num_comments,
+    papers.c.ai_summary,
+    papers.c.ai_keywords,
 ]
 _ENTRY_COLS = [
     daily_entries.c.feed_date,
@@ -42,7 +44,15 @@ _ENTRY_COLS = [
     daily_entries.c.submitted_at,
     daily_entries.c.source.label("entry_source"),
     daily_entries.c.featured,
+    daily_entries.c.user_id.label("entry_user_id"),
+    daily_entries.c.submitter_fullname,
+    daily_entries.c.published_at.label("entry_published_at"),
+    daily_entries.c.hf_source,
 ]
+# The Hub's order on equal upvotes: the entry with the later entry-level ``publishedAt`` first
+# (local entries have none: their submission time stands in).
+_ENTRY_TIME = func.coalesce(daily_entries.c.published_at, daily_entries.c.submitted_at)
+_POSITION = func.coalesce(daily_entries.c.hf_position, 1_000_000)
 _UPVOTES = (papers.c.upvotes + papers.c.imported_upvotes).label("upvotes_total")
 _VISIBLE = daily_entries.c.hidden.is_(False)
 
@@ -137,14 +147,17 @@ def daily_cards(
 ) -> tuple[list[dict[str, Any]], int]:
     """Visible daily entries in [start, end] with their papers, plus the total count.
 
-    ``sort``: ``upvotes`` (most upvoted first, as on the feed pages) or ``published``
-    (newest arXiv date first). Ties fall back to submission time and id so pages are stable.
+    ``sort``: ``upvotes`` (most upvoted first, as on the feed pages and the Hub; equal upvotes:
+    the later entry-level ``publishedAt`` first, as the Hub) or ``published`` (newest entry-level
+    ``publishedAt`` first). Ties fall back to id so pages are stable.
     """
     stmt = _daily_select(start, end, submitter)
     if sort == "published":
-        order = [papers.c.published.desc(), daily_entries.c.submitted_at.desc(), papers.c.id.desc()]
+        order = [_ENTRY_TIME.desc(), papers.c.id.desc()]
     else:
-        order = [_UPVOTES.desc(), daily_entries.c.submitted_at.asc(), papers.c.id.desc()]
+        # Equal upvotes and entry time: the Hub's own order for imported entries (no key in the
+        # data explains it), local entries after them.
+        order = [_UPVOTES.desc(), _ENTRY_TIME.desc(), _POSITION, papers.c.id.desc()]
     rows = _rows(conn.execute(stmt.order_by(*order).limit(limit).offset(offset)))
     if offset == 0 and len(rows) < limit:
         total = len(rows)
@@ -220,8 +233,8 @@ def paper(conn: Connection, paper_id: str) -> dict[str, Any] | None:
         return None
     row = rows[0]
     if row.pop("entry_hidden", None):
-        for col in ("feed_date", "entry_submitter", "submitted_at", "entry_source", "featured"):
-            row[col] = None
+        for col in _ENTRY_COLS:
+            row[col.name] = None
     return row
 
 

@@ -95,6 +95,7 @@ _ENTRY_FIELDS = (
     "hf_hash",
     "published_at",
     "submitter_fullname",
+    "hf_position",
 )
 _UPDATE_ENTRY = (
     update(daily_entries)
@@ -245,6 +246,7 @@ def _entry_values(e: HFEntry) -> dict[str, Any]:
         "hf_hash": e.source_hash,
         "published_at": e.published_at,
         "submitter_fullname": e.submitter_fullname,
+        "hf_position": e.position,
     }
 
 

@@ -8,19 +8,20 @@ score breakdown, and stats. Answers are cached per data version and carry ETag/L
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from paperfeed import feed
 from paperfeed.store import feed_queries
 from paperfeed.web import params, render
 from paperfeed.web.context import AppState, app_state
+from paperfeed.web.hf_shape import hf_entry, hf_paper
 from paperfeed.web.pages import paper_data, search_data, stopword_error, trending_data
 from paperfeed.web.respond import JSONResponse, cached_json
 
@@ -34,38 +35,52 @@ class Error(BaseModel):
 
 
 class HFAuthor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id_: str | None = Field(None, alias="_id", description="the Hub's author id (imported papers)")
     name: str
-    hidden: bool = False
+    hidden: bool = Field(False, description="true: the Hub hides this author (never shown on pages)")
+    user: dict[str, Any] | None = Field(None, description="the claiming user, when claimed")
+    status: str | None = None
 
 
 class HFUser(BaseModel):
-    name: str
-    fullname: str
+    model_config = ConfigDict(extra="allow")
+    id_: str | None = Field(None, alias="_id")
+    name: str = Field(description="the username")
+    fullname: str = Field(description="the display name")
     type: str = "user"
+    avatarUrl: str | None = None
 
 
 class HFPaper(BaseModel):
+    """Keys the Hub omits for a paper are omitted here too (never ``null``); imported papers carry
+    every key the Hub sent (``discussionId``, ``organization``, ``mediaUrls``, ...)."""
+
+    model_config = ConfigDict(extra="allow")
     id: str = Field(description="arXiv id without version")
     authors: list[HFAuthor]
-    publishedAt: str | None = Field(description="first arXiv version, ISO 8601")
+    publishedAt: str | None = Field(description="ISO 8601, milliseconds, UTC")
     title: str
     summary: str
-    upvotes: int
-    numComments: int
+    upvotes: int = Field(description="imported upvotes + local upvotes")
     githubRepo: str | None = None
     githubStars: int | None = None
     projectPage: str | None = None
+    ai_summary: str | None = None
+    ai_keywords: list[str] | None = None
     submittedOnDailyAt: str | None = None
     submittedOnDailyBy: HFUser | None = None
 
 
 class HFDailyEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
     paper: HFPaper
-    publishedAt: str | None = Field(description="when the paper entered the daily feed")
+    publishedAt: str | None = Field(description="the entry's time (the Hub's tie order on equal upvotes)")
     title: str
     summary: str
-    numComments: int
+    numComments: int = Field(description="the Hub's count + local comments")
     submittedBy: HFUser | None = None
+    thumbnail: str | None = None
 
 
 class HFSearchEntry(HFDailyEntry):
@@ -147,47 +162,6 @@ _BAD = {400: {"model": Error, "description": "The search cannot run (e.g. nothin
 # -- shaping ----------------------------------------------------------------------------------
 
 
-def _iso(value: date | datetime | None) -> str | None:
-    """HF's timestamp style: ``2026-08-20T00:00:00.000Z``."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time.min)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _user(name: str | None) -> dict[str, Any] | None:
-    return {"name": name, "fullname": name, "type": "user"} if name else None
-
-
-def hf_paper(c: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": c["id"],
-        "authors": [{"name": a, "hidden": False} for a in c["authors"]],
-        "publishedAt": _iso(c.get("published") or c.get("listed")),
-        "title": c["title"],
-        "summary": c["abstract"],
-        "upvotes": c["upvotes"],
-        "numComments": c["num_comments"],
-        "githubRepo": c.get("github_repo"),
-        "githubStars": c.get("github_stars"),
-        "projectPage": c.get("project_page"),
-        "submittedOnDailyAt": _iso(c.get("feed_date")),
-        "submittedOnDailyBy": _user(c.get("submitter")),
-    }
-
-
-def hf_entry(c: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "paper": hf_paper(c),
-        "publishedAt": _iso(c.get("submitted_at") or c.get("published")),
-        "title": c["title"],
-        "summary": c["abstract"],
-        "numComments": c["num_comments"],
-        "submittedBy": _user(c.get("submitter")),
-    }
-
-
 def _invalid(field_name: str, message: str, value: Any = None) -> RequestValidationError:
     """A 422 in FastAPI's own error shape, so clients see one format for every bad parameter."""
     return RequestValidationError(
@@ -211,7 +185,7 @@ async def daily_papers(
     ),
     week: str | None = Query(None, pattern=WEEK_PATTERN, description="ISO week, YYYY-Www"),
     month: str | None = Query(None, pattern=MONTH_PATTERN, description="YYYY-MM"),
-    submitter: str | None = Query(None, max_length=100, description="only entries submitted by this name"),
+    submitter: str | None = Query(None, max_length=100, description="only entries submitted by this username"),
     sort: str = Query("upvotes", pattern="^(upvotes|publishedAt|trending)$"),
     p: int = Query(0, ge=0, le=10_000, description="page number, from 0"),
     limit: int = Query(50, ge=1, le=100),
@@ -254,7 +228,7 @@ async def daily_papers(
         if (p + 1) * limit < total:
             args = {"date": date_, "week": week, "month": month, "submitter": submitter}
             headers = _next_link(state, "/api/daily_papers", {**args, "sort": sort, "p": p + 1, "limit": limit})
-        return [hf_entry(feed.card(r)) for r in rows], headers
+        return [hf_entry(r) for r in rows], headers
 
     key = f"daily|{date_}|{week}|{month}|{submitter}|{sort}|{p}|{limit}|{datetime.now(UTC).date()}"
     return await cached_json(request, key=key, build=build)
@@ -264,7 +238,7 @@ async def daily_papers(
 async def hf_search(
     request: Request,
     q: str = Query(..., min_length=1, max_length=500, description="the search query"),
-    limit: int = Query(20, ge=1, le=100),
+    limit: int = Query(20, ge=1, le=120),
 ) -> Response:
     """Hybrid search in the Hugging Face ``/api/papers/search`` shape, with highlighted fields."""
     state = app_state(request)
@@ -276,15 +250,26 @@ async def hf_search(
         data = search_data(state, sp)
         if data["error"]:
             return {"detail": data["error"]}, {"x-status": "400"}
+        rows = _rows_for(state, [h["id"] for h in data["hits"]])
         out = []
         for h in data["hits"]:
-            e = hf_entry(h)
+            if h["id"] not in rows:
+                continue  # deleted since it was indexed
+            e = hf_entry(rows[h["id"]])
             e["highlightedTitle"] = str(render.highlight(h["title"], h["title_spans"]))
             e["highlightedSummary"] = str(render.highlight(h["abstract"], h["abstract_spans"]))
             out.append(e)
         return out, {}
 
     return _status_from_header(await cached_json(request, key=f"hfsearch|{sp.cache_key()}", build=build))
+
+
+def _rows_for(state: AppState, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Papers rows by id, with their visible daily entry's fields (what ``hf_shape`` needs)."""
+    with state.db.read() as conn:
+        papers = feed_queries.papers_by_ids(conn, ids)
+        entries = feed_queries.daily_entries_for(conn, ids)
+    return {pid: {**row, **entries.get(pid, {})} for pid, row in papers.items()}
 
 
 def _status_from_header(response: Response) -> Response:
@@ -320,7 +305,9 @@ async def papers_list(
         headers = {}
         if more:
             headers = _next_link(state, "/api/papers", {"cursor": params.encode_cursor(rows[-1]["id"]), "limit": limit})
-        return [hf_paper(feed.card(r)) for r in rows], headers
+        with state.db.read() as conn:
+            entries = feed_queries.daily_entries_for(conn, [r["id"] for r in rows])
+        return [hf_paper({**r, **entries.get(r["id"], {})}) for r in rows], headers
 
     return await cached_json(request, key=f"papers|{before}|{limit}", build=build)
 
@@ -347,7 +334,7 @@ async def hf_paper_detail(request: Request, paper_id: str = Path(..., max_length
             row = feed_queries.paper(conn, pid)
         if row is None:
             return {"detail": f"arXiv:{pid} is not in this paperfeed"}, {"x-status": "404"}
-        return hf_paper(feed.card(row)), {}
+        return hf_paper(row, with_comments=True), {}
 
     return _status_from_header(await cached_json(request, key=f"paper|{pid}", build=build))
 
