@@ -102,7 +102,7 @@ daily_entries = Table(
     Column("hf_hash", String(64)),
     Column("published_at", DateTime),
     Column("submitter_fullname", Text),
-    # 0008: the entry's place in the Hub's response for its day (the Hub's order on full ties).
+    # 0009: the entry's place in the Hub's response for its day (the Hub's order on full ties).
     Column("hf_position", Integer),
     Index("ix_daily_entries_feed_date", "feed_date"),
     Index("ix_daily_entries_user", "user_id", "submitted_at"),  # 0004: profiles, submission quota
