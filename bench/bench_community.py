@@ -30,8 +30,8 @@ import httpx
 from sqlalchemy import func, select
 
 from paperfeed.community import accounts
-from paperfeed.community.accounts import PasswordParams, Passwords
 from paperfeed.community.core import Community
+from paperfeed.community.passwords import PasswordParams, Passwords
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.store import community_store

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from paperfeed.community import accounts
-from paperfeed.community.accounts import PasswordParams
 from paperfeed.community.core import Community, User
+from paperfeed.community.passwords import PasswordParams
 from paperfeed.community.ratelimit import Limits, Rate
 from paperfeed.config import Settings
 from paperfeed.store.db import Database

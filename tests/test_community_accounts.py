@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from paperfeed.community import accounts
-from paperfeed.community.core import CommunityError, Conflict, Forbidden, RateLimited
+from paperfeed.community.errors import CommunityError, Conflict, Forbidden, RateLimited
 from paperfeed.community.ratelimit import Limits, Rate
 from paperfeed.config import Settings
 from paperfeed.store.db import Database

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from paperfeed.community import comments, moderation
-from paperfeed.community.core import CommunityError, Forbidden, NotFound
+from paperfeed.community.errors import CommunityError, Forbidden, NotFound
 from paperfeed.config import Settings
 from paperfeed.store.db import Database
 from paperfeed.store.schema import comments as comments_table

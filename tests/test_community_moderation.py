@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from paperfeed.community import accounts, comments, moderation, votes
-from paperfeed.community.core import CommunityError, Forbidden, NotFound
+from paperfeed.community.errors import CommunityError, Forbidden, NotFound
 from paperfeed.config import Settings
 from paperfeed.store.db import Database
 from paperfeed.store.schema import audit_log, daily_entries

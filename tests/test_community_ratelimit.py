@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import event, func, select
 
-from paperfeed.community.core import RateLimited
+from paperfeed.community.errors import RateLimited
 from paperfeed.community.ratelimit import Limits, Rate, RateLimiter, bucket
 from paperfeed.config import Settings
 from paperfeed.store.db import Database
@@ -73,7 +73,7 @@ def test_workers_share_one_budget(db: Database, settings: Settings) -> None:
 def test_full_buckets_are_pruned(db: Database, settings: Settings) -> None:
     clock = FakeClock()
     c = community(settings, db, clock)
-    limiter = RateLimiter(c)
+    limiter = RateLimiter(c.db, c.now)
     limiter.PRUNE_EVERY = 3
     limiter.hit(bucket("p", 1, Rate(1, 10)))
     limiter.hit(bucket("p", 2, Rate(1, 10)))

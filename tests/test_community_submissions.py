@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from paperfeed.community import accounts, moderation, submissions
-from paperfeed.community.core import CommunityError, Conflict, NotFound, RateLimited
+from paperfeed.community.errors import CommunityError, Conflict, NotFound, RateLimited
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.store.db import Database

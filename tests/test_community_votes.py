@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from paperfeed.community import accounts, votes
-from paperfeed.community.core import Forbidden, NotFound, NotSignedIn
+from paperfeed.community.errors import Forbidden, NotFound, NotSignedIn
 from paperfeed.config import Settings
 from paperfeed.store.db import Database
 from paperfeed.store.schema import papers

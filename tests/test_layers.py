@@ -136,7 +136,6 @@ def strongly_connected(g: dict[str, dict[str, int]]) -> list[list[str]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="community core/accounts/ratelimit cycle: issue 11 step 3 removes it")
 def test_no_import_cycles() -> None:
     g = graph()
     cycles = strongly_connected(g)

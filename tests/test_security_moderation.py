@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from paperfeed.community import comments, moderation
-from paperfeed.community.core import COMMAND_LINE, NotSignedIn
+from paperfeed.community.core import COMMAND_LINE
+from paperfeed.community.errors import NotSignedIn
 from paperfeed.config import Settings
 from paperfeed.store.db import Database
 from paperfeed.store.schema import comments as comments_table

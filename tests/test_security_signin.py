@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from paperfeed.community import accounts
-from paperfeed.community.core import CommunityError, RateLimited
+from paperfeed.community.errors import CommunityError, RateLimited
 from paperfeed.community.ratelimit import Backoff, Limits, Rate
 from paperfeed.config import Settings
 from paperfeed.store.db import Database

@@ -14,7 +14,8 @@ from rich.markup import escape
 
 from paperfeed.cli.common import database, fail, out, settings
 from paperfeed.community import accounts, moderation
-from paperfeed.community.core import COMMAND_LINE, ROLES, Community, CommunityError
+from paperfeed.community.core import COMMAND_LINE, ROLES, Community
+from paperfeed.community.errors import CommunityError
 
 user_app = typer.Typer(help="Accounts: create users, set roles, ban.", no_args_is_help=True)
 

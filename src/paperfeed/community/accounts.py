@@ -13,27 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 
-from paperfeed.community.core import (
-    ROLES,
-    Community,
-    CommunityError,
-    Conflict,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    User,
-    require_active,
-    strip_controls,
-    user_row_by_name,
-)
+from paperfeed.community.core import ROLES, Community, User, require_active, strip_controls, user_row_by_name
+from paperfeed.community.errors import CommunityError, Conflict, Forbidden, NotFound, RateLimited
 from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.mail.mailbox import take_mail_slot
 from paperfeed.mail.mailer import MailError, build_message, open_transport
@@ -45,47 +31,6 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 256
 RESET_TTL = timedelta(hours=1)
 TOKEN_PREFIX = "pf_"
 _WRONG = "Wrong username or password."
-
-
-@dataclass(frozen=True)
-class PasswordParams:
-    """argon2id cost. The defaults are OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): on a
-    small 2-core server a sign-in stays well under a second even while other work runs, and the
-    per-address sign-in limit caps how much hashing a stranger can ask for. Raising them later is
-    safe: hashes are upgraded on each user's next sign-in."""
-
-    time_cost: int = 2
-    memory_cost: int = 19456  # KiB
-    parallelism: int = 1
-
-
-class Passwords:
-    def __init__(self, params: PasswordParams | None = None) -> None:
-        p = params or PasswordParams()
-        self._hasher = PasswordHasher(time_cost=p.time_cost, memory_cost=p.memory_cost, parallelism=p.parallelism)
-        self._dummy: str | None = None
-
-    def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
-
-    def verify(self, password_hash: str | None, password: str) -> bool:
-        if not password_hash:
-            # Unknown user or no password set: spend the same time as a real check, so response
-            # times do not tell which usernames exist.
-            if self._dummy is None:
-                self._dummy = self._hasher.hash(secrets.token_hex(16))
-            password_hash = self._dummy
-            password = password + "\x00never"
-        try:
-            return self._hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    def needs_rehash(self, password_hash: str) -> bool:
-        try:
-            return self._hasher.check_needs_rehash(password_hash)
-        except InvalidHashError:
-            return False
 
 
 def sha256(token: str) -> str:

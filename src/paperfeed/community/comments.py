@@ -27,16 +27,8 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markupsafe import Markup, escape
 
-from paperfeed.community.core import (
-    Community,
-    CommunityError,
-    Forbidden,
-    NotFound,
-    User,
-    paper_key,
-    require_active,
-    strip_controls,
-)
+from paperfeed.community.core import Community, User, paper_key, require_active, strip_controls
+from paperfeed.community.errors import CommunityError, Forbidden, NotFound
 from paperfeed.community.ratelimit import bucket
 from paperfeed.latex import latex_to_mathml
 from paperfeed.store import community_store as store

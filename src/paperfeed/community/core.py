@@ -1,9 +1,8 @@
 """Shared pieces of the community layer: the :class:`Community` context every action receives,
-the acting :class:`User`, role checks, and the errors actions raise.
+the acting :class:`User` and role checks (the errors actions raise are in ``errors.py``).
 
 Built once per web app (``web/community_routes.install``) or per CLI command; tests build their
-own with a fake clock and tight limits. Errors carry the HTTP status the web layer answers with,
-and a message written for the person who made the request.
+own with a fake clock and tight limits.
 """
 
 from __future__ import annotations
@@ -14,7 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from paperfeed.community.errors import Forbidden, NotFound, NotSignedIn
+from paperfeed.community.passwords import PasswordParams, Passwords
+from paperfeed.community.ratelimit import Limits, RateLimiter
 from paperfeed.config import Settings
+from paperfeed.mail.mailer import OutgoingMessage
 from paperfeed.store import community_store as store
 from paperfeed.store.db import Database, utcnow
 
@@ -25,44 +28,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_PAPER_ID = 32  # papers.id is String(32)
 ROLES = ("user", "moderator", "admin")
 _RANK = {name: i for i, name in enumerate(ROLES)}
-
-
-class CommunityError(ValueError):
-    """A request that cannot be done; ``status`` is the HTTP answer, the message is for people."""
-
-    status = 400
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-
-
-class NotSignedIn(CommunityError):
-    status = 401
-
-
-class Forbidden(CommunityError):
-    status = 403
-
-
-class NotFound(CommunityError):
-    status = 404
-
-
-class Conflict(CommunityError):
-    status = 409
-
-
-class RateLimited(CommunityError):
-    """Too many requests; ``retry_after`` seconds until the next one is allowed."""
-
-    status = 429
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = max(1, int(retry_after + 0.999))
 
 
 def strip_controls(text: str | None) -> str:
@@ -146,40 +111,32 @@ def require_role(user: User | None, role: str) -> User:
 
 @dataclass
 class Community:
-    """What every community action needs. ``clock`` and ``limits`` are injectable for tests."""
+    """What every community action needs. ``clock``, ``limits`` and ``password_params`` are
+    injectable for tests; the rate limiter and the password hasher are built from them on first
+    use and take only what they need (database and clock, cost parameters), not this object."""
 
     settings: Settings
     db: Database
     clock: Clock = utcnow
-    limits: Any = None  # ratelimit.Limits; None -> the defaults
-    password_params: Any = None  # accounts.PasswordParams; None -> the defaults
-    send_mail: Callable[[Any], None] | None = None  # gets a mail.mailer.OutgoingMessage; None -> SMTP/outbox
+    limits: Limits = field(default_factory=Limits)
+    password_params: PasswordParams | None = None  # None -> the defaults
+    send_mail: Callable[[OutgoingMessage], None] | None = None  # None -> SMTP/outbox
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.limits is None:
-            from paperfeed.community.ratelimit import Limits
-
-            self.limits = Limits()
 
     def now(self) -> datetime:
         return self.clock()
 
     @property
-    def rate_limiter(self) -> Any:
+    def rate_limiter(self) -> RateLimiter:
         limiter = self._cache.get("rate_limiter")
         if limiter is None:
-            from paperfeed.community.ratelimit import RateLimiter
-
-            limiter = self._cache["rate_limiter"] = RateLimiter(self)
+            limiter = self._cache["rate_limiter"] = RateLimiter(self.db, self.now)
         return limiter
 
     @property
-    def passwords(self) -> Any:
+    def passwords(self) -> Passwords:
         hasher = self._cache.get("passwords")
         if hasher is None:
-            from paperfeed.community.accounts import Passwords
-
             hasher = self._cache["passwords"] = Passwords(self.password_params)
         return hasher
 

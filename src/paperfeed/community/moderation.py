@@ -16,15 +16,13 @@ from paperfeed.community.core import (
     ROLES,
     CommandLine,
     Community,
-    CommunityError,
-    Forbidden,
-    NotFound,
     User,
     paper_key,
     require_role,
     strip_controls,
     user_row_by_name,
 )
+from paperfeed.community.errors import CommunityError, Forbidden, NotFound
 from paperfeed.store import community_store as store
 
 MAX_REASON = 500

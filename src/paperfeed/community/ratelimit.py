@@ -4,7 +4,7 @@ uvicorn worker (and every host sharing a PostgreSQL server) enforces the same bu
 Each limit is a GCRA bucket (a token bucket stored as one number per key, see
 ``community_store.take_token``). An action checks all of its buckets (e.g. ``vote:user:12`` and
 ``vote:ip:10.0.0.7``) in one transaction: if any says no, nothing is taken from the others and
-:class:`~paperfeed.community.core.RateLimited` carries the wait for the ``Retry-After`` header.
+:class:`~paperfeed.community.errors.RateLimited` carries the wait for the ``Retry-After`` header.
 Runs before every sign-in, sign-up, reset request, submission, vote and comment.
 
 Sign-in failures also feed :class:`Backoff` counters (``community_store.record_failure``): a key
@@ -18,13 +18,15 @@ account for longer than the ceiling's refill.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
 
-from paperfeed.community.core import Community, RateLimited
+from paperfeed.community.errors import RateLimited
 from paperfeed.store import community_store as store
+from paperfeed.store.db import Database
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -108,15 +110,16 @@ class RateLimiter:
     PRUNE_EVERY = 500  # calls between clean-ups of long-full buckets
     PRUNE_GRACE = 300.0  # seconds a bucket must have been full before its row is dropped
 
-    def __init__(self, community: Community) -> None:
-        self.community = community
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock  # naive UTC now; injectable for tests
         self._calls = itertools.count(1)
 
     def hit(self, *buckets: Bucket, what: str = "requests") -> None:
         """Take one token from every bucket (see :func:`bucket`), or none and raise :class:`RateLimited`."""
         if not any(rate is not None and key for key, rate in buckets):
             return
-        with self.community.db.write() as conn:
+        with self.db.write() as conn:
             self.take(conn, *buckets, what=what)
 
     def take(self, conn: Connection, *buckets: Bucket, what: str = "requests") -> None:
@@ -128,7 +131,7 @@ class RateLimiter:
         live = [(key, rate) for key, rate in buckets if rate is not None and key]
         if not live:
             return
-        now = epoch_seconds(self.community.now())
+        now = epoch_seconds(self.clock())
         for key, rate in live:
             wait = store.take_token(conn, key, now, rate.interval, rate.tolerance)
             if wait:
@@ -140,9 +143,9 @@ class RateLimiter:
         """Seconds until every given key would allow one more attempt (0.0: go ahead); takes nothing.
 
         ``buckets`` are GCRA buckets (see :meth:`hit`), ``backoffs`` are (key, policy) pairs."""
-        now = epoch_seconds(self.community.now())
+        now = epoch_seconds(self.clock())
         waits = [0.0]
-        with self.community.db.read() as conn:
+        with self.db.read() as conn:
             for key, rate in buckets:
                 if rate is not None and key:
                     waits.append(store.token_wait(conn, key, now, rate.tolerance))
@@ -154,8 +157,8 @@ class RateLimiter:
     def failed(self, *buckets: Bucket, backoffs: tuple[tuple[str, Backoff | None], ...] = ()) -> None:
         """Count one failure: a token from every GCRA bucket (none when already empty) and a step of
         every back-off."""
-        now = epoch_seconds(self.community.now())
-        with self.community.db.write() as conn:
+        now = epoch_seconds(self.clock())
+        with self.db.write() as conn:
             for key, rate in buckets:
                 if rate is not None and key:
                     store.take_token(conn, key, now, rate.interval, rate.tolerance)
@@ -169,7 +172,7 @@ class RateLimiter:
         """Forget the failures of these back-off keys (a right password from that address)."""
         live = [k for k in keys if k]
         if live:
-            with self.community.db.write() as conn:
+            with self.db.write() as conn:
                 store.clear_failures(conn, live)
 
 

@@ -17,7 +17,8 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from paperfeed.community.core import Community, CommunityError, Conflict, NotFound, RateLimited, User, require_active
+from paperfeed.community.core import Community, User, require_active
+from paperfeed.community.errors import CommunityError, Conflict, NotFound, RateLimited
 from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord, RecordError, parse_arxiv_id

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paperfeed.community.core import Community, NotFound, User, paper_key, require_active
+from paperfeed.community.core import Community, User, paper_key, require_active
+from paperfeed.community.errors import NotFound
 from paperfeed.community.ratelimit import bucket
 from paperfeed.store import community_store as store
 

@@ -16,7 +16,8 @@ from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
 from starlette.responses import Response
 
 from paperfeed.community import accounts
-from paperfeed.community.core import CommunityError, NotSignedIn, require_active
+from paperfeed.community.core import require_active
+from paperfeed.community.errors import CommunityError, NotSignedIn
 from paperfeed.store import community_store as store
 from paperfeed.web.community_routes import (
     back,

@@ -24,15 +24,8 @@ from starlette.responses import RedirectResponse, Response
 
 from paperfeed.community import comments as comment_service
 from paperfeed.community import moderation, submissions, votes
-from paperfeed.community.core import (
-    Community,
-    CommunityError,
-    NotSignedIn,
-    RateLimited,
-    User,
-    require_active,
-    require_role,
-)
+from paperfeed.community.core import Community, User, require_active, require_role
+from paperfeed.community.errors import CommunityError, NotSignedIn, RateLimited
 from paperfeed.web.respond import JSONResponse, error_response, render_html, wants_json
 from paperfeed.web.security import CommunityMiddleware, current_viewer, viewer
 

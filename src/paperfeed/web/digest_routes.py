@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from starlette.responses import Response
 
+from paperfeed.community.errors import RateLimited
+from paperfeed.community.ratelimit import Rate, bucket
 from paperfeed.digest import send as digest_send
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.schedule import start_scheduler
@@ -237,12 +239,9 @@ def _ip_limited(request: Request) -> Response | None:
     client = request.client.host if request.client else None
     if community is None or not client:
         return None
-    from paperfeed.community.core import RateLimited
-    from paperfeed.community.ratelimit import Rate, RateLimiter, bucket
-
     count, period, burst = SUBSCRIBE_IP_RATE
     try:
-        RateLimiter(community).hit(bucket("digest_subscribe:ip", client, Rate(count, period, burst)), what="sign-ups")
+        community.rate_limiter.hit(bucket("digest_subscribe:ip", client, Rate(count, period, burst)), what="sign-ups")
     except RateLimited as exc:
         response = _message(request, 429, "Slow down", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after)
