@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 SUITE = {
-    "test_parts.py": '''
+    "test_parts.py": """
 import pytest
 
 def test_runs():
@@ -45,15 +45,15 @@ def test_xfails():
 @pytest.mark.xfail(reason="fixed meanwhile")
 def test_xpasses():
     pass
-''',
-    "test_encoder_gone.py": '''
+""",
+    "test_encoder_gone.py": """
 import pytest
 
 pytest.importorskip("paperfeed_encoder_that_no_longer_imports")
 
 def test_uses_the_encoder():
     pass
-''',
+""",
 }
 
 

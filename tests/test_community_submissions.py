@@ -124,22 +124,31 @@ def test_concurrent_submissions_of_one_paper_make_one_entry(any_db: Database, se
 
 
 def test_two_users_submitting_the_same_new_paper_at_once(any_db: Database, settings: Settings) -> None:
-    """Both fetch it and both look for it before either stores it (forced with a barrier on
-    PostgreSQL; SQLite serialises the two): one entry, one clear 409, never an error."""
+    """Both see the paper is unknown and fetch it before either stores it (a barrier in the fetch,
+    both backends); on PostgreSQL both also look for it inside their write transactions before
+    either inserts (a second barrier). Every barrier must really be met: a broken one fails the
+    test instead of letting the two run one after the other. One entry, one clear 409."""
     c = community(settings, any_db, FakeClock(NOW), unlimited())
     users = [make_user(c, "alice"), make_user(c, "bob")]
-    both_looked = threading.Barrier(2)
+    both_fetched = threading.Barrier(2, timeout=30)
+    both_looked = threading.Barrier(2, timeout=30)
+    looked = threading.local()
+    met: list[str] = []
 
     def fetch(_settings, pid):  # type: ignore[no-untyped-def]
+        both_fetched.wait()  # raises BrokenBarrierError if the other never got here
+        met.append("fetch")
         return PaperRecord(id=pid, title="Fresh paper", abstract="New.", authors=["A. Author"], categories="cs.LG",
                            published=date(2026, 4, 14))  # fmt: skip
 
     def after(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().startswith("SELECT papers.id") and "papers.id IN" in statement:  # the upsert's look
-            try:
-                both_looked.wait(timeout=2)
-            except threading.BrokenBarrierError:
-                pass  # SQLite: the other writer waits for our lock; nothing to line up
+        # SQLite has one writer at a time, so there the second look comes after the first commit.
+        if getattr(looked, "done", False) or "papers.id IN" not in statement:
+            return
+        if statement.lstrip().startswith("SELECT papers.id"):  # the upsert's look
+            looked.done = True
+            both_looked.wait()
+            met.append("look")
 
     def go(user):  # type: ignore[no-untyped-def]
         try:
@@ -147,12 +156,15 @@ def test_two_users_submitting_the_same_new_paper_at_once(any_db: Database, setti
         except Conflict as exc:
             return exc.message
 
-    event.listen(any_db.engine, "after_cursor_execute", after)
+    if not any_db.is_sqlite:
+        event.listen(any_db.engine, "after_cursor_execute", after)
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = sorted(pool.map(go, users))
     finally:
-        event.remove(any_db.engine, "after_cursor_execute", after)
+        if not any_db.is_sqlite:
+            event.remove(any_db.engine, "after_cursor_execute", after)
+    assert sorted(met) == (["fetch", "fetch"] if any_db.is_sqlite else ["fetch", "fetch", "look", "look"])
     assert results[0] == "2604.05555"
     assert "already on the daily feed" in results[1] or "just submitted" in results[1], results
     assert len(_entries(any_db)) == 1
