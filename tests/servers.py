@@ -1,10 +1,17 @@
-"""Loopback servers for tests: a free port, and the app under a real uvicorn in a thread."""
+"""Loopback servers for tests: a free port, the app under a real uvicorn in a thread, and
+``paperfeed serve`` as a real subprocess."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 
@@ -39,3 +46,41 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class ServeProcess:
+    """``paperfeed serve`` as its own process (the real CLI, uvicorn and its settings) on a free
+    loopback port, stopped (SIGTERM to its process group) when the ``with`` block ends; its output
+    goes to ``log``."""
+
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PAPERFEED_BASE_URL": self.url, **env}
+        self.log = log
+        self.args = ["--port", str(self.port), "--no-scheduler", "--log-level", "warning", *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServeProcess:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "paperfeed"), "serve", *self.args],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/about/ranking", timeout=5) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.__exit__()
+                raise RuntimeError(f"paperfeed serve did not start:\n{self.log.read_text()}")
+            time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)

@@ -6,6 +6,7 @@ embedders can build a ``Settings`` by hand.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,24 @@ from pathlib import Path
 def _default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "paperfeed"
+
+
+def _proxies(value: str | None) -> tuple[str, ...]:
+    """``PAPERFEED_FORWARDED_ALLOW_IPS``: comma-separated addresses or networks, or ``*``."""
+    items = [item.strip() for item in (value or "").split(",")]
+    if all(not item for item in items):
+        return ()
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+        except ValueError:
+            raise ValueError(
+                f"PAPERFEED_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network "
+                "(give e.g. 127.0.0.1 or 10.0.0.0/8, comma-separated, or * for every peer)"
+            ) from None
+    return tuple(items)
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -39,6 +58,8 @@ class Settings:
     submissions_per_day: int = 10
     query_timeout_ms: int = 2_000
     encoder: str = "auto"  # sentence encoder variant: int8 | fp32 | auto (by CPU flags)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed; none by default.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -58,6 +79,7 @@ class Settings:
             submission_window_days=int(env.get("PAPERFEED_SUBMISSION_WINDOW_DAYS", 14)),
             submissions_per_day=int(env.get("PAPERFEED_SUBMISSIONS_PER_DAY", 10)),
             encoder=(env.get("PAPERFEED_ENCODER") or "auto").strip().lower(),
+            forwarded_allow_ips=_proxies(env.get("PAPERFEED_FORWARDED_ALLOW_IPS")),
         )
         return replace(s, **overrides) if overrides else s
 

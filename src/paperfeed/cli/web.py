@@ -46,7 +46,9 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
-        proxy_headers=True,
+        # X-Forwarded-* are handled by the app itself, for the proxies in
+        # PAPERFEED_FORWARDED_ALLOW_IPS only (uvicorn's own default trusts 127.0.0.1).
+        proxy_headers=False,
     )
 
 
@@ -110,7 +112,7 @@ def demo(
         except IndexerBusy as exc:
             console.print(f"[yellow]{escape(str(exc))}; serving with the indexes as they are[/yellow]")
     out.print(f"\n[bold]paperfeed demo:[/bold] http://127.0.0.1:{port}/   (Ctrl-C to stop)\n")
-    uvicorn.run(create_app(s, db), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_app(s, db), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from paperfeed import __version__
 from paperfeed.config import Settings
@@ -253,6 +254,11 @@ def create_app(
     app.add_middleware(JsonSuffix)
     app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)
+    if settings.forwarded_allow_ips:
+        # Outermost, so everything inside (rate limits, Secure cookies, uvicorn's access log, which
+        # shares the scope) sees the visitor's address and scheme. Only the listed peers' headers
+        # are believed, and of X-Forwarded-For only the right-most address they did not add.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.forwarded_allow_ips))
     return app
 
 

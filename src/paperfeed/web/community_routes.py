@@ -26,6 +26,7 @@ from paperfeed.community import comments as comment_service
 from paperfeed.community import moderation, submissions, votes
 from paperfeed.community.core import Community, User, require_active, require_role
 from paperfeed.community.errors import CommunityError, NotSignedIn, RateLimited
+from paperfeed.web.context import client_ip
 from paperfeed.web.respond import JSONResponse, error_response, render_html, wants_json
 from paperfeed.web.security import CommunityMiddleware, current_viewer, viewer
 
@@ -44,10 +45,6 @@ CommentId = Path(ge=1, le=MAX_ID)
 
 def community(request: Request) -> Community:
     return request.app.state.community
-
-
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def safe_next(value: str | None, default: str = "/") -> str:

@@ -102,6 +102,14 @@ def app_state(request: Request) -> AppState:
     return request.app.state.pf
 
 
+def client_ip(request: Request) -> str | None:
+    """The visitor's address, for per-IP limits: the socket's peer, or - when that peer is a proxy
+    listed in ``PAPERFEED_FORWARDED_ALLOW_IPS`` - the address it forwarded (the app factory's
+    proxy-headers middleware has then already put it in ``request.client``). Every per-IP check
+    goes through here."""
+    return request.client.host if request.client else None
+
+
 def request_context(request: Request, active: str = "") -> dict[str, Any]:
     """Template variables shared by all pages: the request, nav state, the visitor's slot."""
     state = app_state(request)

@@ -26,7 +26,7 @@ from paperfeed.community.ratelimit import Rate, bucket
 from paperfeed.digest import send as digest_send
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.schedule import start_scheduler
-from paperfeed.web.context import AppState, app_state, request_context
+from paperfeed.web.context import AppState, app_state, client_ip, request_context
 from paperfeed.web.respond import render_html
 
 router = APIRouter(prefix="/digest", include_in_schema=False)
@@ -236,7 +236,7 @@ def _ip_limited(request: Request) -> Response | None:
     """Per-IP budget for sign-ups (each one mails somebody), with the community rate limiter
     shared by all workers when that feature is installed. The per-address cap is separate."""
     community = getattr(request.app.state, "community", None)
-    client = request.client.host if request.client else None
+    client = client_ip(request)
     if community is None or not client:
         return None
     count, period, burst = SUBSCRIBE_IP_RATE
