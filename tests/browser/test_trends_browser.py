@@ -1,6 +1,6 @@
 """Trends in a real browser, on the bundled sample: the timeline above a search (a bar click narrows
 the dates), the trends page with two queries (lines, legend, table), no CSP violations, and no
-horizontal scroll at 390 px. Screenshots go to test-artifacts/ (docs/trends.png is one of them)."""
+horizontal scroll at 390 px (in dark mode). Screenshots go to test-artifacts/ (docs/trends.png is one of them)."""
 
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ def test_trends_page_draws_two_queries_with_legend_and_table(browser: Any, site:
     page.goto(site + "/trends")
     page.fill("#tq0", "language models")
     page.fill("#tq1", "diffusion")
+    page.fill("#t-from", "2026-05-25")  # the bundled sample's papers are from June and July 2026
     with page.expect_navigation():
         page.click("button:has-text('Compare')")
     assert page.locator("#trend-chart polyline.chart-line").count() == 2
@@ -95,13 +96,14 @@ def test_trends_page_draws_two_queries_with_legend_and_table(browser: Any, site:
     headers = page.locator("table.trend-table thead th").all_inner_texts()
     assert headers[1:] == ["language models", "diffusion", "All"]
     assert page.locator("table.trend-table tbody tr").count() >= 2
+    assert parse_qs(urlparse(page.url).query)["from"] == ["2026-05-25"]
     assert page.locator("#trend-chart svg title").text_content().startswith("language models vs diffusion")
     page.screenshot(path=str(ARTIFACTS / "trends.png"), full_page=False)
     assert problems == []
 
 
 def test_charts_fit_a_phone(browser: Any, site: str) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, color_scheme="dark")
     problems = _watch(page)
     page.goto(site + "/papers/search?q=language+models&mode=keyword")
     _no_sideways_scroll(page, ".timeline, .chart")

@@ -42,6 +42,7 @@ UNITS: tuple[Unit, ...] = ("week", "month")
 MAX_WEEKS = 156  # three years of weeks; longer spans are drawn per month
 MAX_BUCKETS = 1_200  # a hundred years of months: bounds the work of any one request
 TOP_N = 8
+TAIL = 0.005  # charts start where the oldest 0.5% of the corpus ends (see TrendCounter.span)
 # Archives that are never a paper's category by themselves (their papers are always "cs.XX" etc.):
 # the index stores them next to each category so that cat:cs works; they are not shown as "top".
 _ARCHIVE_ONLY = frozenset({"cs", "math", "stat", "eess", "econ", "q-bio", "q-fin", "physics", "nlin"})
@@ -189,17 +190,32 @@ class TrendCounter:
         return query
 
     def span(self) -> tuple[date, date] | None:
-        """First and last publication day in the index (None when it holds no dated paper)."""
+        """The days charts cover by default: from the week by which :data:`TAIL` of the dated papers
+        have appeared to the newest publication day (None when the index holds no dated paper).
+        A few very old papers (old work re-listed with a new version) would otherwise squash every
+        chart into its last few bars; an explicit ``from`` on /trends reaches back further."""
         searcher = self._searcher()
         return self._cached(searcher, ("span",), lambda: self._span(searcher))
 
     def _span(self, searcher: tantivy.Searcher) -> tuple[date, date] | None:
-        aggs = {"lo": {"min": {"field": "published"}}, "hi": {"max": {"field": "published"}}}
+        aggs = {
+            "hi": {"max": {"field": "published"}},
+            "weeks": {"date_histogram": {"field": "published", "fixed_interval": "7d", "offset": "-3d"}},
+        }
         out = self._aggregate(searcher, tantivy.Query.all_query(), aggs)
-        lo, hi = out["lo"].get("value"), out["hi"].get("value")
-        if lo is None or hi is None:
+        hi, weeks = out["hi"].get("value"), out["weeks"].get("buckets") or []
+        total = sum(int(b["doc_count"]) for b in weeks)
+        if hi is None or not total:
             return None
-        return _ns_to_day(lo), _ns_to_day(hi)
+        seen = 0
+        lo = None
+        for b in weeks:
+            seen += int(b["doc_count"])
+            if b["doc_count"] and seen > TAIL * total:
+                lo = _EPOCH + timedelta(days=int(b["key"]) // _MS_PER_DAY)
+                break
+        assert lo is not None
+        return lo, _ns_to_day(hi)
 
     @staticmethod
     def _histogram(unit: Unit, starts: list[date]) -> dict[str, Any]:

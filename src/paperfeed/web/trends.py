@@ -54,6 +54,9 @@ EXAMPLES = [
 ]
 MATCH_NOTE = "Counts papers containing all the query's words (two thirds of them for queries of five or more words)."
 _counters: weakref.WeakKeyDictionary[Any, TrendCounter] = weakref.WeakKeyDictionary()
+_feed_cache: weakref.WeakKeyDictionary[TrendCounter, tuple[str, dict[str, trend_queries.FeedEntry]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def counter(state: AppState) -> TrendCounter | None:
@@ -229,10 +232,7 @@ def trends_data(state: AppState, tp: TrendParams) -> dict[str, Any]:
         parsed.append(pq)
     try:
         unit, starts = _window(tc, tp)
-        feed = None
-        if tp.measure == "attention":
-            with state.db.read() as conn:
-                feed = trend_queries.feed_entries(conn)
+        feed = _feed_entries(state, tc) if tp.measure == "attention" else None
         result = tc.trends(
             parsed,
             date_from=starts[0] if starts else tp.date_from,
@@ -273,6 +273,18 @@ def trends_data(state: AppState, tp: TrendParams) -> dict[str, Any]:
         "warnings": warnings,
         "links": {"json": f"/trends.json?{qs}", "csv": f"/trends.csv?{qs}", "api": f"/api/v1/trends?{qs}"},
     }
+
+
+def _feed_entries(state: AppState, tc: TrendCounter) -> dict[str, trend_queries.FeedEntry]:
+    """The daily feed's papers and upvotes, read once per data version (a vote or import changes it)."""
+    token = state.version.current().token
+    found = _feed_cache.get(tc)
+    if found is not None and found[0] == token:
+        return found[1]
+    with state.db.read() as conn:
+        entries = trend_queries.feed_entries(conn)
+    _feed_cache[tc] = (token, entries)
+    return entries
 
 
 def _window(tc: TrendCounter, tp: TrendParams) -> tuple[Unit, list[date]]:
