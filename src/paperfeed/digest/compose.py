@@ -4,7 +4,7 @@ Runs inside the sender (``digest/send.py``) and ``paperfeed digest preview``. Wh
 holds:
 
 * no topics: the period's daily feed, most upvoted first (10), and for daily digests the
-  trending papers of the last seven days (5, the formula of ``feed.py``);
+  trending papers of the last seven days (5, the formula of ``ranking.py``);
 * a saved search: the best hybrid-search matches among the period's *new* papers (first listed
   in the period, or entered the daily feed then), optionally restricted to categories;
 * categories only: the period's new papers in those categories, most upvoted first.
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from paperfeed import feed
+from paperfeed import ranking
+from paperfeed.cards import preview
 from paperfeed.config import Settings
 from paperfeed.digest.periods import DigestPeriod
 from paperfeed.digest.subscriptions import Links, Prefs
@@ -211,7 +212,7 @@ class Composer:
             if period.frequency == "daily":
                 recent = store.daily_feed(conn, period.end - timedelta(days=6), period.end, 500)
                 reference = datetime.combine(period.end + timedelta(days=1), time())
-                ranked = feed.rank_trending(recent, reference)
+                ranked = ranking.rank_trending(recent, reference)
                 sections.append(Section("trending", "Trending this week", [r["id"] for r in ranked]))
         return sections
 
@@ -253,7 +254,7 @@ class Composer:
                 "abs_url": f"https://arxiv.org/abs/{pid}",
                 "pdf_url": f"https://arxiv.org/pdf/{pid}",
                 "authors": author_line(paper.get("authors")),
-                "abstract": feed.preview(paper.get("abstract") or "", ABSTRACT_CHARS),
+                "abstract": preview(paper.get("abstract") or "", ABSTRACT_CHARS),
                 "upvotes": int(paper.get("upvotes_total") or 0),
                 "category": (paper.get("categories") or "").split(" ")[0],
             }

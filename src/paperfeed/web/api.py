@@ -17,7 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from paperfeed import feed
+from paperfeed import periods, ranking
+from paperfeed.cards import card
 from paperfeed.store import feed_queries
 from paperfeed.web import params, render
 from paperfeed.web.context import AppState, app_state
@@ -195,12 +196,12 @@ async def daily_papers(
     given = [(n, v) for n, v in (("date", date_), ("week", week), ("month", month)) if v]
     if len(given) > 1:
         raise _invalid(given[1][0], "give only one of date, week and month")
-    period: feed.Period | None = None
+    period: periods.Period | None = None
     if given:
         kind = {"date": "day", "week": "week", "month": "month"}[given[0][0]]
         try:
-            period = feed.parse_period(kind, given[0][1])
-        except feed.PeriodError as exc:
+            period = periods.parse_period(kind, given[0][1])
+        except periods.PeriodError as exc:
             raise _invalid(given[0][0], str(exc), given[0][1]) from None
 
     def build() -> tuple[Any, dict[str, str]]:
@@ -210,14 +211,14 @@ async def daily_papers(
                 latest = feed_queries.latest_feed_date(conn, datetime.now(UTC).date())
                 if latest is None:
                     return [], {}
-                per = feed.day_period(latest)
+                per = periods.day_period(latest)
             if sort == "trending":
                 rows = feed_queries.entries_since(conn, per.start, per.end, limit=5_000)
                 if submitter:
                     rows = [r for r in rows if r.get("entry_submitter") == submitter]
                 now = datetime.now(UTC).replace(tzinfo=None)
-                ref = feed.trending_reference_time(now, max((r["submitted_at"] for r in rows), default=None))
-                rows = feed.rank_trending(rows, ref)
+                ref = ranking.trending_reference_time(now, max((r["submitted_at"] for r in rows), default=None))
+                rows = ranking.rank_trending(rows, ref)
                 total, rows = len(rows), rows[p * limit : (p + 1) * limit]
             else:
                 order = "published" if sort == "publishedAt" else "upvotes"
@@ -391,7 +392,7 @@ async def v1_search(
             entries = feed_queries.daily_entries_for(conn, [h.paper["id"] for h in results.hits])
         hits = []
         for h in results.hits:
-            c = feed.card({**h.paper, **entries.get(h.paper["id"], {})})
+            c = card({**h.paper, **entries.get(h.paper["id"], {})})
             hits.append(
                 {
                     "paper": c,
@@ -455,7 +456,7 @@ async def v1_similar(
             return {"detail": f"arXiv:{pid} is not in this paperfeed"}, {"x-status": "404"}
         service = state.search()
         found = service.similar(pid, k=k) if service is not None else []
-        cards = [{**feed.card(s), "similarity": s.get("similarity")} for s in found]
+        cards = [{**card(s), "similarity": s.get("similarity")} for s in found]
         return {"paper_id": pid, "similar": cards}, {}
 
     return _status_from_header(await cached_json(request, key=f"similar|{pid}|{k}", build=build))

@@ -21,7 +21,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from paperfeed import __version__, feed
+from paperfeed import __version__
+from paperfeed.cards import card
 from paperfeed.store import feed_queries
 from paperfeed.web import params
 from paperfeed.web.context import AppState, app_state
@@ -134,7 +135,7 @@ def _daily_cards(state: AppState) -> list[dict[str, Any]]:
         if latest is None:
             return []
         rows, _ = feed_queries.daily_cards(conn, latest - timedelta(days=6), latest, sort="published", limit=MAX_ITEMS)
-    cards = [feed.card(r) for r in rows]
+    cards = [card(r) for r in rows]
     cards.sort(key=_when, reverse=True)
     return cards
 
@@ -180,7 +181,7 @@ async def category_feed(request: Request, name: str) -> Response:
 
     def load() -> list[dict[str, Any]]:
         with state.db.read() as conn:
-            return [feed.card(r) for r in feed_queries.category_latest(conn, cat, MAX_ITEMS)]
+            return [card(r) for r in feed_queries.category_latest(conn, cat, MAX_ITEMS)]
 
     html = "/papers/new?" + urlencode({"category": cat})
     return await _serve(request, fmt, f"cat|{cat}", f"/feeds/category/{cat}.{fmt}", f"New in {cat}", html, load)

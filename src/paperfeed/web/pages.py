@@ -18,7 +18,8 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
-from paperfeed import feed
+from paperfeed import periods, ranking
+from paperfeed.cards import card, snippet
 from paperfeed.store import feed_queries
 from paperfeed.web import params, trends
 from paperfeed.web.context import AppState, app_state, request_context
@@ -46,7 +47,7 @@ def _pages(total: int, size: int) -> int:
 # -- the daily feed ---------------------------------------------------------------------------
 
 
-def _period_data(state: AppState, period: feed.Period, page_no: int, *, is_index: bool = False) -> dict[str, Any]:
+def _period_data(state: AppState, period: periods.Period, page_no: int, *, is_index: bool = False) -> dict[str, Any]:
     size = DAY_LIMIT if period.kind == "day" else PERIOD_PAGE_SIZE
     with state.db.read() as conn:
         rows, total = feed_queries.daily_cards(conn, period.start, period.end, limit=size, offset=(page_no - 1) * size)
@@ -64,7 +65,7 @@ def _period_data(state: AppState, period: feed.Period, page_no: int, *, is_index
             nav["prev"] = {"label": prev_p.label, "url": f"/papers/{period.kind}/{prev_p.label}"}
         if after:
             nav["next"] = {"label": next_p.label, "url": f"/papers/{period.kind}/{next_p.label}"}
-    week, month = feed.week_period(period.start), feed.month_period(period.start)
+    week, month = periods.week_period(period.start), periods.month_period(period.start)
     return {
         "kind": period.kind,
         "period": period.label,
@@ -78,7 +79,7 @@ def _period_data(state: AppState, period: feed.Period, page_no: int, *, is_index
             "week": f"/papers/week/{week.label}",
             "month": f"/papers/month/{month.label}",
         },
-        "papers": [feed.card(r) for r in rows],
+        "papers": [card(r) for r in rows],
         "total": total,
         "page": page_no,
         "pages": _pages(total, size),
@@ -95,7 +96,7 @@ async def index(request: Request) -> Response:
             day = feed_queries.latest_feed_date(conn, _today())
         if day is None:
             return {"kind": "day", "empty_site": True, "papers": [], "total": 0, "nav": {"prev": None, "next": None}}
-        return {**_period_data(state, feed.day_period(day), 1, is_index=True), "empty_site": False}
+        return {**_period_data(state, periods.day_period(day), 1, is_index=True), "empty_site": False}
 
     # The key includes today's date so "today" moves on at midnight even with no new data.
     return await page(request, key=f"index|{_today()}", build=build, template="feed.html", active="daily")
@@ -104,8 +105,8 @@ async def index(request: Request) -> Response:
 async def _period_page(request: Request, kind: str, text: str) -> Response:
     state = app_state(request)
     try:
-        period = feed.parse_period(kind, text)
-    except feed.PeriodError as exc:
+        period = periods.parse_period(kind, text)
+    except periods.PeriodError as exc:
         return error_response(request, 404, str(exc), title="No such date")
     try:
         page_no = params.bounded_int(request.query_params.get("p"), "p", 1, 1, MAX_PAGE)
@@ -189,7 +190,7 @@ async def new_on_arxiv(request: Request) -> Response:
             "heading": shown.strftime("%A, %B %-d, %Y"),
             "category": cat,
             "categories": params.COMMON_CATEGORIES,
-            "papers": [feed.card(r) for r in rows],
+            "papers": [card(r) for r in rows],
             "total": total,
             "page": page_no,
             "pages": _pages(total, NEW_PAGE_SIZE),
@@ -215,21 +216,21 @@ def trending_data(state: AppState, page_no: int, size: int = TRENDING_PAGE_SIZE)
     """Trending papers with their score breakdown (shared by the page, the API and the feeds)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     with state.db.read() as conn:
-        ref = feed.trending_reference_time(now, feed_queries.latest_entry_time(conn))
-        since = (ref - timedelta(days=feed.TRENDING_WINDOW_DAYS)).date()
+        ref = ranking.trending_reference_time(now, feed_queries.latest_entry_time(conn))
+        since = (ref - timedelta(days=ranking.TRENDING_WINDOW_DAYS)).date()
         rows = feed_queries.entries_since(conn, since, ref.date())
-    ranked = feed.rank_trending([r for r in rows if r["submitted_at"] <= ref], ref)
+    ranked = ranking.rank_trending([r for r in rows if r["submitted_at"] <= ref], ref)
     chunk = ranked[(page_no - 1) * size : page_no * size]
     cards = []
     for r in chunk:
-        c = feed.card(r)
+        c = card(r)
         c["trending"] = r["trending"].as_dict()
         c["trending_explain"] = r["trending"].explain()
         cards.append(c)
     return {
         "reference_time": ref,
-        "window_days": feed.TRENDING_WINDOW_DAYS,
-        "formula": feed.TRENDING_FORMULA,
+        "window_days": ranking.TRENDING_WINDOW_DAYS,
+        "formula": ranking.TRENDING_FORMULA,
         "papers": cards,
         "total": len(ranked),
         "page": page_no,
@@ -300,8 +301,8 @@ def search_data(state: AppState, sp: params.SearchParams) -> dict[str, Any]:
         entries = feed_queries.daily_entries_for(conn, [h.paper["id"] for h in results.hits])
     for h in results.hits:
         row = {**h.paper, **entries.get(h.paper["id"], {})}
-        c = feed.card(row)
-        snip = feed.snippet(c["abstract"], h.abstract_spans)
+        c = card(row)
+        snip = snippet(c["abstract"], h.abstract_spans)
         c.update(
             score=round(h.score, 6),
             why=h.why,
@@ -378,7 +379,7 @@ def paper_data(state: AppState, paper_id: str) -> dict[str, Any] | None:
         if row is None:
             return None
         comments = feed_queries.paper_comments(conn, paper_id)
-    c = feed.card(row)
+    c = card(row)
     c.update(
         version=row.get("version"),
         updated=row.get("updated"),
@@ -403,7 +404,7 @@ def paper_data(state: AppState, paper_id: str) -> dict[str, Any] | None:
             log.warning("similar papers failed for %s: %s", paper_id, exc)
             found, similar_note = [], "Similar papers are unavailable right now."
         for s in found:
-            sc = feed.card(s)
+            sc = card(s)
             sc["similarity"] = s.get("similarity")
             similar.append(sc)
     votes = trends.paper_votes(state, paper_id)
@@ -465,7 +466,7 @@ async def author(request: Request, name: str) -> Response:
         state.refresh_lookups(backlog)
         return {
             "name": name,
-            "papers": [feed.card(r) for r in rows],
+            "papers": [card(r) for r in rows],
             "total": total,
             "page": page_no,
             "pages": _pages(total, AUTHOR_PAGE_SIZE),
@@ -483,12 +484,17 @@ async def author(request: Request, name: str) -> Response:
 async def about_ranking(request: Request) -> Response:
     def build() -> dict[str, Any]:
         return {
-            "formula": feed.TRENDING_FORMULA,
-            "gravity": feed.GRAVITY,
-            "age_offset_hours": feed.AGE_OFFSET_HOURS,
-            "window_days": feed.TRENDING_WINDOW_DAYS,
+            "formula": ranking.TRENDING_FORMULA,
+            "gravity": ranking.GRAVITY,
+            "age_offset_hours": ranking.AGE_OFFSET_HOURS,
+            "window_days": ranking.TRENDING_WINDOW_DAYS,
             "examples": [
-                {"upvotes": u, "stars": s, "age_hours": a, "score": feed.trending_score(u, s, _ago(a), _ago(0)).score}
+                {
+                    "upvotes": u,
+                    "stars": s,
+                    "age_hours": a,
+                    "score": ranking.trending_score(u, s, _ago(a), _ago(0)).score,
+                }
                 for u, s, a in [(10, 0, 6), (10, 0, 48), (50, 0, 48), (50, 1000, 48), (200, 0, 160)]
             ],
         }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from paperfeed import feed
+from paperfeed import periods
 
 CATEGORY_RE = re.compile(r"^[a-z][a-z\-]{0,15}(\.[A-Za-z][A-Za-z\-]{0,15})?$")
 NEW_ID_RE = re.compile(r"^(\d{4}\.\d{4,5})(v\d{1,3})?$")
@@ -53,8 +53,8 @@ def optional_day(value: str | None, field_name: str) -> date | None:
     if value is None or value.strip() == "":
         return None
     try:
-        return feed.parse_day(value.strip())
-    except feed.PeriodError as exc:
+        return periods.parse_day(value.strip())
+    except periods.PeriodError as exc:
         raise ParamError(field_name, str(exc)) from None
 
 

@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from paperfeed import feed
+from paperfeed import ranking
+from paperfeed.cards import author_summary, preview
 from paperfeed.web import render
 from paperfeed.web.context import app_state, request_context
 
@@ -45,7 +46,7 @@ class PageError(Exception):
 
 
 def _default(obj: Any) -> Any:
-    if isinstance(obj, feed.TrendingScore):
+    if isinstance(obj, ranking.TrendingScore):
         return obj.as_dict()
     if isinstance(obj, set | tuple):
         return list(obj)
@@ -108,12 +109,12 @@ def build_templates() -> Environment:
     versions = _asset_versions()
     env.globals["static"] = lambda name: f"/static/{name}?v={versions.get(name, '0')}"
     env.filters["rich"] = render.rich_text
-    env.filters["preview"] = feed.preview
+    env.filters["preview"] = preview
     env.filters["date"] = _fmt_date
     env.filters["compact"] = _compact
     env.filters["plain"] = render.plain_text
-    env.globals["author_summary"] = feed.author_summary
-    env.globals["formula"] = feed.TRENDING_FORMULA
+    env.globals["author_summary"] = author_summary
+    env.globals["formula"] = ranking.TRENDING_FORMULA
     return env
 
 
