@@ -11,6 +11,8 @@ import bisect
 import re
 from typing import Any
 
+from paperfeed.store import upvotes
+
 AUTHORS_SHOWN = 3
 _DOLLAR_RE = re.compile(r"(?<!\\)\$")
 _SPACE_RUN = re.compile(r"\s+")
@@ -100,13 +102,6 @@ def categories_of(row: dict[str, Any]) -> list[str]:
     return [c for c in (row.get("categories") or "").split() if c]
 
 
-def total_upvotes(row: dict[str, Any]) -> int:
-    """Local votes plus the count imported from Hugging Face (what every page shows and sorts by)."""
-    if row.get("upvotes_total") is not None:
-        return int(row["upvotes_total"])
-    return int(row.get("upvotes") or 0) + int(row.get("imported_upvotes") or 0)
-
-
 def card(row: dict[str, Any]) -> dict[str, Any]:
     """The public fields of one paper card (pages, JSON twins, feeds) from a query row."""
     return {
@@ -118,7 +113,7 @@ def card(row: dict[str, Any]) -> dict[str, Any]:
         "categories": categories_of(row),
         "published": row.get("published"),
         "listed": row.get("listed"),
-        "upvotes": total_upvotes(row),
+        "upvotes": upvotes.total(row),
         "num_comments": int(row.get("num_comments") or 0),
         "github_repo": row.get("github_repo"),
         "github_stars": row.get("github_stars"),

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from paperfeed.cli.common import console, database, fail, out, settings
 from paperfeed.search.hybrid import MODES, SearchError, SearchRequest, SearchService
+from paperfeed.store import upvotes
 
 
 def _hit_json(hit) -> dict:  # type: ignore[no-untyped-def]
@@ -21,7 +22,7 @@ def _hit_json(hit) -> dict:  # type: ignore[no-untyped-def]
         "authors": p["authors"],
         "published": p.get("published"),
         "categories": p.get("categories"),
-        "upvotes": int(p.get("upvotes") or 0) + int(p.get("imported_upvotes") or 0),
+        "upvotes": upvotes.total(p),
         "score": round(hit.score, 5),
         "why": hit.why,
     }

@@ -46,7 +46,7 @@ def set_vote(c: Community, user: User | None, paper_id: str, up: bool, *, ip: st
         counts = store.paper_counts(conn, paper_id)
     if counts is None:  # deleted between the check and the write (the vote row went with it)
         raise NotFound(f"There is no paper {paper_id!r} here.")
-    return VoteState(paper_id, up, changed, counts["upvotes"] + counts["imported_upvotes"])
+    return VoteState(paper_id, up, changed, counts["upvotes_total"])
 
 
 def toggle_vote(c: Community, user: User | None, paper_id: str, *, ip: str | None = None) -> VoteState:

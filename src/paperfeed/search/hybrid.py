@@ -22,6 +22,7 @@ from paperfeed.config import Settings
 from paperfeed.search.highlight import highlight
 from paperfeed.search.lexical import LexicalIndex
 from paperfeed.search.query import ParsedQuery, parse_query
+from paperfeed.store import upvotes
 from paperfeed.store.db import Database
 from paperfeed.store.feed_queries import papers_by_ids
 
@@ -145,7 +146,7 @@ def fetch_papers(db: Database, ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def paper_upvotes(paper: dict[str, Any]) -> int:
-    return int(paper.get("upvotes") or 0) + int(paper.get("imported_upvotes") or 0)
+    return upvotes.total(paper)
 
 
 class SearchService:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from paperfeed.store import upvotes
 from paperfeed.store.schema import (
     api_tokens,
     audit_log,
@@ -265,11 +266,11 @@ def paper_exists(conn: Connection, paper_id: str) -> bool:
 
 def paper_counts(conn: Connection, paper_id: str) -> dict[str, int] | None:
     row = conn.execute(
-        select(papers.c.upvotes, papers.c.imported_upvotes, papers.c.num_comments).where(papers.c.id == paper_id)
+        select(upvotes.TOTAL, papers.c.num_comments).where(papers.c.id == paper_id)
     ).first()
     if row is None:
         return None
-    return {"upvotes": row.upvotes, "imported_upvotes": row.imported_upvotes, "num_comments": row.num_comments}
+    return {"upvotes_total": row.upvotes_total, "num_comments": row.num_comments}
 
 
 def add_vote(conn: Connection, user_id: int, paper_id: str, now: datetime) -> bool:
@@ -479,7 +480,7 @@ def hidden_entries(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
 
 def user_submissions(conn: Connection, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
     stmt = (
-        select(papers.c.id, papers.c.title, papers.c.upvotes, papers.c.imported_upvotes, papers.c.num_comments,
+        select(papers.c.id, papers.c.title, upvotes.TOTAL, papers.c.num_comments,
                daily_entries.c.feed_date, daily_entries.c.featured)
         .select_from(daily_entries.join(papers, papers.c.id == daily_entries.c.paper_id))
         .where(daily_entries.c.user_id == user_id, daily_entries.c.hidden.is_(False))
@@ -491,7 +492,7 @@ def user_submissions(conn: Connection, user_id: int, limit: int = 50) -> list[di
 
 def user_upvotes(conn: Connection, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
     stmt = (
-        select(papers.c.id, papers.c.title, papers.c.upvotes, papers.c.imported_upvotes, votes.c.created_at)
+        select(papers.c.id, papers.c.title, upvotes.TOTAL, votes.c.created_at)
         .select_from(votes.join(papers, papers.c.id == votes.c.paper_id))
         .where(votes.c.user_id == user_id)
         .order_by(votes.c.created_at.desc(), papers.c.id.desc())

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from paperfeed.store import upvotes
 from paperfeed.store.schema import daily_entries, deliveries, digest_locks, digest_sent_papers, papers, subscriptions
 
 # Delivery statuses. ``sending`` rows belong to ``claimed_by`` until it records the outcome.
@@ -45,7 +46,7 @@ PENDING, SENDING, SENT, RETRY, FAILED, EMPTY, SKIPPED = (
 )
 OPEN_STATUSES = (PENDING, RETRY)
 
-_TOTAL = (papers.c.upvotes + papers.c.imported_upvotes).label("upvotes_total")
+_TOTAL = upvotes.TOTAL
 _PAPER_COLS = (
     papers.c.id,
     papers.c.title,

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select
 
-from paperfeed.store import lookups
+from paperfeed.store import lookups, upvotes
 from paperfeed.store.schema import comments, daily_entries, paper_authors, paper_categories, papers, users, votes
 
 # Columns a card needs; the abstract is included because cards show a preview of it.
@@ -53,7 +53,7 @@ _ENTRY_COLS = [
 # (local entries have none: their submission time stands in).
 _ENTRY_TIME = func.coalesce(daily_entries.c.published_at, daily_entries.c.submitted_at)
 _POSITION = func.coalesce(daily_entries.c.hf_position, 1_000_000)
-_UPVOTES = (papers.c.upvotes + papers.c.imported_upvotes).label("upvotes_total")
+_UPVOTES = upvotes.TOTAL
 _VISIBLE = daily_entries.c.hidden.is_(False)
 
 
@@ -63,7 +63,7 @@ def _rows(result: Any) -> list[dict[str, Any]]:
         d = dict(row._mapping)
         if isinstance(d.get("authors"), str):  # a raw-SQL writer may have stored JSON text
             d["authors"] = json.loads(d["authors"])
-        d.setdefault("upvotes_total", (d.get("upvotes") or 0) + (d.get("imported_upvotes") or 0))
+        d.setdefault("upvotes_total", upvotes.total(d))
         out.append(d)
     return out
 

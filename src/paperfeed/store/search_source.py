@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
+from paperfeed.store import upvotes
 from paperfeed.store.db import Database
 from paperfeed.store.schema import papers
 
@@ -26,8 +27,7 @@ _COLUMNS = [
     papers.c.categories,
     papers.c.published,
     papers.c.listed,
-    papers.c.upvotes,
-    papers.c.imported_upvotes,
+    upvotes.TOTAL,
     papers.c.github_repo,
     papers.c.content_hash,
     papers.c.modified_at,
@@ -61,7 +61,7 @@ def _row(r: Any) -> dict[str, Any]:
         "authors": [str(a) for a in authors if a],
         "categories": (r.categories or "").split(),
         "published": r.published or r.listed,
-        "upvotes": int(r.upvotes or 0) + int(r.imported_upvotes or 0),
+        "upvotes": int(r.upvotes_total or 0),
         "github_repo": r.github_repo,
         "content_hash": r.content_hash,
         "modified_at": r.modified_at,

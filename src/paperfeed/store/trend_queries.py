@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, select
 
+from paperfeed.store import upvotes
 from paperfeed.store.schema import daily_entries, papers, votes
 
 MAX_IDS_PER_QUERY = 900  # stays under SQLite's bound-parameter limits on every version
@@ -38,12 +39,12 @@ class PaperDay:
 def feed_entries(conn: Connection) -> dict[str, FeedEntry]:
     """Every visible daily-feed entry by paper id."""
     stmt = (
-        select(daily_entries.c.paper_id, daily_entries.c.feed_date, papers.c.upvotes, papers.c.imported_upvotes)
+        select(daily_entries.c.paper_id, daily_entries.c.feed_date, upvotes.TOTAL)
         .join(papers, papers.c.id == daily_entries.c.paper_id)
         .where(daily_entries.c.hidden.is_(False))
     )
     return {
-        r.paper_id: FeedEntry(r.paper_id, r.feed_date, int(r.upvotes or 0) + int(r.imported_upvotes or 0))
+        r.paper_id: FeedEntry(r.paper_id, r.feed_date, int(r.upvotes_total or 0))
         for r in conn.execute(stmt)
     }
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Any
 
-from paperfeed.cards import total_upvotes
+from paperfeed.store.upvotes import total as upvotes_of
 
 __all__ = ["hf_entry", "hf_paper", "iso", "local_user"]
 
@@ -79,7 +79,7 @@ def hf_paper(row: dict[str, Any], *, with_comments: bool = False) -> dict[str, A
     ``with_comments`` adds ``numComments`` (``/api/papers/{id}``: the client reads it there).
     """
     src = _hub_source(row)
-    upvotes = total_upvotes(row)
+    upvotes = upvotes_of(row)
     if src is not None:
         out = dict(src["paper"])
         out["upvotes"] = upvotes
