@@ -31,6 +31,7 @@ from paperfeed.store.schema import (
     users,
     votes,
 )
+from paperfeed.store.session_store import delete_user_sessions
 
 USER_COLS = [
     users.c.id,
@@ -139,10 +140,12 @@ def create_user(
 
 
 def set_password_hash(conn: Connection, user_id: int, password_hash: str, *, revoke_sessions: bool) -> None:
-    """Store a new hash; bumping ``session_version`` signs out every existing session cookie."""
+    """Store a new hash; ``revoke_sessions`` ends every session of the user (the caller starts a new
+    one for the browser that made the change) and bumps ``session_version``."""
     values: dict[str, Any] = {"password_hash": password_hash}
     if revoke_sessions:
         values["session_version"] = users.c.session_version + 1
+        delete_user_sessions(conn, user_id)
     conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
@@ -159,11 +162,13 @@ def set_role(conn: Connection, user_id: int, role: str) -> bool:
 
 
 def set_banned(conn: Connection, user_id: int, banned: bool) -> bool:
-    """Ban/unban; a ban also bumps ``session_version`` so every session of the user ends."""
+    """Ban/unban; a ban also ends every session of the user (and bumps ``session_version``)."""
     values: dict[str, Any] = {"banned": banned}
     if banned:
         values["session_version"] = users.c.session_version + 1
     res = conn.execute(update(users).where(users.c.id == user_id, users.c.banned.is_(not banned)).values(**values))
+    if banned and res.rowcount == 1:
+        delete_user_sessions(conn, user_id)
     return res.rowcount == 1
 
 

@@ -221,6 +221,23 @@ api_tokens = Table(
     Index("ix_api_tokens_user", "user_id"),
 )
 
+# 0010: server-side sign-in sessions. The cookie carries a random session id; only its sha256 is
+# stored. Signing out deletes the row; a password change/reset or a ban deletes all of a user's.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),  # slides forward while the session is used
+    Column("user_agent", String(200)),  # shown on /account so people can tell their browsers apart
+    UniqueConstraint("token_hash", name="uq_sessions_hash"),
+    Index("ix_sessions_user", "user_id"),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
 # 0004: single-use, expiring password-reset links (sha256 of the token at rest).
 password_resets = Table(
     "password_resets",
@@ -331,6 +348,7 @@ __all__ = [
     "embeddings",
     "api_tokens",
     "password_resets",
+    "sessions",
     "audit_log",
     "rate_limits",
     "signin_failures",

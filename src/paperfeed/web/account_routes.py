@@ -4,8 +4,9 @@ by mailed link, and public profiles (``/users/{name}``: submissions, upvotes, co
 Included by the app factory (``FEATURE_ROUTERS``); ``register`` wires the shared community
 plumbing (``community_routes.install``). Forms re-render with the error next to them and the
 right status (400/401/409/429 + Retry-After); success answers with a 303 redirect. Signing in
-rotates the session (new CSRF token); a password change keeps this browser signed in and signs
-out every other session.
+starts a new server-side session (new id and CSRF token); signing out ends it on the server; a
+password change keeps this browser signed in and ends every other session; "Sign out everywhere"
+ends them all.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
 from starlette.responses import Response
 
-from paperfeed.community import accounts
+from paperfeed.community import accounts, sessions
 from paperfeed.community.core import require_active
 from paperfeed.community.errors import CommunityError, NotSignedIn
 from paperfeed.store import community_store as store
@@ -107,8 +108,14 @@ def _account(request: Request, *, status: int = 200, **ctx: object) -> Response:
     user = require_active(view.user) if view.user is not None else None
     if user is None:
         raise NotSignedIn("Please sign in first.")
-    tokens = accounts.list_api_tokens(community(request), user)
-    base = {"tokens": tokens, "new_token": None, "error": None, "notice": None}
+    c = community(request)
+    base = {
+        "tokens": accounts.list_api_tokens(c, user),
+        "sessions": sessions.active(c, user, view.session.sid),
+        "new_token": None,
+        "error": None,
+        "notice": None,
+    }
     return render_page(request, "community/account.html", {**base, **ctx}, status=status)
 
 
@@ -134,6 +141,15 @@ def change_password(
         return _account(request, status=exc.status, error=exc.message)
     view.sign_in(user)  # this browser stays signed in with the new session version
     return _account(request, notice="Password changed. Every other session has been signed out.")
+
+
+@router.post("/account/sessions/end")
+def end_sessions(request: Request) -> Response:
+    """Sign out everywhere: every session of the user ends, this browser's included."""
+    view = viewer(request)
+    sessions.end_all(community(request), require_active(view.user))
+    view.sign_out()
+    return back("/signin")
 
 
 @router.post("/account/tokens")

@@ -86,6 +86,8 @@ def _fmt_date(value: date | datetime | None, style: str = "medium") -> str:
         return value.isoformat()
     if style == "short":
         return value.strftime("%b %-d")
+    if style == "time" and isinstance(value, datetime):
+        return value.strftime("%b %-d, %Y %H:%M UTC")
     return value.strftime("%b %-d, %Y")
 
 

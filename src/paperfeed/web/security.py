@@ -3,10 +3,12 @@
 One pure-ASGI middleware (:class:`CommunityMiddleware`, installed by ``community_routes.register``)
 does three things per request:
 
-* **Session**: reads the ``pf_session`` cookie - itsdangerous-signed JSON ``{u: user id,
-  v: session_version, c: CSRF token}``, HttpOnly, SameSite=Lax, Secure when the request came
-  over https - and writes it back only when it changed. A cookie whose ``v`` is not the user's
-  current ``session_version`` (password changed, banned) is treated as signed out.
+* **Session**: reads the ``pf_session`` cookie - itsdangerous-signed JSON ``{s: session id,
+  c: CSRF token}``, HttpOnly, SameSite=Lax, Secure when the request came over https - and writes
+  it back only when it changed. The session id is a random secret whose hash names a row of the
+  ``sessions`` table (``community/sessions.py``): signing out deletes that row, so a copy of the
+  cookie is worthless afterwards; a password change/reset or a ban deletes all of the user's rows.
+  Anonymous visitors have only a CSRF token (no row). One indexed lookup per request, at most.
 * **CSRF**: every POST/PUT/PATCH/DELETE needs the session's token, as the ``csrf_token`` form
   field or the ``X-CSRF-Token`` header - anonymous visitors too. Requests authenticated with
   ``Authorization: Bearer`` are exempt (browsers cannot attach that header cross-site) when the token
@@ -43,7 +45,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paperfeed.community import accounts
+from paperfeed.community import accounts, sessions
 from paperfeed.community import comments as comment_service
 from paperfeed.community import votes as vote_service
 from paperfeed.community.core import Community, User
@@ -68,8 +70,9 @@ _current: ContextVar[Viewer | None] = ContextVar("paperfeed_viewer", default=Non
 
 @dataclass
 class Session:
-    uid: int | None = None
-    sv: int = 0
+    """What the cookie holds: the server-side session's secret id (signed in) and the CSRF token."""
+
+    sid: str | None = None
     csrf: str | None = None
     dirty: bool = False
 
@@ -80,12 +83,12 @@ class Session:
             self.dirty = True
         return self.csrf
 
-    def sign_in(self, user: User) -> None:
-        """A fresh token on every sign-in: nothing planted before it (session fixation) survives."""
-        self.uid, self.sv, self.csrf, self.dirty = user.id, user.session_version, secrets.token_urlsafe(32), True
+    def sign_in(self, sid: str) -> None:
+        """A new session id and CSRF token on every sign-in: nothing planted before it survives."""
+        self.sid, self.csrf, self.dirty = sid, secrets.token_urlsafe(32), True
 
     def sign_out(self) -> None:
-        self.uid, self.sv, self.csrf, self.dirty = None, 0, secrets.token_urlsafe(32), True
+        self.sid, self.csrf, self.dirty = None, secrets.token_urlsafe(32), True
 
 
 class SessionCodec:
@@ -96,12 +99,13 @@ class SessionCodec:
 
     def dumps(self, session: Session) -> str:
         data: dict[str, Any] = {"c": session.csrf}
-        if session.uid is not None:
-            data.update(u=session.uid, v=session.sv)
+        if session.sid is not None:
+            data["s"] = session.sid
         return self._s.dumps(data)
 
     def loads(self, value: str | None) -> Session:
-        """The session in a cookie; a missing, forged, expired or malformed one is a new session."""
+        """The session in a cookie; a missing, forged, expired or malformed one is a new session.
+        (Cookies from before server-side sessions carry no ``s``: they are simply signed out.)"""
         if not value or len(value) > 4096:
             return Session()
         try:
@@ -110,14 +114,10 @@ class SessionCodec:
             return Session(dirty=True)  # replace the bad cookie
         if not isinstance(data, dict):
             return Session(dirty=True)
-        uid, sv, csrf = data.get("u"), data.get("v", 0), data.get("c")
-        if (
-            (uid is not None and not isinstance(uid, int))
-            or not isinstance(sv, int)
-            or not isinstance(csrf, str | None)
-        ):
+        sid, csrf = data.get("s"), data.get("c")
+        if not isinstance(sid, str | None) or not isinstance(csrf, str | None):
             return Session(dirty=True)
-        return Session(uid=uid, sv=sv, csrf=csrf or None)
+        return Session(sid=sid or None, csrf=csrf or None)
 
 
 # -- the visitor ------------------------------------------------------------------------------
@@ -126,11 +126,14 @@ class SessionCodec:
 class Viewer:
     """Who is asking: the session, the (lazily loaded) user, and per-request helpers for templates."""
 
-    def __init__(self, community: Community, session: Session, bearer: str | None, ip: str | None) -> None:
+    def __init__(
+        self, community: Community, session: Session, bearer: str | None, ip: str | None, user_agent: str | None = None
+    ) -> None:
         self.community = community
         self.session = session
         self.bearer = bearer
         self.ip = ip
+        self.user_agent = user_agent
         self._user: User | None = None
         self._loaded = False
         self._votes: dict[str, bool] = {}
@@ -146,19 +149,26 @@ class Viewer:
         if self.bearer is not None:
             # Token requests never fall back to the cookie: they are exempt from CSRF.
             return accounts.user_for_api_token(self.community, self.bearer)
-        if self.session.uid is None:
+        if self.session.sid is None:
             return None
-        user = accounts.load_user(self.community, self.session.uid)
-        if user is None or user.session_version != self.session.sv:
-            self.session.sign_out()  # password changed elsewhere, banned, or account gone
+        found = sessions.resolve(self.community, self.session.sid)
+        if found is None:
+            self.session.sign_out()  # signed out elsewhere, expired, password changed, banned
             return None
-        return user
+        if found.renewed:
+            self.session.dirty = True  # the server moved the expiry on: renew the cookie's too
+        return found.user
 
     def sign_in(self, user: User) -> None:
-        self.session.sign_in(user)
+        """Start a new server-side session (ending the one this browser had, if any)."""
+        if self.session.sid is not None:
+            sessions.end(self.community, self.session.sid)
+        self.session.sign_in(sessions.start(self.community, user, self.user_agent))
         self._user, self._loaded = user, True
 
     def sign_out(self) -> None:
+        if self.session.sid is not None:
+            sessions.end(self.community, self.session.sid)
         self.session.sign_out()
         self._user, self._loaded = None, True
 
@@ -244,7 +254,7 @@ class CommunityMiddleware:
         session = self.codec.loads(_cookie(scope, COOKIE))
         bearer = _bearer(scope)
         client = scope.get("client")
-        view = Viewer(self.community, session, bearer, client[0] if client else None)
+        view = Viewer(self.community, session, bearer, client[0] if client else None, _header(scope, b"user-agent"))
         scope.setdefault("state", {})["pf_viewer"] = view
         ctx_token = _current.set(view)
         try:
