@@ -26,9 +26,8 @@ from paperfeed.web.community_routes import (
     community,
     install,
     render_page,
-    safe_next,
-    signin_redirect,
 )
+from paperfeed.web.redirects import safe_next, signin_redirect
 from paperfeed.web.respond import JSONResponse, wants_json
 from paperfeed.web.security import viewer
 

@@ -15,18 +15,19 @@ updates the button in place. The write API (``/api/papers/...``) accepts a perso
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Form, Path, Query, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from paperfeed.community import comments as comment_service
 from paperfeed.community import moderation, submissions, votes
 from paperfeed.community.core import Community, User, require_active, require_role
 from paperfeed.community.errors import CommunityError, NotSignedIn, RateLimited
 from paperfeed.web.context import client_ip
+from paperfeed.web.redirects import redirect, referer_path, safe_next, signin_redirect
 from paperfeed.web.respond import JSONResponse, error_response, render_html, wants_json
 from paperfeed.web.security import CommunityMiddleware, current_viewer, viewer
 
@@ -47,14 +48,6 @@ def community(request: Request) -> Community:
     return request.app.state.community
 
 
-def safe_next(value: str | None, default: str = "/") -> str:
-    """A redirect target from a form or query: a path on this site, never another host."""
-    value = (value or "").strip()
-    if not value.startswith("/") or value.startswith(("//", "/\\")) or any(ord(ch) < 32 for ch in value):
-        return default
-    return value[:2000]
-
-
 def render_page(
     request: Request, template: str, ctx: dict[str, Any] | None = None, *, status: int = 200,
     headers: dict[str, str] | None = None,
@@ -68,21 +61,9 @@ def render_page(
     return response
 
 
-def signin_redirect(request: Request, next_url: str | None = None) -> Response:
-    target = safe_next(next_url, request.url.path if request.method == "GET" else "/")
-    return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
-
-
-def referer_path(request: Request) -> str | None:
-    """The page a form was posted from, when it is on this site (to come back after signing in)."""
-    parts = urlsplit(request.headers.get("referer", ""))
-    if parts.netloc != request.url.netloc:
-        return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
 def back(url: str) -> Response:
-    return RedirectResponse(url, status_code=303)
+    """303 to ``url`` (through ``safe_next``, like every redirect)."""
+    return redirect(url)
 
 
 def _paper_url(paper_id: str) -> str:
@@ -174,7 +155,7 @@ def vote_form(request: Request, paper_id: str = PaperId, next: str = Form("")) -
     if view.user is None:
         if wants_json(request):
             raise NotSignedIn("Sign in to upvote papers.")
-        return signin_redirect(request, next or referer_path(request) or _paper_url(paper_id))
+        return signin_redirect(request, safe_next(next, "") or referer_path(request) or _paper_url(paper_id))
     state = votes.toggle_vote(community(request), view.user, paper_id, ip=client_ip(request))
     if wants_json(request):
         return JSONResponse(state.as_json())

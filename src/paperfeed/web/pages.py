@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
@@ -23,6 +22,7 @@ from paperfeed.cards import card, snippet
 from paperfeed.store import feed_queries
 from paperfeed.web import params, trends
 from paperfeed.web.context import AppState, app_state, request_context
+from paperfeed.web.redirects import redirect
 from paperfeed.web.respond import PageError, dumps, error_response, page, render_html, wants_json
 
 log = logging.getLogger(__name__)
@@ -425,7 +425,7 @@ async def paper(request: Request, arxiv_id: str) -> Response:
     canonical, version = parts
     if version:
         suffix = ".json" if request.scope.get("state", {}).get("json_suffix") else ""
-        return RedirectResponse(f"/papers/{canonical}{suffix}", status_code=301)
+        return redirect(f"/papers/{canonical}{suffix}", status=301)
 
     def build() -> dict[str, Any]:
         data = paper_data(state, canonical)
