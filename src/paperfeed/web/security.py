@@ -21,7 +21,8 @@ does three things per request:
   produce a form tag, since it is escaped or sanitised without ``form``). Pages stay cacheable
   (the web cache stores them without a token); the response with the token is marked ``private``
   and ``Vary: Cookie``, and its ETag carries a hash of the token so a 304 never revives a page
-  holding another session's token.
+  holding another session's token. A page that said ``no-store`` (it shows a secret or personal
+  data: account, new API token, reset and digest links) keeps ``no-store``.
 
 Routes get the visitor with :func:`viewer` (user loaded lazily, at most one query per request);
 templates call the ``viewer()`` global, which reads the same object from a context variable.
@@ -438,6 +439,8 @@ class CommunityMiddleware:
             headers = [(k, v[:-1] + suffix if k.lower() == b"etag" and v.endswith(b'"') else v) for k, v in headers]
             headers.append((b"vary", b"Cookie"))
             private = b"private, no-cache"  # revalidate, but never from a shared cache
+            if any(k.lower() == b"cache-control" and b"no-store" in v.lower() for k, v in headers):
+                private = b"private, no-store"  # never weaken a page that holds a secret (token, link)
         if session.dirty:
             headers.append((b"set-cookie", self._cookie_header(scope, session).encode("latin-1")))
             private = private or b"private, no-store"
