@@ -5,7 +5,8 @@ API tokens. Runs on the account pages, on every Bearer-authenticated API call, a
 Passwords are hashed with argon2id (argon2-cffi); hashes are upgraded on sign-in when the
 parameters change. Reset links and API tokens are 256-bit random strings stored only as their
 sha256 (a fast hash is enough for secrets with that much entropy). A password change or reset
-bumps ``users.session_version``, which every session cookie carries: all other sessions end.
+ends every server-side session of the user and revokes every API token. Tokens carry scopes
+(``SCOPES``); ``moderate`` is granted only by moderators and admins, explicitly.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +27,7 @@ from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.mail.mailbox import take_mail_slot
 from paperfeed.mail.mailer import MailError, build_message, open_transport
 from paperfeed.store import community_store as store
+from paperfeed.store import token_store as tokens
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,29}")
 USERNAME_HELP = "3-30 characters: letters, digits, '-' or '_', starting with a letter or digit"
@@ -159,7 +163,7 @@ def change_password(c: Community, user: User | None, current: str, new: str) -> 
         raise CommunityError("The current password is wrong.", status=403)
     validate_password(new, user.username)
     with c.db.write() as conn:
-        store.set_password_hash(conn, user.id, c.passwords.hash(new), revoke_sessions=True)
+        store.set_password_hash(conn, user.id, c.passwords.hash(new), revoke_sessions=True, now=c.now())
     fresh = load_user(c, user.id)
     assert fresh is not None
     return fresh
@@ -169,7 +173,7 @@ def set_password(c: Community, user: User, new: str) -> None:
     """Set a password without the old one (``paperfeed user create``/admin use)."""
     validate_password(new, user.username)
     with c.db.write() as conn:
-        store.set_password_hash(conn, user.id, c.passwords.hash(new), revoke_sessions=True)
+        store.set_password_hash(conn, user.id, c.passwords.hash(new), revoke_sessions=True, now=c.now())
 
 
 # -- password reset ---------------------------------------------------------------------------
@@ -218,7 +222,7 @@ def reset_password(c: Community, token: str, new: str) -> User:
         row = store.get_user(conn, user_id)
         assert row is not None
         validate_password(new, row["username"])  # raising rolls back: a bad password does not burn the link
-        store.set_password_hash(conn, user_id, c.passwords.hash(new), revoke_sessions=True)
+        store.set_password_hash(conn, user_id, c.passwords.hash(new), revoke_sessions=True, now=c.now())
     user = load_user(c, user_id)
     assert user is not None
     return user
@@ -260,41 +264,87 @@ def _send_reset_mail(c: Community, username: str, address: str, token: str) -> N
 # -- API tokens -------------------------------------------------------------------------------
 
 
-def create_api_token(c: Community, user: User | None, name: str) -> tuple[str, int]:
-    """A new personal token: returned once in clear, stored as its hash."""
+SCOPES = ("read", "vote", "comment", "submit", "moderate")
+DEFAULT_SCOPES = ("read", "vote", "comment", "submit")  # new tokens, and tokens from before scopes
+SCOPE_HELP = {
+    "read": "read the JSON API (GET /api/...)",
+    "vote": "upvote and take back upvotes",
+    "comment": "post comments and replies",
+    "submit": "submit papers to the daily feed",
+    "moderate": "hide comments and entries, ban users, change roles (moderators and admins only)",
+}
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A live token as a request presents it: its owner and what it may do."""
+
+    id: int
+    user: User
+    scopes: frozenset[str]
+
+
+def parse_scopes(value: str | None) -> frozenset[str]:
+    """The scopes stored on a token row (unknown words are ignored, never granted)."""
+    return frozenset(w for w in (value or "").split() if w in SCOPES)
+
+
+def create_api_token(
+    c: Community, user: User | None, name: str, scopes: Iterable[str] | None = None
+) -> tuple[str, int]:
+    """A new personal token with ``scopes`` (default: all but ``moderate``): returned once in
+    clear, stored as its hash. Only moderators and admins may grant ``moderate``."""
     user = require_active(user)
+    wanted = list(DEFAULT_SCOPES if scopes is None else scopes)
+    unknown = sorted({s for s in wanted if s not in SCOPES})
+    if unknown:
+        raise CommunityError(f"Unknown scope {unknown[0][:40]!r}: use {', '.join(SCOPES)}.")
+    if not wanted:
+        raise CommunityError("Pick at least one scope for the token.")
+    if "moderate" in wanted and not user.is_moderator:
+        raise Forbidden("Only moderators and admins can create a token with the moderate scope.")
     name = " ".join(strip_controls(name).split())[:80] or "token"
     c.rate_limiter.hit(bucket("token:user", user.id, c.limits.token_user), what="new tokens")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    stored = " ".join(s for s in SCOPES if s in wanted)
     with c.db.write() as conn:
-        token_id = store.insert_api_token(conn, user.id, name, sha256(token), token[:10], c.now())
+        token_id = tokens.insert_api_token(conn, user.id, name, sha256(token), token[:10], c.now(), stored)
     return token, token_id
 
 
 def list_api_tokens(c: Community, user: User) -> list[dict[str, Any]]:
+    """The user's live tokens, newest first, each with ``scopes`` as a list in canonical order."""
     with c.db.read() as conn:
-        return store.list_api_tokens(conn, user.id)
+        rows = tokens.list_api_tokens(conn, user.id)
+    return [{**r, "scopes": [s for s in SCOPES if s in parse_scopes(r["scopes"])]} for r in rows]
 
 
 def revoke_api_token(c: Community, user: User | None, token_id: int) -> None:
     user = require_active(user)
     with c.db.write() as conn:
-        if not store.revoke_api_token(conn, user.id, token_id, c.now()):
+        if not tokens.revoke_api_token(conn, user.id, token_id, c.now()):
             raise NotFound("No such token.")
 
 
-def user_for_api_token(c: Community, token: str) -> User | None:
-    """The owner of a live token (banned owners included: callers refuse them with 403)."""
+def api_token(c: Community, token: str) -> ApiToken | None:
+    """The live token behind a Bearer value, with its owner (banned owners included: callers
+    refuse them with 403) and scopes; None for anything else."""
     token = (token or "").strip()
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
     with c.db.read() as conn:
-        row = store.user_for_token(conn, sha256(token))
+        row = tokens.user_for_token(conn, sha256(token))
     if row is None:
         return None
     now = c.now()
     used = row.get("token_used_at")
     if used is None or (now - used) > timedelta(minutes=5):  # a write per call would serialise API use
         with c.db.write() as conn:
-            store.touch_api_token(conn, row["token_id"], now)
-    return User.from_row(row)
+            tokens.touch_api_token(conn, row["token_id"], now)
+    return ApiToken(int(row["token_id"]), User.from_row(row), parse_scopes(row["token_scopes"]))
+
+
+def user_for_api_token(c: Community, token: str) -> User | None:
+    """The owner of a live token (see :func:`api_token`)."""
+    found = api_token(c, token)
+    return found.user if found is not None else None

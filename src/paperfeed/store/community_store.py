@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 
 from paperfeed.store import upvotes
 from paperfeed.store.schema import (
-    api_tokens,
     audit_log,
     comments,
     daily_entries,
@@ -32,6 +31,7 @@ from paperfeed.store.schema import (
     votes,
 )
 from paperfeed.store.session_store import delete_user_sessions
+from paperfeed.store.token_store import revoke_user_tokens
 
 USER_COLS = [
     users.c.id,
@@ -139,13 +139,17 @@ def create_user(
     return int(res.inserted_primary_key[0])
 
 
-def set_password_hash(conn: Connection, user_id: int, password_hash: str, *, revoke_sessions: bool) -> None:
+def set_password_hash(
+    conn: Connection, user_id: int, password_hash: str, *, revoke_sessions: bool, now: datetime | None = None
+) -> None:
     """Store a new hash; ``revoke_sessions`` ends every session of the user (the caller starts a new
-    one for the browser that made the change) and bumps ``session_version``."""
+    one for the browser that made the change), revokes every API token (at ``now``) and bumps
+    ``session_version``: whoever knew the old password keeps nothing."""
     values: dict[str, Any] = {"password_hash": password_hash}
     if revoke_sessions:
         values["session_version"] = users.c.session_version + 1
         delete_user_sessions(conn, user_id)
+        revoke_user_tokens(conn, user_id, now)
     conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
@@ -169,51 +173,6 @@ def set_banned(conn: Connection, user_id: int, banned: bool) -> bool:
     res = conn.execute(update(users).where(users.c.id == user_id, users.c.banned.is_(not banned)).values(**values))
     if banned and res.rowcount == 1:
         delete_user_sessions(conn, user_id)
-    return res.rowcount == 1
-
-
-# -- API tokens -------------------------------------------------------------------------------
-
-
-def insert_api_token(conn: Connection, user_id: int, name: str, token_hash: str, prefix: str, now: datetime) -> int:
-    res = conn.execute(
-        insert(api_tokens).values(user_id=user_id, name=name, token_hash=token_hash, prefix=prefix, created_at=now)
-    )
-    return int(res.inserted_primary_key[0])
-
-
-def user_for_token(conn: Connection, token_hash: str) -> dict[str, Any] | None:
-    """The user row plus ``token_id``/``token_used_at`` for a live (not revoked) token."""
-    stmt = (
-        select(api_tokens.c.id.label("token_id"), api_tokens.c.last_used_at.label("token_used_at"), *USER_COLS)
-        .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
-        .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
-    )
-    row = conn.execute(stmt).first()
-    return dict(row._mapping) if row is not None else None
-
-
-def touch_api_token(conn: Connection, token_id: int, now: datetime) -> None:
-    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now))
-
-
-def list_api_tokens(conn: Connection, user_id: int) -> list[dict[str, Any]]:
-    stmt = (
-        select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.prefix, api_tokens.c.created_at,
-               api_tokens.c.last_used_at)
-        .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
-        .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id.desc())
-    )  # fmt: skip
-    return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
-def revoke_api_token(conn: Connection, user_id: int, token_id: int, now: datetime) -> bool:
-    """Revoke one of the user's own tokens (another user's token id matches nothing)."""
-    res = conn.execute(
-        update(api_tokens)
-        .where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id, api_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
     return res.rowcount == 1
 
 

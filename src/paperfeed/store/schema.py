@@ -217,6 +217,8 @@ api_tokens = Table(
     Column("created_at", DateTime, nullable=False),
     Column("last_used_at", DateTime),
     Column("revoked_at", DateTime),
+    # 0011: what the token may do, space separated (read vote comment submit moderate)
+    Column("scopes", String(200), nullable=False, server_default="read vote comment submit"),
     UniqueConstraint("token_hash", name="uq_api_tokens_hash"),
     Index("ix_api_tokens_user", "user_id"),
 )

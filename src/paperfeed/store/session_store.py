@@ -15,15 +15,8 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from paperfeed.store.schema import sessions, users
 
-_USER_COLS = [
-    users.c.id,
-    users.c.username,
-    users.c.email,
-    users.c.role,
-    users.c.banned,
-    users.c.session_version,
-    users.c.created_at,
-]
+# Every column of the user but the password hash (new columns come along without an edit here).
+_USER_COLS = [c for c in users.c if c.name != "password_hash"]
 
 
 def create_session(

@@ -111,6 +111,8 @@ def _account(request: Request, *, status: int = 200, **ctx: object) -> Response:
     base = {
         "tokens": accounts.list_api_tokens(c, user),
         "sessions": sessions.active(c, user, view.session.sid),
+        "scope_help": accounts.SCOPE_HELP,
+        "default_scopes": accounts.DEFAULT_SCOPES,
         "new_token": None,
         "error": None,
         "notice": None,
@@ -152,8 +154,21 @@ def end_sessions(request: Request) -> Response:
 
 
 @router.post("/account/tokens")
-def create_token(request: Request, name: str = Form("", max_length=200)) -> Response:
-    token, _ = accounts.create_api_token(community(request), viewer(request).user, name)
+def create_token(
+    request: Request,
+    name: str = Form("", max_length=200),
+    scopes: list[str] = Form([], max_length=10),
+    scopes_sent: str = Form("", max_length=10),
+) -> Response:
+    """A new token with the ticked scopes (the form always sends ``scopes_sent``, so ticking none
+    is an error; a client that sends no scope fields at all gets the default scopes)."""
+    wanted = scopes if (scopes or scopes_sent) else None
+    try:
+        token, _ = accounts.create_api_token(community(request), viewer(request).user, name, wanted)
+    except CommunityError as exc:
+        if exc.status in (401, 429):
+            raise
+        return _account(request, status=exc.status, error=exc.message)
     return _account(request, status=201, new_token=token)
 
 

@@ -8,8 +8,10 @@ that turns community errors into helpful pages, JSON, or a redirect to the sign-
 
 Every state change is a POST (or DELETE in the API). Forms work without JavaScript (POST, then
 303 back to the page); ``vote.js`` sends the same POST with ``Accept: application/json`` and
-updates the button in place. The write API (``/api/papers/...``) accepts a personal token
-(``Authorization: Bearer``, no CSRF) or the session cookie (with ``X-CSRF-Token``).
+updates the button in place. The write API (``/api/papers/...``, ``/api/moderation/...``)
+accepts a personal token (``Authorization: Bearer``, no CSRF; each endpoint names the scope it
+needs with ``token_scope``) or the session cookie (with ``X-CSRF-Token``). Tokens never work on
+the HTML form routes.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from paperfeed.community.errors import CommunityError, NotSignedIn, RateLimited
 from paperfeed.web.context import client_ip
 from paperfeed.web.redirects import redirect, referer_path, safe_next, signin_redirect
 from paperfeed.web.respond import JSONResponse, error_response, render_html, wants_json
-from paperfeed.web.security import CommunityMiddleware, current_viewer, viewer
+from paperfeed.web.security import CommunityMiddleware, check_token_scope, current_viewer, token_scope, viewer
 
 router = APIRouter(include_in_schema=False)
 # Documents the token scheme in OpenAPI (/docs "Authorize"); the token itself is checked by the
 # session middleware's viewer, which also accepts the cookie + X-CSRF-Token from the site's own JS.
 _bearer = HTTPBearer(auto_error=False, description="A personal API token from /account (pf_...)")
-api_router = APIRouter(prefix="/api", tags=["write"], dependencies=[Depends(_bearer)])
+api_router = APIRouter(prefix="/api", tags=["write"], dependencies=[Depends(_bearer), Depends(check_token_scope)])
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL; larger ones cannot exist
 PaperId = Path(max_length=64, description="arXiv id without version, e.g. 2405.15738")
 CommentId = Path(ge=1, le=MAX_ID)
@@ -86,7 +88,10 @@ async def community_error(request: Request, exc: Exception) -> Response:
         return signin_redirect(request, referer_path(request))
     titles = {403: "Not allowed", 404: "Not found", 409: "Already done", 429: "Slow down", 502: "arXiv unavailable"}
     if api:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+        body = {"detail": exc.message}
+        if getattr(exc, "scope", None):
+            body["scope"] = exc.scope  # a token without the scope this endpoint needs
+        return JSONResponse(body, status_code=exc.status, headers=headers)
     response = error_response(request, exc.status, exc.message, title=titles.get(exc.status, "Could not do that"))
     response.headers.update(headers)
     return response
@@ -232,15 +237,34 @@ def _moderator(request: Request) -> User:
     return require_role(viewer(request).user, "moderator")
 
 
+def _moderate_comment(c: Community, user: User, comment_id: int, action: str, reason: str) -> bool:
+    if action not in ("hide", "unhide"):
+        raise CommunityError("Unknown action: use hide or unhide.")
+    return moderation.set_comment_hidden(c, user, comment_id, action == "hide", reason)
+
+
+def _moderate_entry(c: Community, user: User, paper_id: str, action: str, reason: str) -> bool:
+    if action in ("hide", "unhide"):
+        return moderation.set_entry_hidden(c, user, paper_id, action == "hide", reason)
+    if action in ("feature", "unfeature"):
+        return moderation.set_entry_featured(c, user, paper_id, action == "feature")
+    raise CommunityError("Unknown action: use hide, unhide, feature or unfeature.")
+
+
+def _moderate_user(c: Community, user: User, username: str, action: str, reason: str, role: str) -> bool:
+    if action in ("ban", "unban"):
+        return moderation.set_banned(c, user, username, action == "ban", reason)
+    if action == "role":
+        return moderation.set_role(c, user, username, role)
+    raise CommunityError("Unknown action: use ban, unban or role.")
+
+
 @router.post("/moderation/comments/{comment_id}")
 def moderate_comment(
     request: Request, comment_id: int = CommentId, action: str = Form(...), reason: str = Form("", max_length=2000),
     next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
-    user = _moderator(request)
-    if action not in ("hide", "unhide"):
-        raise CommunityError("Unknown action.")
-    moderation.set_comment_hidden(community(request), user, comment_id, action == "hide", reason)
+    _moderate_comment(community(request), _moderator(request), comment_id, action, reason)
     return back(safe_next(next, "/moderation"))
 
 
@@ -249,13 +273,7 @@ def moderate_entry(
     request: Request, paper_id: str = PaperId, action: str = Form(...), reason: str = Form("", max_length=2000),
     next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
-    c, user = community(request), _moderator(request)
-    if action in ("hide", "unhide"):
-        moderation.set_entry_hidden(c, user, paper_id, action == "hide", reason)
-    elif action in ("feature", "unfeature"):
-        moderation.set_entry_featured(c, user, paper_id, action == "feature")
-    else:
-        raise CommunityError("Unknown action.")
+    _moderate_entry(community(request), _moderator(request), paper_id, action, reason)
     return back(safe_next(next, "/moderation"))
 
 
@@ -264,13 +282,7 @@ def moderate_user(
     request: Request, username: str = Path(max_length=64), action: str = Form(...),
     reason: str = Form("", max_length=2000), role: str = Form(""), next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
-    c, user = community(request), _moderator(request)
-    if action in ("ban", "unban"):
-        moderation.set_banned(c, user, username, action == "ban", reason)
-    elif action == "role":
-        moderation.set_role(c, user, username, role)
-    else:
-        raise CommunityError("Unknown action.")
+    _moderate_user(community(request), _moderator(request), username, action, reason, role)
     return back(safe_next(next, "/users/" + quote(username)))
 
 
@@ -302,29 +314,34 @@ def _api_user(request: Request) -> User:
 
 
 @api_router.post("/papers/index", status_code=201, responses=_API_ERRORS)
+@token_scope("submit")
 def api_index(request: Request, payload: IndexIn = Body(...)) -> Response:
-    """Submit a paper to today's daily feed (fetched from arXiv when it is not known yet)."""
+    """Submit a paper to today's daily feed (fetched from arXiv when it is not known yet).
+    A token needs the ``submit`` scope."""
     done = submissions.submit(community(request), _api_user(request), payload.arxivId, ip=client_ip(request))
     return JSONResponse(done.as_json(), status_code=201)
 
 
 @api_router.post("/papers/{paper_id:path}/upvote", responses=_API_ERRORS)
+@token_scope("vote")
 def api_upvote(request: Request, paper_id: str = PaperId) -> Response:
-    """Upvote a paper (idempotent)."""
+    """Upvote a paper (idempotent). A token needs the ``vote`` scope."""
     state = votes.set_vote(community(request), _api_user(request), paper_id, True, ip=client_ip(request))
     return JSONResponse(state.as_json())
 
 
 @api_router.delete("/papers/{paper_id:path}/upvote", responses=_API_ERRORS)
+@token_scope("vote")
 def api_unvote(request: Request, paper_id: str = PaperId) -> Response:
-    """Take back an upvote (idempotent)."""
+    """Take back an upvote (idempotent). A token needs the ``vote`` scope."""
     state = votes.set_vote(community(request), _api_user(request), paper_id, False, ip=client_ip(request))
     return JSONResponse(state.as_json())
 
 
 @api_router.post("/papers/{paper_id:path}/comments", status_code=201, responses=_API_ERRORS)
+@token_scope("comment")
 def api_comment(request: Request, paper_id: str = PaperId, payload: CommentIn = Body(...)) -> Response:
-    """Comment on a paper, or reply to one of its comments."""
+    """Comment on a paper, or reply to one of its comments. A token needs the ``comment`` scope."""
     c = community(request)
     user = _api_user(request)
     comment_id = comment_service.add_comment(c, user, paper_id, payload.comment, payload.parentId,
@@ -342,3 +359,41 @@ def api_comment(request: Request, paper_id: str = PaperId, payload: CommentIn = 
         },
         status_code=201,
     )
+
+
+class ModerateIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    action: str = Field(min_length=1, max_length=20, description="See each endpoint")
+    reason: str = Field("", max_length=2000, description="Kept in the audit log; required to hide or ban")
+    role: str = Field("", max_length=20, description="For action=role: user, moderator or admin")
+
+
+def _moderated(changed: bool) -> Response:
+    return JSONResponse({"ok": True, "changed": changed})
+
+
+@api_router.post("/moderation/comments/{comment_id}", responses=_API_ERRORS)
+@token_scope("moderate")
+def api_moderate_comment(request: Request, comment_id: int = CommentId, payload: ModerateIn = Body(...)) -> Response:
+    """Hide or unhide a comment (``action``: hide|unhide). Moderators; a token needs ``moderate``."""
+    c = community(request)
+    return _moderated(_moderate_comment(c, _moderator(request), comment_id, payload.action, payload.reason))
+
+
+@api_router.post("/moderation/entries/{paper_id:path}", responses=_API_ERRORS)
+@token_scope("moderate")
+def api_moderate_entry(request: Request, paper_id: str = PaperId, payload: ModerateIn = Body(...)) -> Response:
+    """Hide/unhide (moderators) or feature/unfeature (admins) a daily entry. A token needs ``moderate``."""
+    c = community(request)
+    return _moderated(_moderate_entry(c, _moderator(request), paper_id, payload.action, payload.reason))
+
+
+@api_router.post("/moderation/users/{username}", responses=_API_ERRORS)
+@token_scope("moderate")
+def api_moderate_user(
+    request: Request, username: str = Path(max_length=64), payload: ModerateIn = Body(...)
+) -> Response:
+    """Ban/unban (moderators) or change the role (admins, ``action=role``) of a user. A token needs
+    ``moderate``."""
+    c = community(request)
+    return _moderated(_moderate_user(c, _moderator(request), username, payload.action, payload.reason, payload.role))

@@ -12,9 +12,14 @@ does three things per request:
 * **CSRF**: every POST/PUT/PATCH/DELETE needs the session's token, as the ``csrf_token`` form
   field or the ``X-CSRF-Token`` header - anonymous visitors too. Requests authenticated with
   ``Authorization: Bearer`` are exempt (browsers cannot attach that header cross-site) when the token
-  is valid - a junk or revoked token on a write is a 401 - and so
+  is valid - a junk or revoked token is a 401 - and so
   is RFC 8058 one-click unsubscribe, which mail clients post without cookies (its signed URL
   token is the protection). Bodies are read here with a size cap (413) and replayed downstream.
+* **API tokens**: a Bearer token works only under ``/api/`` (on a form route or account page it
+  is a 403; on a GET of a page it is ignored) and only for what its scopes allow: ``read`` for
+  GET/HEAD, and for a write the scope its endpoint declares with :func:`token_scope` (checked by
+  the write API's :func:`check_token_scope` dependency; an undeclared one refuses tokens). A token
+  without the scope gets a 403 naming it.
 * **Token in forms**: instead of asking every template to print the token, the middleware adds
   ``<input type="hidden" name="csrf_token">`` to each same-site ``<form method="post">`` of an
   HTML page as it leaves (templates write ``<form`` in lower case; user content can never
@@ -34,9 +39,10 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -50,8 +56,11 @@ from paperfeed.community import accounts, sessions
 from paperfeed.community import comments as comment_service
 from paperfeed.community import votes as vote_service
 from paperfeed.community.core import Community, User
+from paperfeed.community.errors import Forbidden
 
 COOKIE = "pf_session"
+API_PREFIX = "/api/"  # the JSON API: the only place API tokens work
+TOKEN_SCOPE_ATTR = "pf_token_scope"
 MAX_AGE = 30 * 24 * 3600
 MAX_BODY = 1024 * 1024  # forms and write-API bodies; nothing legitimate comes near this
 HEADER = "x-csrf-token"
@@ -63,6 +72,7 @@ _POST_RE = re.compile(rb"""\bmethod\s*=\s*["']?post\b""", re.I)
 _ACTION_RE = re.compile(rb"""\baction\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _TAGGED = re.compile(r'^(W/)?"([^"]*)\.c([0-9a-f]{8})"$')
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 _current: ContextVar[Viewer | None] = ContextVar("paperfeed_viewer", default=None)
 
 
@@ -135,6 +145,7 @@ class Viewer:
         self.bearer = bearer
         self.ip = ip
         self.user_agent = user_agent
+        self.token_scopes: frozenset[str] | None = None  # set for Bearer requests (None: cookie session)
         self._user: User | None = None
         self._loaded = False
         self._votes: dict[str, bool] = {}
@@ -149,7 +160,11 @@ class Viewer:
     def _load(self) -> User | None:
         if self.bearer is not None:
             # Token requests never fall back to the cookie: they are exempt from CSRF.
-            return accounts.user_for_api_token(self.community, self.bearer)
+            token = accounts.api_token(self.community, self.bearer)
+            if token is None:
+                return None
+            self.token_scopes = token.scopes
+            return token.user
         if self.session.sid is None:
             return None
         found = sessions.resolve(self.community, self.session.sid)
@@ -253,25 +268,28 @@ class CommunityMiddleware:
             await self.app(scope, receive, send)
             return
         session = self.codec.loads(_cookie(scope, COOKIE))
+        method = scope["method"]
         bearer = _bearer(scope)
+        if bearer is not None and method in SAFE_METHODS and not scope["path"].startswith(API_PREFIX):
+            bearer = None  # pages read the browser session; tokens are for the JSON API only
         client = scope.get("client")
         view = Viewer(self.community, session, bearer, client[0] if client else None, _header(scope, b"user-agent"))
         scope.setdefault("state", {})["pf_viewer"] = view
         ctx_token = _current.set(view)
         try:
-            method = scope["method"]
+            routed = _routed(scope)
+            if bearer is not None and routed and method != "OPTIONS":
+                refused = await anyio.to_thread.run_sync(_token_refusal, scope, view)
+                if refused is not None:
+                    status, message, extra = refused
+                    headers = {"WWW-Authenticate": 'Bearer realm="paperfeed"'} if status == 401 else None
+                    await self._reject(scope, send, status, message, headers=headers, extra=extra)
+                    return
             if method not in SAFE_METHODS:
                 body = await self._read_body(scope, receive, send)
                 if body is None:
                     return
-                if bearer is not None and _routed(scope):
-                    # A token request is exempt from CSRF only when the token is real: a junk or
-                    # revoked one is a 401, never an anonymous pass around the CSRF check.
-                    if await anyio.to_thread.run_sync(lambda: view.user) is None:
-                        await self._reject(scope, send, 401, "Invalid or revoked API token.",
-                                           headers={"WWW-Authenticate": 'Bearer realm="paperfeed"'})  # fmt: skip
-                        return
-                elif not scope["path"].startswith(self.exempt) and _routed(scope):
+                if bearer is None and not scope["path"].startswith(self.exempt) and routed:
                     if not await self._csrf_ok(scope, body, session):
                         await self._reject(
                             scope,
@@ -348,8 +366,9 @@ class CommunityMiddleware:
         scope["headers"] = headers
 
     async def _reject(
-        self, scope: Scope, send: Send, status: int, message: str, headers: dict[str, str] | None = None
-    ) -> None:
+        self, scope: Scope, send: Send, status: int, message: str, headers: dict[str, str] | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         request = Request(scope)
         response: Response | None = None
         if not scope["path"].startswith("/api/") and "application/json" not in (_header(scope, b"accept") or ""):
@@ -360,7 +379,8 @@ class CommunityMiddleware:
             except Exception:  # the app's error page is optional here (tiny test apps)
                 response = None
         if response is None:
-            response = Response(orjson.dumps({"detail": message}), status, media_type="application/json")
+            response = Response(orjson.dumps({"detail": message, **(extra or {})}), status,
+                                media_type="application/json")  # fmt: skip
         response.headers.update(headers or {})
         await response(scope, _no_receive, send)
 
@@ -465,7 +485,8 @@ def _invalidate_page_cache(scope: Scope) -> None:
 
 
 def _routed(scope: Scope) -> bool:
-    """Whether a route takes this method and path; others get the app's own 404/405, not a CSRF 403."""
+    """Whether a route takes this method and path; others get the app's own 404/405, not a CSRF
+    or token answer."""
     router = getattr(scope.get("app"), "router", None)
     if router is None:
         return True
@@ -474,6 +495,61 @@ def _routed(scope: Scope) -> bool:
         if match == Match.FULL:
             return True
     return False
+
+
+# -- API tokens -------------------------------------------------------------------------------
+
+
+class MissingScope(Forbidden):
+    """A token request to an endpoint its scopes do not cover (``scope``: what it would need)."""
+
+    def __init__(self, scope: str | None) -> None:
+        if scope is None:
+            super().__init__("This endpoint does not accept API tokens.")
+        else:
+            super().__init__(f"This token lacks the {scope!r} scope. Create a token with it on /account.")
+        self.scope = scope
+
+
+def token_scope(name: str) -> Callable[[_F], _F]:
+    """Mark a JSON API write endpoint as usable with a Bearer token that has scope ``name``.
+
+    :func:`check_token_scope` (a dependency of the write API router) refuses tokens on endpoints
+    without this mark: a new endpoint must say which scope it needs before a token can reach it.
+    """
+
+    def mark(endpoint: _F) -> _F:
+        setattr(endpoint, TOKEN_SCOPE_ATTR, name)
+        return endpoint
+
+    return mark
+
+
+def check_token_scope(request: Request) -> None:
+    """Dependency: a Bearer request may reach this endpoint only with the scope it declares."""
+    view = viewer(request)
+    if view.bearer is None or request.method in SAFE_METHODS:
+        return  # cookie sessions: role checks only; token reads were checked by the middleware
+    needed = getattr(request.scope.get("endpoint"), TOKEN_SCOPE_ATTR, None)
+    if needed is None or needed not in (view.token_scopes or frozenset()):
+        raise MissingScope(needed)
+
+
+def _token_refusal(scope: Scope, view: Viewer) -> tuple[int, str, dict[str, str] | None] | None:
+    """Why this Bearer request may not go on (status, message, extra JSON fields), or None.
+
+    Runs in a worker thread (it loads the token). A junk or revoked token is a 401, never an
+    anonymous pass around the CSRF check; a real one works only on the JSON API, reads need the
+    ``read`` scope, and writes the scope of their endpoint (:func:`check_token_scope`).
+    """
+    if view.user is None:
+        return 401, "Invalid or revoked API token.", None
+    if not scope["path"].startswith(API_PREFIX):
+        return 403, ("API tokens work only on the JSON API (/api/...). Forms and account settings need a "
+                     "signed-in browser session."), None  # fmt: skip
+    if scope["method"] in SAFE_METHODS and "read" not in (view.token_scopes or frozenset()):
+        return 403, MissingScope("read").message, {"scope": "read"}
+    return None
 
 
 def _same_site(form_tag: bytes) -> bool:
