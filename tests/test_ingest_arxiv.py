@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from paperfeed.config import Settings
@@ -210,6 +210,43 @@ def test_bad_lines_are_rejected_with_file_and_line(any_db: Database, settings: S
         assert f"{path}:{lineno}: rejected: {reason}" in err, (lineno, err)
     assert "read 11, inserted 3, updated 0, unchanged 0, rejected 8" in res.stdout
     assert count(any_db, "papers") == 3
+
+
+def test_bad_versions_are_rejected_with_file_and_line(any_db: Database, settings: Settings, tmp_path: Path) -> None:
+    """A Kaggle record's versions must be objects numbered from v1: a ``v0``, a bare string, a
+    number or ``null`` among them is a rejected line with its reason, never a stored paper."""
+    good = _kaggle(1)
+    created = good["versions"][0]["created"]
+    path = write_lines(
+        tmp_path / "versions.jsonl",
+        [
+            good,
+            dict(_kaggle(2), versions=[{"version": "v0", "created": created}]),  # line 2
+            dict(_kaggle(3), versions=["v1"]),  # line 3: a string, not an object
+            dict(_kaggle(4), versions=[{"version": "v1", "created": created}, 5]),  # line 4
+            dict(_kaggle(5), versions=[None]),  # line 5
+            dict(_kaggle(6), versions="v1"),  # line 6: not a list
+            dict(_kaggle(7), versions=[{"version": 0, "created": created}]),  # line 7
+            dict(_kaggle(8), versions=[{"version": "v-2", "created": created}]),  # line 8
+            dict(_kaggle(9), versions=[{"version": "v1"}]),  # line 9: no date
+        ],
+    )
+    res = cli(settings, any_db, "import", "arxiv", str(path), "--quiet")
+    assert res.exit_code == 3, res.output
+    for lineno, reason in (
+        (2, "bad version 'v0'"),
+        (3, "bad versions entry 'v1'"),
+        (4, "bad versions entry 5"),
+        (5, "bad versions entry None"),
+        (6, "versions is not a list"),
+        (7, "bad version 0"),
+        (8, "bad version 'v-2'"),
+        (9, "bad date in versions: None"),
+    ):
+        assert f"{path}:{lineno}: rejected: {reason}" in res.stderr, (lineno, res.stderr)
+    assert "read 9, inserted 1, updated 0, unchanged 0, rejected 8" in res.stdout
+    with any_db.read() as conn:
+        assert [r[0] for r in conn.execute(select(papers.c.id))] == [good["id"]]
 
 
 @pytest.mark.parametrize(
