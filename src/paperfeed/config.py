@@ -36,6 +36,18 @@ def _proxies(value: str | None) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _seconds(name: str, value: str | None, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"{name}: {value!r} is not a number of seconds between 0 and 3600")
+    return seconds
+
+
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -60,6 +72,8 @@ class Settings:
     encoder: str = "auto"  # sentence encoder variant: int8 | fp32 | auto (by CPU flags)
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed; none by default.
     forwarded_allow_ips: tuple[str, ...] = ()
+    header_timeout: float = 10.0  # `serve`: a request's headers must arrive within this (web/server.py)
+    keep_alive_timeout: float = 5.0  # `serve`: an idle kept-alive connection is closed after this
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -80,6 +94,8 @@ class Settings:
             submissions_per_day=int(env.get("PAPERFEED_SUBMISSIONS_PER_DAY", 10)),
             encoder=(env.get("PAPERFEED_ENCODER") or "auto").strip().lower(),
             forwarded_allow_ips=_proxies(env.get("PAPERFEED_FORWARDED_ALLOW_IPS")),
+            header_timeout=_seconds("PAPERFEED_HEADER_TIMEOUT", env.get("PAPERFEED_HEADER_TIMEOUT"), 10.0),
+            keep_alive_timeout=_seconds("PAPERFEED_KEEP_ALIVE_TIMEOUT", env.get("PAPERFEED_KEEP_ALIVE_TIMEOUT"), 5.0),
         )
         return replace(s, **overrides) if overrides else s
 

@@ -20,6 +20,9 @@ from paperfeed.store.db import Database, open_database
 
 DEMO_HOME = Path(".paperfeed-demo")
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
+# uvicorn's HTTP protocol plus a request-header deadline and size cap (uvicorn has neither); named
+# like the app factory, so the CLI does not import the web stack before it serves.
+HTTP_PROTOCOL = "paperfeed.web.server:HeaderDeadlineProtocol"
 
 
 def serve(
@@ -49,6 +52,9 @@ def serve(
         # X-Forwarded-* are handled by the app itself, for the proxies in
         # PAPERFEED_FORWARDED_ALLOW_IPS only (uvicorn's own default trusts 127.0.0.1).
         proxy_headers=False,
+        # uvicorn has no timeout for reading request headers: this protocol adds one (and a size cap).
+        http=HTTP_PROTOCOL,
+        timeout_keep_alive=s.keep_alive_timeout,  # type: ignore[arg-type]  # a float works (call_later)
     )
 
 
@@ -112,7 +118,8 @@ def demo(
         except IndexerBusy as exc:
             console.print(f"[yellow]{escape(str(exc))}; serving with the indexes as they are[/yellow]")
     out.print(f"\n[bold]paperfeed demo:[/bold] http://127.0.0.1:{port}/   (Ctrl-C to stop)\n")
-    uvicorn.run(create_app(s, db), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)
+    uvicorn.run(create_app(s, db), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False,
+                http=HTTP_PROTOCOL, timeout_keep_alive=s.keep_alive_timeout)  # type: ignore[arg-type]  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
