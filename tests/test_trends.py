@@ -240,3 +240,26 @@ def test_chart_geometry() -> None:
     assert g["shade"] == [{"x": 10, "w": 20}] and [b["selected"] for b in g["bars"]] == [False, True, True]
     ln = lines(["a", "b"], [[0, 10], [5, 5]])
     assert ln["lines"][0] == "0.0,295.0 1000.0,5.0" and ln["max"] == 10
+
+
+def test_trend_queries_on_both_databases(any_db) -> None:
+    from paperfeed.store import trend_queries
+
+    a = f.add_paper(any_db, imported_upvotes=4, upvotes=1, categories="cs.CL cs.AI", published=MON)
+    b = f.add_paper(any_db, published=None)
+    hidden = f.add_paper(any_db, imported_upvotes=50)
+    f.add_daily(any_db, a["id"], MON)
+    f.add_daily(any_db, hidden["id"], MON, hidden=True)
+    voter = f.add_user(any_db, "voter")
+    with any_db.write() as conn:
+        conn.execute(insert(votes), [{"user_id": voter, "paper_id": a["id"], "created_at": datetime(2025, 1, 7, 8)}])
+    with any_db.read() as conn:
+        feed = trend_queries.feed_entries(conn)
+        days = trend_queries.paper_days(conn, [a["id"], b["id"], "9999.99999"])
+        times = trend_queries.vote_times(conn, a["id"])
+    assert feed == {a["id"]: trend_queries.FeedEntry(a["id"], MON, 5)}
+    assert sorted((d.paper_id, d.published, d.categories) for d in days) == [
+        (a["id"], MON, ["cs.CL", "cs.AI"]),
+        (b["id"], None, ["cs.LG", "cs.AI"]),
+    ]
+    assert times == [datetime(2025, 1, 7, 8)]
