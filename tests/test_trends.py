@@ -202,6 +202,8 @@ def test_author_category_and_paper_pages_draw_small_charts(corpus, db) -> None:
     rows, c = corpus
     author = c.get("/authors/Bo Chen.json").json()["activity"]
     assert [(b["label"], b["count"]) for b in author["buckets"]] == [("2025-01", 2)]
+    narrowed = c.get(author["buckets"][0]["url"].replace("/papers/search?", "/papers/search.json?")).json()
+    assert sorted(h["id"] for h in narrowed["hits"]) == sorted([rows[1]["id"], rows[2]["id"]])
     assert author["categories"][0] == {"category": "cs.AI", "count": 2}
     assert 'id="author-chart"' in c.get("/authors/Bo Chen").text
 

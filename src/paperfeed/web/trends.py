@@ -125,7 +125,8 @@ def search_timeline(state: AppState, sp: params.SearchParams) -> dict[str, Any] 
     wanted = {a.lower() for a in pq.authors}
     for name, n in tl.authors:
         active = name.lower() in wanted
-        url = None if active else base + urlencode(sp.query_args(q=f'{sp.q} author:"{name}"', p=None))
+        quoted = name.replace('"', "")
+        url = None if active else base + urlencode(sp.query_args(q=f'{sp.q} author:"{quoted}"', p=None))
         authors.append({"name": name, "count": n, "url": url})
     return {
         "unit": tl.unit,
@@ -421,10 +422,7 @@ def author_activity(state: AppState, name: str) -> dict[str, Any] | None:
     top = sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
     return {
         "unit": "month",
-        "buckets": [
-            {"start": s, "end": bucket_end(s, "month"), "label": _bucket_label(s, "month"), "count": n}
-            for s, n in zip(starts, counts, strict=True)
-        ],
+        "buckets": _linked(starts, counts, "month", 'author:"' + name.replace('"', "") + '"'),
         "categories": [{"category": c, "count": n} for c, n in top],
     }
 
@@ -450,12 +448,23 @@ def category_weeks(state: AppState, category: str | None) -> dict[str, Any] | No
         "unit": "week",
         "category": category,
         "total": int(series.total),
+        # No bar links: a search needs words or an author next to cat: (see SearchService.search).
         "buckets": [
             {"start": s, "end": bucket_end(s, "week"), "label": _bucket_label(s, "week"), "count": int(n)}
             for s, n in zip(starts, series.counts, strict=True)
         ],
         "trends_url": "/trends?" + urlencode({"q": f"cat:{category}"}),
     }
+
+
+def _linked(starts: list[date], counts: list[int], unit: Unit, q: str) -> list[dict[str, Any]]:
+    """Buckets whose bars link to the search ``q`` narrowed to their dates."""
+    out = []
+    for s, n in zip(starts, counts, strict=True):
+        end = bucket_end(s, unit)
+        url = "/papers/search?" + urlencode({"q": q, "sort": "date", "from": s.isoformat(), "to": end.isoformat()})
+        out.append({"start": s, "end": end, "label": _bucket_label(s, unit), "count": n, "url": url})
+    return out
 
 
 def paper_votes(state: AppState, paper_id: str) -> dict[str, Any] | None:
