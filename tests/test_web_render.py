@@ -36,7 +36,8 @@ def test_broken_latex_keeps_its_source() -> None:
 
 
 def test_escaped_dollars_are_text() -> None:
-    assert str(rich_text("costs \\$5 or \\$6")) == "costs \\$5 or \\$6"
+    # An escaped dollar is not math; like any text-mode escape it reads as the character itself.
+    assert str(rich_text("costs \\$5 or \\$6")) == "costs $5 or $6"
 
 
 def test_highlight_marks_spans_and_escapes() -> None:

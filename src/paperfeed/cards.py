@@ -102,13 +102,49 @@ def categories_of(row: dict[str, Any]) -> list[str]:
     return [c for c in (row.get("categories") or "").split() if c]
 
 
+AI_SUMMARY_LABEL = "AI-generated summary"  # as the Hub labels it
+
+
+def _hub_paper(row: dict[str, Any]) -> dict[str, Any]:
+    src = row.get("hf_source") if row.get("entry_source") == "hf" else None
+    paper = src.get("paper") if isinstance(src, dict) else None
+    return paper if isinstance(paper, dict) else {}
+
+
+def _organization(row: dict[str, Any]) -> dict[str, str] | None:
+    org = _hub_paper(row).get("organization") or (row.get("hf_source") or {}).get("organization")
+    if isinstance(org, dict) and isinstance(org.get("name"), str) and org["name"]:
+        full = org.get("fullname")
+        return {"name": org["name"], "fullname": full if isinstance(full, str) and full else org["name"]}
+    return None
+
+
+def _claimed(row: dict[str, Any], shown: list[str]) -> dict[str, str]:
+    """Visible author name -> the Hub username that claimed it (hidden authors never appear)."""
+    out: dict[str, str] = {}
+    visible = set(shown)
+    for a in _hub_paper(row).get("authors") or []:
+        if not isinstance(a, dict) or a.get("hidden") or a.get("name") not in visible:
+            continue
+        user = a.get("user")
+        name = (user.get("user") or user.get("name")) if isinstance(user, dict) else None
+        if isinstance(name, str) and name:
+            out[a["name"]] = name
+    return out
+
+
 def card(row: dict[str, Any]) -> dict[str, Any]:
-    """The public fields of one paper card (pages, JSON twins, feeds) from a query row."""
+    """The public fields of one paper card (pages, JSON twins, feeds) from a query row.
+
+    ``authors`` never holds names a source marks hidden (the store keeps them out); ``claimed``
+    and ``organization`` come from the imported Hub entry when there is one.
+    """
+    authors = list(row.get("authors") or [])
     return {
         "id": row["id"],
         "url": f"/papers/{row['id']}",
         "title": row["title"],
-        "authors": list(row.get("authors") or []),
+        "authors": authors,
         "abstract": row.get("abstract") or "",
         "categories": categories_of(row),
         "published": row.get("published"),
@@ -119,6 +155,11 @@ def card(row: dict[str, Any]) -> dict[str, Any]:
         "github_stars": row.get("github_stars"),
         "project_page": row.get("project_page"),
         "submitter": row.get("entry_submitter"),
+        "submitter_fullname": row.get("submitter_fullname") or row.get("entry_submitter"),
         "feed_date": row.get("feed_date"),
         "submitted_at": row.get("submitted_at"),
+        "ai_summary": row.get("ai_summary"),
+        "ai_keywords": list(row.get("ai_keywords") or []),
+        "organization": _organization(row),
+        "claimed": _claimed(row, authors),
     }

@@ -34,6 +34,7 @@ from paperfeed.cards import preview
 from paperfeed.config import Settings
 from paperfeed.digest.periods import DigestPeriod
 from paperfeed.digest.subscriptions import Links, Prefs
+from paperfeed.latex_text import to_plain
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database
 
@@ -254,7 +255,7 @@ class Composer:
                 "abs_url": f"https://arxiv.org/abs/{pid}",
                 "pdf_url": f"https://arxiv.org/pdf/{pid}",
                 "authors": author_line(paper.get("authors")),
-                "abstract": preview(paper.get("abstract") or "", ABSTRACT_CHARS),
+                "abstract": preview(to_plain(paper.get("abstract") or ""), ABSTRACT_CHARS),
                 "upvotes": int(paper.get("upvotes_total") or 0),
                 "category": (paper.get("categories") or "").split(" ")[0],
             }

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("keyword", "semantic", "hybrid")
 SORTS = ("relevance", "date", "upvotes")
-MAX_LIMIT = 100
+MAX_LIMIT = 120  # the Hugging Face papers search allows 1..120
 MAX_OFFSET = 1_000
 # A long-running service (web workers) looks for vectors written by `paperfeed index` at most this
 # often; a look costs a stat and two index lookups when nothing changed.

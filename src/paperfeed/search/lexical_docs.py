@@ -19,10 +19,11 @@ from typing import Any
 
 import tantivy
 
+from paperfeed.latex_text import to_plain
 from paperfeed.search.analysis import NAME_ANALYZER, TEXT_ANALYZER
 from paperfeed.search.query import canonical_category
 
-FORMAT = 2  # bump when the schema or the analysis changes: the next update rebuilds the index
+FORMAT = 3  # bump when the schema or the analysis changes: the next update rebuilds the index (3: LaTeX as text)
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -69,7 +70,8 @@ def make_document(row: dict[str, Any]) -> tantivy.Document:
     """The index document for one paper row (see ``store.search_source.iter_papers_since``)."""
     doc = tantivy.Document()
     doc.add_text("id", row["id"])
-    title, abstract = row.get("title") or "", row.get("abstract") or ""
+    # Text-mode LaTeX is indexed as the text it shows (``\\textbf{X}`` -> ``X``): commands are never terms.
+    title, abstract = to_plain(row.get("title") or ""), to_plain(row.get("abstract") or "")
     doc.add_text("title", title)
     doc.add_text("text", title)
     doc.add_text("text", abstract)  # a second value: phrases do not run from the title into the abstract

@@ -89,13 +89,15 @@ class SecurityHeaders:
 
 
 class JsonSuffix:
-    """``/papers/date/2025-01-15.json`` is the JSON twin of ``/papers/date/2025-01-15`` (datasette style).
+    """``/papers/date/2025-01-15.json`` is the JSON twin of ``/papers/date/2025-01-15`` (datasette style),
+    ``/papers/2405.15738.md`` the Markdown twin of a paper page (the Hub's ``read_paper`` URL).
 
     The suffix is stripped before routing and remembered in the request state; only page paths
     are rewritten, never the API, the feeds, static files or ``/openapi.json``.
     """
 
     PREFIXES = ("/papers/", "/authors/", "/about/", "/trends")
+    SUFFIXES = ((".json", "json_suffix"), (".md", "md_suffix"))
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -103,14 +105,18 @@ class JsonSuffix:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            if path.endswith(".json") and (path in ("/.json", "/index.json") or path.startswith(self.PREFIXES)):
-                scope = dict(scope)
-                new_path = path[: -len(".json")]
-                if new_path in ("", "/index"):
-                    new_path = "/"
-                scope["path"] = new_path
-                scope["raw_path"] = new_path.encode()
-                scope["state"] = {**scope.get("state", {}), "json_suffix": True}
+            for suffix, flag in self.SUFFIXES:
+                if path.endswith(suffix) and (
+                    path in ("/" + suffix, "/index" + suffix) or path.startswith(self.PREFIXES)
+                ):
+                    scope = dict(scope)
+                    new_path = path[: -len(suffix)]
+                    if new_path in ("", "/index"):
+                        new_path = "/"
+                    scope["path"] = new_path
+                    scope["raw_path"] = new_path.encode()
+                    scope["state"] = {**scope.get("state", {}), flag: True}
+                    break
         await self.app(scope, receive, send)
 
 

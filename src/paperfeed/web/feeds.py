@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from paperfeed import __version__
 from paperfeed.cards import card
+from paperfeed.latex_text import to_plain
 from paperfeed.store import feed_queries
 from paperfeed.web import params
 from paperfeed.web.context import AppState, app_state
@@ -68,7 +69,7 @@ def atom(title: str, self_url: str, html_url: str, cards: list[dict[str, Any]], 
     for c in cards:
         url = f"{base}/papers/{c['id']}"
         entry = ET.SubElement(root, "entry")
-        _sub(entry, "title", " ".join(c["title"].split()))
+        _sub(entry, "title", " ".join(to_plain(c["title"]).split()))
         _sub(entry, "id", url)
         _sub(entry, "link", rel="alternate", href=url, type="text/html")
         _sub(entry, "link", rel="related", href=f"https://arxiv.org/abs/{c['id']}", title="arXiv")
@@ -79,7 +80,7 @@ def atom(title: str, self_url: str, html_url: str, cards: list[dict[str, Any]], 
             _sub(ET.SubElement(entry, "author"), "name", name)
         for cat in c["categories"]:
             _sub(entry, "category", term=cat)
-        _sub(entry, "summary", " ".join(c["abstract"].split()), type="text")
+        _sub(entry, "summary", " ".join(to_plain(c["abstract"]).split()), type="text")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
@@ -96,12 +97,12 @@ def rss(title: str, self_url: str, html_url: str, cards: list[dict[str, Any]], b
     for c in cards:
         url = f"{base}/papers/{c['id']}"
         item = ET.SubElement(ch, "item")
-        _sub(item, "title", " ".join(c["title"].split()))
+        _sub(item, "title", " ".join(to_plain(c["title"]).split()))
         _sub(item, "link", url)
         _sub(item, "guid", url, isPermaLink="true")
         _sub(item, "pubDate", format_datetime(_when(c), usegmt=True))
         authors = ", ".join(c["authors"][:20]) + (" et al." if len(c["authors"]) > 20 else "")
-        _sub(item, "description", f"{authors}\n\n{' '.join(c['abstract'].split())}")
+        _sub(item, "description", f"{authors}\n\n{' '.join(to_plain(c['abstract']).split())}")
         for cat in c["categories"]:
             _sub(item, "category", cat)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

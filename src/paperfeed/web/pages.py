@@ -22,6 +22,7 @@ from paperfeed.cards import card, snippet
 from paperfeed.store import feed_queries
 from paperfeed.web import params, trends
 from paperfeed.web.context import AppState, app_state, request_context
+from paperfeed.web.markdown import feed_markdown, paper_markdown, search_markdown
 from paperfeed.web.redirects import redirect
 from paperfeed.web.respond import PageError, dumps, error_response, page, render_html, wants_json
 
@@ -99,7 +100,9 @@ async def index(request: Request) -> Response:
         return {**_period_data(state, periods.day_period(day), 1, is_index=True), "empty_site": False}
 
     # The key includes today's date so "today" moves on at midnight even with no new data.
-    return await page(request, key=f"index|{_today()}", build=build, template="feed.html", active="daily")
+    return await page(
+        request, key=f"index|{_today()}", build=build, template="feed.html", active="daily", markdown=feed_markdown
+    )
 
 
 async def _period_page(request: Request, kind: str, text: str) -> Response:
@@ -117,7 +120,12 @@ async def _period_page(request: Request, kind: str, text: str) -> Response:
         return {**_period_data(state, period, page_no), "empty_site": False}
 
     return await page(
-        request, key=f"{kind}|{period.label}|{page_no}", build=build, template="feed.html", active="daily"
+        request,
+        key=f"{kind}|{period.label}|{page_no}",
+        build=build,
+        template="feed.html",
+        active="daily",
+        markdown=feed_markdown,
     )
 
 
@@ -357,6 +365,7 @@ async def search(request: Request) -> Response:
         build=lambda: {**search_data(state, sp), "timeline": trends.search_timeline(state, sp)},
         template="search.html",
         active="search",
+        markdown=search_markdown,
     )
 
 
@@ -424,7 +433,8 @@ async def paper(request: Request, arxiv_id: str) -> Response:
         )
     canonical, version = parts
     if version:
-        suffix = ".json" if request.scope.get("state", {}).get("json_suffix") else ""
+        flags = request.scope.get("state", {})
+        suffix = ".json" if flags.get("json_suffix") else ".md" if flags.get("md_suffix") else ""
         return redirect(f"/papers/{canonical}{suffix}", status=301)
 
     def build() -> dict[str, Any]:
@@ -434,7 +444,9 @@ async def paper(request: Request, arxiv_id: str) -> Response:
         return data
 
     try:
-        return await page(request, key=f"paper|{canonical}", build=build, template="paper.html")
+        return await page(
+            request, key=f"paper|{canonical}", build=build, template="paper.html", markdown=paper_markdown
+        )
     except PageError as exc:
         extra = dict(exc.extra)
         try:  # offer submission once the community feature provides it

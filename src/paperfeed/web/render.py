@@ -1,4 +1,5 @@
-"""Text-to-HTML helpers for titles and abstracts: ``$...$`` math as MathML, search highlights.
+"""Text-to-HTML helpers for titles and abstracts: ``$...$`` math as MathML, text-mode LaTeX
+(``\\textbf{..}``, ``\\emph{..}``, ``\\url{..}``, ``--``; ``paperfeed.latex_text``) as text, search highlights.
 
 Used by the Jinja filters (every card, title and abstract on every page) and by the API's
 ``highlightedTitle`` / ``highlightedSummary``. Everything returned is safe HTML: plain text is
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from markupsafe import Markup, escape
 
+from paperfeed import latex_text
 from paperfeed.latex import latex_to_mathml
 
 # $$...$$ first (display), then $...$ (inline); a backslash-escaped dollar is text.
@@ -63,6 +65,9 @@ def rich_text(text: str | None, spans: Iterable[Sequence[int]] = (), *, math: bo
     """
     text = text or ""
     marks = _normalise_spans(spans, len(text))
+    if math and latex_text.has_text_latex(text):
+        return Markup(latex_text.to_html(text, lambda shown, a, b, src: _shown(shown, a, b, src, marks),
+                                         lambda src, a, b: _math(src, a, b, marks)))  # fmt: skip
     if not math or "$" not in text:
         return Markup(_marked(text, 0, marks))
     out, pos = [], 0
@@ -77,6 +82,25 @@ def rich_text(text: str | None, spans: Iterable[Sequence[int]] = (), *, math: bo
         pos = b
     out.append(_marked(text[pos:], pos, marks))
     return Markup("".join(out))
+
+
+def _shown(shown: str, a: int, b: int, src: str, marks: list[tuple[int, int]]) -> str:
+    """Visible text of one token: its source (with marks) or, when LaTeX was resolved (``\\%``),
+    what it stands for, marked whole when a highlight touches it."""
+    if shown == src:
+        return _marked(src, a, marks)
+    touched = any(sa < b and sb > a for sa, sb in marks)
+    return f"<mark>{escape(shown)}</mark>" if touched else str(escape(shown))
+
+
+def _math(src: str, a: int, b: int, marks: list[tuple[int, int]]) -> str:
+    m = _MATH_RE.fullmatch(src)
+    touched = any(sa < b and sb > a for sa, sb in marks)
+    if m is None or touched:
+        return _marked(src, a, marks)
+    display = m.group(1) is not None
+    html = latex_to_mathml(m.group(1) if display else m.group(2), display)
+    return html if html is not None else _marked(src, a, marks)
 
 
 def highlight(text: str | None, spans: Iterable[Sequence[int]]) -> Markup:

@@ -130,6 +130,14 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+def wants_markdown(request: Request) -> bool:
+    """A ``.md`` twin URL, or ``Accept: text/markdown`` from a client that does not ask for HTML."""
+    if request.scope.get("state", {}).get("md_suffix"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "text/markdown" in accept and "text/html" not in accept
+
+
 def _etag(*parts: str) -> str:
     return 'W/"' + hashlib.blake2b("|".join(parts).encode(), digest_size=10).hexdigest() + '"'
 
@@ -179,17 +187,34 @@ async def page(
     template: str,
     active: str = "",
     headers: dict[str, str] | None = None,
+    markdown: Callable[[dict[str, Any], str], str] | None = None,
 ) -> Response:
-    """Serve one page: ``build()`` (sync, runs SQL) is called once per cache key and data version."""
+    """Serve one page: ``build()`` (sync, runs SQL) is called once per cache key and data version.
+
+    ``markdown(data, base_url)`` gives the page a Markdown twin (``.md`` or ``Accept: text/markdown``);
+    a ``.md`` URL of a page without one is a 404.
+    """
     state = app_state(request)
+    as_md = wants_markdown(request)
+    if as_md and markdown is None:
+        if request.scope.get("state", {}).get("md_suffix"):
+            return error_response(request, 404, "This page has no Markdown version.")
+        as_md = False
     version = state.version.current()
-    as_json = wants_json(request)
+    as_json = wants_json(request) and not as_md
     entry = state.cache.get(key, version.token)
     if entry is None:
         data = await run_in_threadpool(build)
         entry = state.cache.put(key, version.token, data)
     last_modified = datetime.fromtimestamp(version.seen_at, UTC)
-    if as_json:
+    if as_md and markdown is not None:
+        body = entry.bodies.get("md")
+        if body is None:
+            body = state.cache.add_body(entry, "md", markdown(entry.data, state.settings.base_url).encode())
+        response = finish(
+            request, body, "text/markdown; charset=utf-8", _etag(key, version.token, "md"), last_modified, private=False
+        )
+    elif as_json:
         body = entry.bodies.get("json")
         if body is None:
             body = state.cache.add_body(entry, "json", dumps(entry.data))
