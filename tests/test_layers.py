@@ -23,7 +23,7 @@ PACKAGE = SRC / "paperfeed"
 # below ``paperfeed`` (a subpackage or a top-level module); ``paperfeed`` itself is its
 # ``__init__`` (the version).
 LAYERS: list[set[str]] = [
-    {"paperfeed", "config", "records", "latex", "periods", "ranking"},  # pure code, settings; base
+    {"paperfeed", "config", "records", "latex", "latex_text", "periods", "ranking"},  # pure code, settings; base
     {"store"},  # the only code that runs SQL
     {"ingest", "search", "mail", "cards"},
     {"community", "digest"},
