@@ -9,9 +9,12 @@ from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from paperfeed.cli import app as cli_app
 from paperfeed.community import comments
 from paperfeed.config import Settings
+from paperfeed.store import community_store
 from paperfeed.store.db import Database
 from paperfeed.store.schema import comments as comments_table
 
@@ -111,3 +114,31 @@ def test_a_comment_whose_html_is_too_large_is_refused_with_a_message(db: Databas
     r = w.post(f"/comments/{r.json()['id']}/edit", {"body": MANY_FORMULAS})
     assert r.status_code == 422 and "too large" in r.text and "<textarea" in r.text
     assert _stored(db) == before
+
+
+def test_rerender_comments_repairs_html_stored_before_the_fix(db: Database, settings: Settings, paper: dict,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """An instance that stored inflated comments before the fix repairs them with one command."""
+    w = web(settings, db, limits=unlimited())
+    alice = make_user(w.community, "alice")
+    now = w.clock()
+    inflated = "<p>" + "<math><mi>x</mi></math>" * 20_000 + "</p>"  # what the old renderer stored
+    with db.write() as conn:
+        forged = community_store.insert_comment(conn, paper["id"], alice.id, None, AMPLIFY, inflated, now)
+        heavy = community_store.insert_comment(conn, paper["id"], alice.id, None, MANY_FORMULAS, inflated, now)
+        fine = community_store.insert_comment(conn, paper["id"], alice.id, None, "*ok* $x$",
+                                              comments.render_markdown("*ok* $x$"), now)  # fmt: skip
+    monkeypatch.setenv("PAPERFEED_HOME", str(settings.home))
+    monkeypatch.setenv("PAPERFEED_SECRET_KEY", settings.secret_key)
+    res = CliRunner().invoke(cli_app, ["db", "rerender-comments"])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())  # Rich wraps long lines
+    assert "3 comments checked, 2 re-rendered (1 too large for their formulas: kept as plain text)" in said
+    with db.read() as conn:
+        html = {cid: community_store.get_comment(conn, cid)["body_html"] for cid in (forged, heavy, fine)}
+    assert html[forged].count("<math") == 1 and len(html[forged].encode()) <= comments.MAX_HTML_BYTES
+    assert "<math" not in html[heavy] and "$x$ $x$" in html[heavy]
+    assert len(html[heavy].encode()) <= comments.MAX_HTML_BYTES
+    assert html[fine] == comments.render_markdown("*ok* $x$")
+    res = CliRunner().invoke(cli_app, ["db", "rerender-comments"])  # a second run has nothing to do
+    assert res.exit_code == 0 and "3 comments checked, 0 re-rendered" in " ".join(res.output.split())

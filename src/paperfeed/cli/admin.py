@@ -1,4 +1,4 @@
-"""Admin commands: ``paperfeed db upgrade`` and ``paperfeed stats``."""
+"""Admin commands: ``paperfeed db upgrade``, ``paperfeed db rerender-comments`` and ``paperfeed stats``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import typer
 from rich.markup import escape
 
 from paperfeed.cli.common import database, out, settings
+from paperfeed.community import comments
+from paperfeed.community.core import Community
 from paperfeed.store import stats as stats_queries
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -18,6 +20,18 @@ def db_upgrade() -> None:
     s = settings()
     db = database(s)
     out.print(f"database at revision {db.current_revision()} ({s.db_url.split('@')[-1]})")
+
+
+@db_app.command("rerender-comments")
+def db_rerender_comments() -> None:
+    """Render every stored comment's HTML again with the current renderer (run once after an upgrade
+    that fixed the renderer, e.g. the forged-formula fix of issue 10)."""
+    s = settings()
+    report = comments.rerender_all(Community(settings=s, db=database(s)))
+    out.print(
+        f"{report.total} comments checked, {report.changed} re-rendered"
+        + (f" ({report.as_text} too large for their formulas: kept as plain text)" if report.as_text else "")
+    )
 
 
 def stats(json_: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:

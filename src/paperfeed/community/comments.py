@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -130,6 +131,50 @@ def _render_body(body: str) -> str:
             status=422,
         )
     return html
+
+
+@dataclass(frozen=True)
+class RerenderReport:
+    total: int  # live comments looked at
+    changed: int  # whose stored HTML differed from the current renderer's
+    as_text: int  # of those, stored as escaped plain text (their HTML would pass MAX_HTML_BYTES)
+
+
+def _as_text(body: str) -> str:
+    """A comment as escaped plain text (at most ~6 bytes per source character)."""
+    return "".join(f"<p>{escape(para)}</p>" for para in body.split("\n\n") if para.strip())
+
+
+def rerender_all(c: Community, batch: int = 500) -> RerenderReport:
+    """Render every stored comment again with the current renderer (``paperfeed db rerender-comments``).
+
+    For instances that stored comments before a renderer fix (issue 10: forged formula
+    placeholders inflated a 10 KB comment to 13 MB and broke attributes). A comment whose HTML
+    would now pass the size cap, which new comments get a 422 for, is kept as plain text.
+    Idempotent: a second run changes nothing.
+    """
+    total = changed = as_text = 0
+    after = 0
+    while True:
+        with c.db.read() as conn:
+            rows = store.comment_sources(conn, after, batch)
+        if not rows:
+            return RerenderReport(total, changed, as_text)
+        updates: list[tuple[int, str]] = []
+        for row in rows:
+            html = render_markdown(row["body"])
+            too_large = len(html.encode()) > MAX_HTML_BYTES
+            if too_large:
+                html = _as_text(row["body"])
+            if html != row["body_html"]:
+                updates.append((row["id"], html))
+                as_text += too_large
+        with c.db.write() as conn:
+            for comment_id, html in updates:
+                store.set_comment_html(conn, comment_id, html)
+        total += len(rows)
+        changed += len(updates)
+        after = rows[-1]["id"]
 
 
 def _clean_body(body: str) -> str:

@@ -307,6 +307,22 @@ def edit_comment(
     return res.rowcount == 1
 
 
+def comment_sources(conn: Connection, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Live comments' ids, Markdown and stored HTML in id order after ``after_id`` (for re-rendering)."""
+    stmt = (
+        select(comments.c.id, comments.c.body, comments.c.body_html)
+        .where(comments.c.id > after_id, comments.c.deleted.is_(False))
+        .order_by(comments.c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def set_comment_html(conn: Connection, comment_id: int, body_html: str) -> None:
+    """Replace a comment's stored HTML (the source and the edit time stay)."""
+    conn.execute(update(comments).where(comments.c.id == comment_id).values(body_html=body_html))
+
+
 def _set_comment_flag(conn: Connection, comment_id: int, flag: str, value: bool, extra: dict[str, Any]) -> bool:
     """Flip ``deleted``/``hidden`` if it is not already ``value``; keep num_comments in step."""
     col = comments.c[flag]
