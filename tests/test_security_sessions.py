@@ -137,3 +137,17 @@ def test_active_sessions_stay_alive_while_used(db: Database, settings: Settings)
     for _ in range(3):
         w.clock.advance(days=20)
         assert "Your account" in w.client.get("/account").text  # each visit pushes the expiry on
+
+
+def test_account_page_names_each_signed_in_browser(db: Database, settings: Settings) -> None:
+    w = web(settings, db, limits=unlimited())
+    make_user(w.community, "alice")
+    phone = second_browser(w)
+    w.client.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    phone.client.headers["User-Agent"] = ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) "
+                                          "Chrome/126.0 Mobile Safari/537.36")  # fmt: skip
+    w.sign_in("alice")
+    phone.sign_in("alice")
+    page = w.client.get("/account").text
+    assert "Firefox on Linux <strong>(this browser)</strong>" in page
+    assert "Chrome on Android</td>" in page

@@ -73,6 +73,23 @@ def end_all(c: Community, user: User) -> int:
         return store.delete_user_sessions(conn, user.id)
 
 
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+             ("Safari/", "Safari"), ("curl/", "curl"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def describe_agent(agent: str | None) -> str:
+    """A short name for a User-Agent ("Firefox on Linux"), for people telling their browsers apart."""
+    if not agent:
+        return "Unknown browser"
+    browser = next((name for key, name in _BROWSERS if key in agent), None)
+    system = next((name for key, name in _SYSTEMS if key in agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or agent[:60]
+
+
 def active(c: Community, user: User, current: str | None) -> list[dict[str, Any]]:
     """The user's live sessions, newest use first, with ``current`` marking this browser's."""
     mine = sha256(current) if current else None
@@ -83,6 +100,7 @@ def active(c: Community, user: User, current: str | None) -> list[dict[str, Any]
             "created_at": r["created_at"],
             "last_seen_at": r["last_seen_at"],
             "user_agent": r["user_agent"],
+            "browser": describe_agent(r["user_agent"]),
             "current": r["token_hash"] == mine,
         }
         for r in rows
