@@ -8,11 +8,14 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
+from paperfeed.ingest.arxiv_file import import_arxiv_file
+from paperfeed.ingest.hf_daily import import_hf_daily
 from paperfeed.store import feed_queries, lookups
 from paperfeed.store.db import utcnow
 from paperfeed.store.schema import paper_authors, paper_categories, papers
 
 from . import factories as f
+from .ingest_helpers import HF_DIR, KAGGLE
 
 
 def _counts(db) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -26,6 +29,23 @@ def _counts(db) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 def test_normalise_name() -> None:
     assert lookups.normalise_name("  Zoë   MÜLLER ") == "zoe muller"
     assert lookups.normalise_name("Ann Lee") != lookups.normalise_name("Ann Leeds")
+
+
+def test_every_import_leaves_the_tables_current(any_db) -> None:
+    """The importers refresh the tables at their end themselves: a library call, with no CLI
+    around it, leaves author pages and category feeds nothing to catch up on."""
+    with any_db.read() as conn:
+        assert lookups.watermark(conn) is None
+    assert import_arxiv_file(any_db, KAGGLE, progress=False).inserted == 20
+    with any_db.read() as conn:
+        assert lookups.backlog(conn) == 0
+    after_arxiv = _counts(any_db)
+    assert after_arxiv[0] >= 20 and after_arxiv[1] >= 20
+    assert import_hf_daily(any_db, HF_DIR / "2026-04-10.json", progress=False).inserted > 0
+    with any_db.read() as conn:
+        assert lookups.backlog(conn) == 0
+    after_hf = _counts(any_db)
+    assert after_hf[0] > after_arxiv[0]  # HF entries carry authors (their categories come from arXiv)
 
 
 def test_refresh_is_incremental(any_db) -> None:

@@ -10,7 +10,7 @@ wrong format), an OAI-PMH error or an unreachable server (committed pages are ke
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +22,6 @@ from paperfeed.ingest.files import UnusableInput
 from paperfeed.ingest.hf_daily import import_hf_daily
 from paperfeed.ingest.oai import harvest
 from paperfeed.ingest.report import ImportReport
-from paperfeed.store import lookups
 from paperfeed.store.db import Database
 
 import_app = typer.Typer(help="Import papers from metadata files.", no_args_is_help=True)
@@ -46,9 +45,6 @@ def _run(work: Callable[[Database], ImportReport], s: Settings | None = None) ->
     try:
         db = database(s or settings())
         report = work(db)
-        if report.inserted or report.updated:
-            # Author pages and category feeds read these lookup rows; keep them current.
-            lookups.refresh(db, margin=timedelta(0))
     except UnusableInput as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:

@@ -107,9 +107,6 @@ def demo(
         except FileNotFoundError as exc:
             console.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(EXIT_UNUSABLE) from None
-    from paperfeed.store import lookups
-
-    lookups.refresh(db)  # author pages and category feeds (cheap when nothing changed)
     if not skip_index:
         from paperfeed.search.indexer import IndexerBusy, run_index
 

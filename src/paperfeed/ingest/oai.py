@@ -24,7 +24,7 @@ from rich.console import Console
 
 from paperfeed import __version__
 from paperfeed.config import Settings
-from paperfeed.ingest.pipeline import Located, write_batch
+from paperfeed.ingest.pipeline import Located, finish, write_batch
 from paperfeed.ingest.report import ImportReport, ProgressBar
 from paperfeed.records import (
     PaperRecord,
@@ -356,7 +356,7 @@ def harvest(
     finally:
         if own_client:
             client.close()
-    return report.finish()
+    return finish(db, report)
 
 
 def fetch_record(settings: Settings, arxiv_id: str, *, client: OAIClient | None = None) -> PaperRecord:

@@ -3,12 +3,15 @@
 A batch commits as a whole, so killing an import loses at most the uncommitted batch, and re-running
 the import skips what was committed (unchanged rows are not rewritten). Should the database refuse a
 batch (a constraint or a value it cannot store), each record of it is retried alone, so only the bad
-one is rejected and the others are kept.
+one is rejected and the others are kept. Every import ends in :func:`finish`, which also brings
+the author/category lookup tables (``store.lookups``) up to date, so an importer called from the
+CLI, the demo or as a library leaves them current.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Connection
@@ -16,6 +19,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from paperfeed.ingest.files import TruncatedInput
 from paperfeed.ingest.report import ImportReport
+from paperfeed.store import lookups
 from paperfeed.store.db import Database
 from paperfeed.store.papers import UpsertCounts
 
@@ -99,4 +103,14 @@ def run(
         write_batch(db, batch, upsert, report)
         if on_batch:
             on_batch()
-    return report.finish()
+    return finish(db, report)
+
+
+def finish(db: Database, report: ImportReport) -> ImportReport:
+    """End an import: stamp the report and, when papers changed, refresh the lookup tables that
+    author pages and category feeds read. The import's own batches are committed by now, so no
+    safety margin is needed for them (margin 0); the refresh is not counted in the import's time."""
+    report.finish()
+    if report.changed:
+        lookups.refresh(db, margin=timedelta(0))
+    return report
