@@ -1,7 +1,7 @@
 """Account pages: sign up, sign in/out, account settings (password, API tokens), password reset
 by mailed link, and public profiles (``/users/{name}``: submissions, upvotes, comments).
 
-Included by the app factory (``FEATURE_ROUTERS``); ``register`` wires the shared community
+Included by the app factory (``web/app.py``); ``register`` wires the shared community
 plumbing (``community_routes.install``). Forms re-render with the error next to them and the
 right status (400/401/409/429 + Retry-After); success answers with a 303 redirect. Signing in
 starts a new server-side session (new id and CSRF token); signing out ends it on the server; a

@@ -1,19 +1,16 @@
 """The web application factory: FastAPI app with pages, API, feeds, docs and security headers.
 
 ``create_app(settings, db)`` is called once per server process by ``paperfeed serve`` (through
-``create_app_from_env`` under uvicorn) and by the tests. Other features plug in without editing
-the pages: routers listed in ``FEATURE_ROUTERS``, template context processors, and start-up /
-shut-down hooks (the digest scheduler) on ``app.state.pf``.
+``create_app_from_env`` under uvicorn) and by the tests. Every router is imported here by name;
+the feature route modules (digest, accounts, community, trends) also ``register(app)`` their
+template context processors and start-up / shut-down hooks (the digest scheduler) on ``app.state.pf``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,24 +22,14 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from paperfeed import __version__
 from paperfeed.config import Settings
+from paperfeed.search.hybrid import SearchService
 from paperfeed.store.db import Database, open_database
-from paperfeed.web import api, docs, feeds, pages
+from paperfeed.web import account_routes, api, community_routes, digest_routes, docs, feeds, pages, trends
 from paperfeed.web.cache import DataVersion, ResponseCache
 from paperfeed.web.context import AppState
 from paperfeed.web.respond import STATIC, JSONResponse, build_templates, error_response, wants_json
 
 log = logging.getLogger(__name__)
-
-# Routers of other features, included when their module exists. Each module exposes
-# ``router`` (an APIRouter) and may expose ``register(app)`` for hooks/context processors.
-# ---- extra routers: add one line per feature module here --------------------------------
-FEATURE_ROUTERS: tuple[str, ...] = (
-    "paperfeed.web.digest_routes",  # subscriptions, confirm/unsubscribe (digest helper)
-    "paperfeed.web.account_routes",  # accounts, sessions, CSRF (community)
-    "paperfeed.web.community_routes",  # votes, comments, submissions (community)
-    "paperfeed.web.trends",  # /trends, /api/v1/trends, chart template globals (trends)
-)
-# -------------------------------------------------------------------------------------------
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -186,21 +173,22 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _include_features(app: FastAPI) -> None:
-    for name in FEATURE_ROUTERS:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        if hasattr(module, "router"):
-            app.include_router(module.router)
-        if hasattr(module, "register"):
-            module.register(app)
+    """The feature route modules: each has a ``router`` and a ``register(app)`` for its hooks."""
+    app.include_router(digest_routes.router)  # subscriptions, confirm/unsubscribe
+    digest_routes.register(app)
+    app.include_router(account_routes.router)  # accounts, sessions, CSRF
+    account_routes.register(app)
+    app.include_router(community_routes.router)  # votes, comments, submissions
+    community_routes.register(app)
+    app.include_router(trends.router)  # /trends, /api/v1/trends, chart template globals
+    trends.register(app)
 
 
 def create_app(
     settings: Settings,
     db: Database | None = None,
     *,
-    search_factory: Callable[[], Any] | None = None,
+    search_factory: Callable[[], SearchService] | None = None,
     cache_ttl: float = 300.0,
 ) -> FastAPI:
     """Build the app. ``db`` defaults to the configured database (migrated on open)."""

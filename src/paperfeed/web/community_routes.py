@@ -1,6 +1,6 @@
 """Community pages and the write API: submit a paper, upvote, comment, moderate.
 
-Included by the app factory (``FEATURE_ROUTERS`` in ``web/app.py``), whose ``register(app)``
+Included by the app factory (``web/app.py``), whose ``register(app)``
 calls :func:`install`: the session/CSRF middleware, the :class:`Community` context on
 ``app.state.community`` (tests swap its clock and limits), the template hooks (``user`` in every
 page context, the ``viewer()`` global the vote button and comment thread use) and the handler

@@ -2,7 +2,7 @@
 
 ``AppState`` is built once by the app factory (settings, database, search service, caches,
 hooks) and hangs off ``app.state.pf``. ``request_context`` runs for every HTML page: it calls
-the registered context processors, which is where accounts will add ``user`` and a CSRF token.
+the registered context processors, which is where accounts add ``user`` and a CSRF token.
 A processor that adds anything specific to the visitor marks the context ``shared=False`` so
 the rendered page is not served to anybody else from the cache.
 """
@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 
 from paperfeed.config import Settings
+from paperfeed.search.hybrid import SearchService
 from paperfeed.store import lookups
 from paperfeed.store.db import Database
 from paperfeed.web.cache import DataVersion, ResponseCache
@@ -37,11 +38,11 @@ class AppState:
     db: Database
     version: DataVersion
     cache: ResponseCache
-    search_factory: Callable[[], Any] | None = None
+    search_factory: Callable[[], SearchService] | None = None
     context_processors: list[ContextProcessor] = field(default_factory=list)
     startup_hooks: list[Hook] = field(default_factory=list)  # e.g. the digest scheduler
     shutdown_hooks: list[Hook] = field(default_factory=list)
-    _search: Any = None
+    _search: SearchService | None = None
     _search_error: str | None = None
     _search_lock: threading.Lock = field(default_factory=threading.Lock)
     _refreshing: threading.Lock = field(default_factory=threading.Lock)
@@ -71,11 +72,11 @@ class AppState:
         threading.Thread(target=work, name="lookups-refresh", daemon=True).start()
         return True
 
-    def search(self) -> Any:
+    def search(self) -> SearchService | None:
         """The SearchService, built on first use (it loads indexes and the encoder lazily).
 
         Returns None, with the reason in ``search_unavailable``, when it cannot be built
-        (e.g. the search package is missing); pages then say search is unavailable.
+        (e.g. an unreadable index); pages then say search is unavailable.
         """
         if self._search is not None or self._search_error is not None:
             return self._search
@@ -83,8 +84,6 @@ class AppState:
             if self._search is None and self._search_error is None:
                 try:
                     if self.search_factory is None:
-                        from paperfeed.search.hybrid import SearchService
-
                         self._search = SearchService(self.settings, self.db)
                     else:
                         self._search = self.search_factory()

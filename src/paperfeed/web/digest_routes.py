@@ -1,6 +1,6 @@
 """Digest pages: subscribe, confirm, manage and unsubscribe (HTML forms, no login needed).
 
-Included by the app factory (``FEATURE_ROUTERS`` in ``web/app.py``). Every state change is a
+Included by the app factory (``web/app.py``). Every state change is a
 POST; the GET pages behind mailed links only show what will happen and a button, so link
 scanners and prefetchers cannot confirm or unsubscribe anybody. The exception RFC 8058 asks for
 is also a POST: mail clients' one-click unsubscribe posts ``List-Unsubscribe=One-Click`` to the
