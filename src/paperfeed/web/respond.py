@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from paperfeed import ranking
-from paperfeed.cards import author_summary, preview
+from paperfeed.cards import AI_SUMMARY_LABEL, author_summary, preview
 from paperfeed.web import render
 from paperfeed.web.context import app_state, request_context
 
@@ -116,6 +116,7 @@ def build_templates() -> Environment:
     env.filters["compact"] = _compact
     env.filters["plain"] = render.plain_text
     env.globals["author_summary"] = author_summary
+    env.globals["ai_summary_label"] = AI_SUMMARY_LABEL
     env.globals["formula"] = ranking.TRENDING_FORMULA
     return env
 
