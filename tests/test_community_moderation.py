@@ -51,7 +51,8 @@ def test_roles_and_rank_rules(any_db: Database, settings: Settings) -> None:
         ("admin", "user.role", "mod2", None),
         ("mod", "user.ban", "mod2", "now a user"),
     ]
-    assert other_mod.id  # (kept for readability of the scenario)
+    after = accounts.user_by_name(c, other_mod.username)
+    assert (after.role, after.banned) == ("user", True)  # demoted by the admin, then banned by a moderator
 
 
 def test_a_banned_user_can_do_nothing(any_db: Database, settings: Settings) -> None:

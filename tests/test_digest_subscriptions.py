@@ -80,26 +80,29 @@ def test_email_normalised() -> None:
     assert subs.normalize_email("  Alice.Smith@Example.ORG ") == "alice.smith@example.org"
 
 
+INVALID = "That is not a valid email address"
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "message"),
     [
-        "",
-        "not-an-email",
-        "a@b.c\r\nBcc: x@y.z",
-        "a@b.c\nBcc: x@y.z",
-        "alice@example.org\x00",
-        "x" * 300 + "@example.org",
-        "a" * 65 + "@example.org",
-        "bob@localhost",
-        "<bob@example.org>",
-        "bob@example.org, eve@example.org",
-        "José@example.org",
+        ("", "Enter your email address."),
+        ("not-an-email", f"{INVALID}: An email address must have an @-sign."),
+        ("a@b.c\r\nBcc: x@y.z", f"{INVALID}."),
+        ("a@b.c\nBcc: x@y.z", f"{INVALID}."),
+        ("alice@example.org\x00", f"{INVALID}."),
+        ("x" * 300 + "@example.org", f"{INVALID}."),
+        ("a" * 65 + "@example.org", "That email address is too long."),
+        ("bob@localhost", f"{INVALID}: The part after the @-sign is not valid. It should have a period."),
+        ("<bob@example.org>", f"{INVALID}: A display name and angle brackets"),
+        ("bob@example.org, eve@example.org", f"{INVALID}: The part after the @-sign contains invalid characters"),
+        ("José@example.org", f"{INVALID}: Internationalized characters before the @-sign are not supported"),
     ],
 )
-def test_bad_emails_rejected(bad: str) -> None:
+def test_bad_emails_rejected(bad: str, message: str) -> None:
     with pytest.raises(subs.SubscriptionError) as err:
         subs.normalize_email(bad)
-    assert err.value.errors["email"]
+    assert err.value.errors["email"].startswith(message), err.value.errors
 
 
 # -- tokens -------------------------------------------------------------------------------------

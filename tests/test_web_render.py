@@ -30,7 +30,7 @@ def test_markup_smuggled_through_latex_falls_back_to_escaped_source() -> None:
 
 
 def test_broken_latex_keeps_its_source() -> None:
-    assert latex_to_mathml("\\begin{array}") is None or "<math" in latex_to_mathml("\\begin{array}")
+    assert latex_to_mathml("\\begin{array}") is None  # the caller then shows the source
     html = str(rich_text("cost is $5 and $"))  # stray dollars: no crash, text kept
     assert "5" in html
 

@@ -75,11 +75,13 @@ def test_reader_journey(browser: Any, site: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "search-desktop.png"), full_page=True)
 
     # Open the first result, then a similar paper.
+    first = page.locator("article.card .card-title a").first
+    clicked = " ".join(first.inner_text().split())
     with page.expect_navigation():
-        page.locator("article.card .card-title a").first.click()
+        first.click()
     assert "/papers/" in page.url
     title = page.locator("h1").inner_text()
-    assert title
+    assert " ".join(title.split()) == clicked  # the page of the paper that was clicked
     page.screenshot(path=str(ARTIFACTS / "paper-desktop.png"), full_page=True)
     similar = page.locator("section[aria-labelledby=similar-h] .card-title a")
     if similar.count():
