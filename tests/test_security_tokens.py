@@ -176,3 +176,22 @@ def test_tokens_from_before_scopes_get_the_non_moderation_scopes(db: Database, s
                                                token_hash=accounts.sha256("pf_old" + "x" * 40)))  # fmt: skip
     found = accounts.api_token(c, "pf_old" + "x" * 40)
     assert found is not None and found.scopes == frozenset({"read", "vote", "comment", "submit"})
+
+
+def test_reads_ignore_other_sites_tokens_but_not_our_revoked_ones(db: Database, settings: Settings,
+                                                                  paper: dict) -> None:  # fmt: skip
+    """A Hugging Face client sends the user's hf_ token with every request to the HF-compatible API:
+    reads stay anonymous. Our own revoked token on a read is a 401; any junk on a write too."""
+    w = web(settings, db, limits=unlimited())
+    make_user(w.community, "alice")
+    hf = _bearer("hf_" + "a" * 34)
+    assert w.client.get(f"/api/papers/{paper['id']}", headers=hf).status_code == 200
+    assert w.client.get("/api/daily_papers", headers=hf).status_code == 200
+    assert w.client.post(f"/api/papers/{paper['id']}/upvote", headers=hf).status_code == 401
+    token = _token(w, "alice")
+    alice = accounts.user_by_name(w.community, "alice")
+    (row,) = accounts.list_api_tokens(w.community, alice)
+    accounts.revoke_api_token(w.community, alice, row["id"])
+    r = w.client.get(f"/api/papers/{paper['id']}", headers=_bearer(token))
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert _count(db, votes) == 0

@@ -16,7 +16,8 @@ does three things per request:
   is RFC 8058 one-click unsubscribe, which mail clients post without cookies (its signed URL
   token is the protection). Bodies are read here with a size cap (413) and replayed downstream.
 * **API tokens**: a Bearer token works only under ``/api/`` (on a form route or account page it
-  is a 403; on a GET of a page it is ignored) and only for what its scopes allow: ``read`` for
+  is a 403; on a GET of a page it is ignored, and so is another site's token - an ``hf_...`` one
+  from a Hugging Face client - on an API read) and only for what its scopes allow: ``read`` for
   GET/HEAD, and for a write the scope its endpoint declares with :func:`token_scope` (checked by
   the write API's :func:`check_token_scope` dependency; an undeclared one refuses tokens). A token
   without the scope gets a 403 naming it.
@@ -270,8 +271,8 @@ class CommunityMiddleware:
         session = self.codec.loads(_cookie(scope, COOKIE))
         method = scope["method"]
         bearer = _bearer(scope)
-        if bearer is not None and method in SAFE_METHODS and not scope["path"].startswith(API_PREFIX):
-            bearer = None  # pages read the browser session; tokens are for the JSON API only
+        if bearer is not None and method in SAFE_METHODS and not _ours_for_reading(scope["path"], bearer):
+            bearer = None  # pages read the browser session; another site's token does not concern us
         client = scope.get("client")
         view = Viewer(self.community, session, bearer, client[0] if client else None, _header(scope, b"user-agent"))
         scope.setdefault("state", {})["pf_viewer"] = view
@@ -533,6 +534,13 @@ def check_token_scope(request: Request) -> None:
     needed = getattr(request.scope.get("endpoint"), TOKEN_SCOPE_ATTR, None)
     if needed is None or needed not in (view.token_scopes or frozenset()):
         raise MissingScope(needed)
+
+
+def _ours_for_reading(path: str, bearer: str) -> bool:
+    """Whether a read should be authenticated by this Bearer value: only on the JSON API, and only
+    when it looks like one of our tokens. Hugging Face clients pointed at the HF-compatible API send
+    the user's ``hf_...`` token with every request; reads stay anonymous for them instead of 401."""
+    return path.startswith(API_PREFIX) and bearer.startswith(accounts.TOKEN_PREFIX)
 
 
 def _token_refusal(scope: Scope, view: Viewer) -> tuple[int, str, dict[str, str] | None] | None:
