@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from paperfeed.cli import app as cli_app
 from paperfeed.config import Settings
 
 from .servers import ServeProcess
@@ -84,3 +86,13 @@ def test_a_malformed_setting_is_refused_with_a_message(monkeypatch: pytest.Monke
 def test_the_setting_parses(monkeypatch: pytest.MonkeyPatch, value: str, parsed: tuple[str, ...]) -> None:
     monkeypatch.setenv("PAPERFEED_FORWARDED_ALLOW_IPS", value)
     assert Settings.from_env().forwarded_allow_ips == parsed
+
+
+def test_serve_refuses_a_malformed_setting_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                settings: Settings) -> None:  # fmt: skip
+    monkeypatch.setenv("PAPERFEED_HOME", str(settings.home))
+    monkeypatch.setenv("PAPERFEED_FORWARDED_ALLOW_IPS", "proxy.internal")
+    res = CliRunner().invoke(cli_app, ["serve", "--port", "1"])
+    assert res.exit_code == 2
+    assert "PAPERFEED_FORWARDED_ALLOW_IPS: 'proxy.internal' is not an IP address" in " ".join(res.output.split())
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output  # a clean exit, not a crash

@@ -21,8 +21,12 @@ out = Console()
 
 
 def settings() -> Settings:
+    """The settings from the environment; a malformed ``PAPERFEED_*`` value is an error exit, not a traceback."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return Settings.from_env()
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise fail(f"bad setting: {exc}") from None
 
 
 def database(s: Settings | None = None) -> Database:

@@ -14,8 +14,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from paperfeed.cli.common import EXIT_UNUSABLE, console, out
-from paperfeed.config import Settings
+from paperfeed.cli.common import EXIT_UNUSABLE, console, out, settings
 from paperfeed.store.db import Database, open_database
 
 DEMO_HOME = Path(".paperfeed-demo")
@@ -38,7 +37,7 @@ def serve(
     if no_scheduler:
         # Workers are separate processes that read settings from the environment.
         os.environ["PAPERFEED_SCHEDULER"] = "0"
-    s = Settings.from_env()
+    s = settings()
     db = open_database(s)  # migrate once here, not racing in every worker
     db.dispose()
     console.print(f"paperfeed on http://{host}:{port}  (database {s.db_url.split('@')[-1]}, {workers} worker(s))")
@@ -98,7 +97,7 @@ def demo(
         os.environ["PAPERFEED_HOME"] = str(DEMO_HOME.resolve())
     os.environ.setdefault("PAPERFEED_BASE_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    s = Settings.from_env()
+    s = settings()
     console.print(f"demo data in {s.home}")
     db = open_database(s)
     if not _has_papers(db):
