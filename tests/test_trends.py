@@ -219,6 +219,9 @@ def test_author_category_and_paper_pages_draw_small_charts(corpus, db) -> None:
         conn.execute(
             insert(votes), [{"user_id": u, "paper_id": pid, "created_at": t} for u, t in zip(users, when, strict=True)]
         )
+    # Written behind the app's back: make the page cache re-read the data version now instead of
+    # within its 0.25 s interval (otherwise the cached page without votes may come back).
+    c.app.state.pf.version.invalidate()
     got = c.get(f"/papers/{pid}.json").json()["votes"]
     assert [(b["start"], b["count"]) for b in got["buckets"]] == [
         ("2025-02-03", 2),
