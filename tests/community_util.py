@@ -49,7 +49,7 @@ def community(settings: Settings, db: Database, clock: FakeClock | None = None, 
 
 
 def make_user(c: Community, name: str, role: str = "user", password: str = PASSWORD) -> User:
-    return accounts.sign_up(c, name, f"{name.lower()}@example.org", password, role=role)
+    return accounts.create_account(c, name, f"{name.lower()}@example.org", password, role=role)
 
 
 @dataclass

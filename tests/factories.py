@@ -83,10 +83,13 @@ def add_daily(
 
 
 def add_user(db: Database, username: str, role: str = "user", email: str | None = None) -> int:
+    """An account with a confirmed address (as the operator or an older database would have it)."""
+    now = utcnow()
     with db.write() as conn:
         res = conn.execute(
             insert(users).values(
-                username=username, email=email or f"{username}@example.org", role=role, created_at=utcnow()
+                username=username, email=email or f"{username}@example.org", role=role, created_at=now,
+                verified_at=now,
             )
-        )
+        )  # fmt: skip
         return int(res.inserted_primary_key[0])

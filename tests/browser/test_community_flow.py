@@ -1,13 +1,18 @@
-"""The community in a real browser (headless Chromium, a live uvicorn server): sign up, submit a
-paper (fetched from a local OAI-PMH replay server), upvote in place, comment with Markdown and
-math, and a moderator hides the comment; the vote form without JavaScript; and hostile titles,
-abstracts, authors, comments and usernames that must stay text (no dialog ever opens)."""
+"""The community in a real browser (headless Chromium, a live uvicorn server): sign up, confirm the
+address from the mailed link, submit a paper (fetched from a local OAI-PMH replay server), upvote
+in place, comment with Markdown and math, and a moderator hides the comment; the vote form
+without JavaScript; and hostile titles, abstracts, authors, comments and usernames that must
+stay text (no dialog ever opens)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +47,7 @@ class Site:
     db: Database
     community: Community
     hostile_paper: str
+    outbox: Path
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +71,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     app = create_app(settings, db)
     c: Community = app.state.community
     c.password_params, c.limits = FAST, unlimited()
-    accounts.sign_up(c, "moddy", "moddy@example.org", PASSWORD, role="moderator")
+    accounts.create_account(c, "moddy", "moddy@example.org", PASSWORD, role="moderator")
     # A hostile username cannot be chosen on the sign-up form; an importer or an old database could
     # still hold one, so it is written directly - and must render as text everywhere.
     evil_id = f.add_user(db, HOSTILE_NAME)
@@ -73,7 +79,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         community_store.insert_comment(conn, hostile["id"], evil_id, None, HOSTILE_COMMENT,
                                        render_markdown(HOSTILE_COMMENT), utcnow())  # fmt: skip
     with LiveServer(app) as server:
-        yield Site(server.url, db, c, hostile["id"])
+        yield Site(server.url, db, c, hostile["id"], settings.outbox_dir)
     oai.stop()
     db.dispose()
 
@@ -113,6 +119,20 @@ def test_sign_up_submit_upvote_comment_and_moderator_hides_it(browser: Any, site
     page.click("form.cform button[type=submit]")
     page.wait_for_url(f"{site.url}/")
     assert page.locator(".site-nav .nav-user").inner_text() == "alice"
+
+    # Signed in, but submitting waits for the address: the page says so instead of the form.
+    page.click("text=Submit")
+    assert "Confirm your email address" in page.locator("main").inner_text()
+    assert page.locator("#submit-id").count() == 0
+    mail = max(site.outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    body = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default).get_content()
+    link = re.search(r"/verify\?t=[A-Za-z0-9_.\-]+", body)
+    assert link is not None
+    page.goto(site.url + link.group(0))
+    assert "alice@example.org" in page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert "is confirmed" in page.locator("main").inner_text()
 
     page.click("text=Submit")
     page.fill("#submit-id", "arXiv:2604.07429")
@@ -168,7 +188,7 @@ def test_sign_up_submit_upvote_comment_and_moderator_hides_it(browser: Any, site
 
 
 def test_vote_without_javascript(browser: Any, site: Site) -> None:
-    accounts.sign_up(site.community, "nojs", "nojs@example.org", PASSWORD)
+    accounts.create_account(site.community, "nojs", "nojs@example.org", PASSWORD)
     ctx = browser.new_context(java_script_enabled=False)
     page = ctx.new_page()
     _sign_in(page, site.url, "nojs")

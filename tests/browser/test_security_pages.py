@@ -52,9 +52,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     app = create_app(settings, db)
     c: Community = app.state.community
     c.password_params, c.limits = FAST, unlimited()
-    alice = accounts.sign_up(c, "alice", "alice@example.org", PASSWORD)
-    moddy = accounts.sign_up(c, "moddy", "moddy@example.org", PASSWORD, role="moderator")
-    accounts.sign_up(c, "root", "root@example.org", PASSWORD, role="admin")
+    alice = accounts.create_account(c, "alice", "alice@example.org", PASSWORD)
+    moddy = accounts.create_account(c, "moddy", "moddy@example.org", PASSWORD, role="moderator")
+    accounts.create_account(c, "root", "root@example.org", PASSWORD, role="admin")
     for body in (AMPLIFY, TITLE_BREAKOUT):
         comment_service.add_comment(c, alice, on_feed["id"], body)
     comment_service.add_comment(c, alice, off_feed["id"], "A comment on a paper outside the feed.")

@@ -40,7 +40,7 @@ def create(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     c = _community()
     try:
-        user = accounts.sign_up(c, name, email, password, role="admin" if admin else role)
+        user = accounts.create_account(c, name, email, password, role="admin" if admin else role)
     except CommunityError as exc:
         raise fail(exc.message) from None
     out.print(f"created user [bold]{escape(user.username)}[/bold] (id {user.id}, role {user.role})")

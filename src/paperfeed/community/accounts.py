@@ -1,6 +1,6 @@
-"""Accounts: sign-up, throttled sign-in, password change and reset by mailed link, personal
-API tokens. Runs on the account pages, on every Bearer-authenticated API call, and from
-``paperfeed user create``.
+"""Accounts: sign-up (web: address confirmed later, see ``verification``; operator: confirmed),
+throttled sign-in, password change and reset by mailed link, personal API tokens. Runs on the
+account pages, on every Bearer-authenticated API call, and from ``paperfeed user create``.
 
 Passwords are hashed with argon2id (argon2-cffi); hashes are upgraded on sign-in when the
 parameters change. Reset links and API tokens are 256-bit random strings stored only as their
@@ -14,18 +14,18 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from paperfeed.community import account_mail, verification
 from paperfeed.community.core import ROLES, Community, User, require_active, strip_controls, user_row_by_name
 from paperfeed.community.errors import CommunityError, Conflict, Forbidden, NotFound, RateLimited
 from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.mail.mailbox import take_mail_slot
-from paperfeed.mail.mailer import MailError, build_message, open_transport
 from paperfeed.store import community_store as store
 from paperfeed.store import token_store as tokens
 
@@ -91,11 +91,17 @@ def user_by_name(c: Community, username: str) -> User:
     return User.from_row(row)
 
 
-def sign_up(
-    c: Community, username: str, email: str | None, password: str, *, role: str = "user", ip: str | None = None
-) -> User:
-    """Create an account. ``ip`` (web sign-ups) is rate limited; the CLI passes none."""
-    c.rate_limiter.hit(bucket("signup:ip", ip, c.limits.signup_ip), what="sign-ups from your address")
+@dataclass(frozen=True)
+class SignedUp:
+    """A new web account, and the job that mails its confirmation link (run it after the response)."""
+
+    user: User
+    send_mail: Callable[[], None]
+
+
+def _new_account(
+    c: Community, username: str, email: str | None, password: str, role: str, *, confirmed: bool
+) -> int:
     username = validate_username(username)
     address = normalise_email(email) if email is not None else None
     validate_password(password, username)
@@ -104,14 +110,33 @@ def sign_up(
     password_hash = c.passwords.hash(password)
     try:
         with c.db.write() as conn:
-            user_id = store.create_user(conn, username, address, password_hash, role, c.now())
+            if confirmed:
+                return store.create_user(conn, username, address, password_hash, role, c.now())
+            return store.create_user(conn, username, None, password_hash, role, c.now(), pending_email=address)
     except store.Taken as exc:
         if exc.field == "email":
             raise Conflict("An account with that email address already exists.") from None
         raise Conflict("That username is taken.") from None
-    user = load_user(c, user_id)
+
+
+def create_account(c: Community, username: str, email: str | None, password: str, *, role: str = "user") -> User:
+    """An account made by the operator (``paperfeed user create``): the address counts as
+    confirmed, and a taken one is a plain error (the operator may know who has an account)."""
+    user = load_user(c, _new_account(c, username, email, password, role, confirmed=True))
     assert user is not None
     return user
+
+
+def sign_up(c: Community, username: str, email: str, password: str, *, ip: str | None) -> SignedUp:
+    """A web sign-up: the account exists at once (it can read and vote), its address waits for
+    confirmation. The answer is the same whether or not the address is registered - the password
+    is hashed and the account created either way - and the mail, a link or a notice to the
+    address's owner, is left for after the response. A taken username is a plain 409 (usernames
+    are public)."""
+    c.rate_limiter.hit(bucket("signup:ip", ip, c.limits.signup_ip), what="sign-ups from your address")
+    user = load_user(c, _new_account(c, username, email or "", password, "user", confirmed=False))
+    assert user is not None
+    return SignedUp(user, lambda: verification.mail_confirmation(c, user.id))
 
 
 def sign_in(c: Community, login: str, password: str, *, ip: str | None) -> User:
@@ -179,14 +204,17 @@ def set_password(c: Community, user: User, new: str) -> None:
 # -- password reset ---------------------------------------------------------------------------
 
 
-def request_reset(c: Community, email: str, *, ip: str | None) -> None:
-    """Mail a single-use reset link if the address belongs to an account.
-
-    The answer is the same whether or not it does, so the form does not reveal who has an
-    account; per-account sends are capped silently for the same reason.
-    """
+def request_reset(c: Community, email: str, *, ip: str | None) -> Callable[[], None]:
+    """Check the form now (address syntax, per-client limit); return the job that mails a
+    single-use reset link if a confirmed address of an account matches - run it after the
+    response. The request does the same work for every address, so neither the answer nor its
+    timing tells who has an account; the per-account and per-mailbox caps act silently."""
     c.rate_limiter.hit(bucket("reset:ip", ip, c.limits.reset_ip), what="reset requests from your address")
     address = normalise_email(email)
+    return lambda: _mail_reset(c, address)
+
+
+def _mail_reset(c: Community, address: str) -> None:
     with c.db.read() as conn:
         row = store.get_user_by_email(conn, address)
     if row is None or row["banned"]:
@@ -201,7 +229,7 @@ def request_reset(c: Community, email: str, *, ip: str | None) -> None:
         if not take_mail_slot(conn, address, now):  # one inbox behind victim+1@, victim+2@, ...
             return
         store.insert_password_reset(conn, row["id"], sha256(token), now, now + RESET_TTL)
-    _send_reset_mail(c, row["username"], address, token)
+    account_mail.send_reset_link(c, row["username"], address, token, int(RESET_TTL.total_seconds() // 60))
 
 
 def reset_link_usable(c: Community, token: str) -> bool:
@@ -226,39 +254,6 @@ def reset_password(c: Community, token: str, new: str) -> User:
     user = load_user(c, user_id)
     assert user is not None
     return user
-
-
-def _send_reset_mail(c: Community, username: str, address: str, token: str) -> None:
-    link = f"{c.settings.base_url}/reset/{token}"
-    text = (
-        f"Hello {username},\n\nsomeone (hopefully you) asked to reset the password of your paperfeed account.\n"
-        f"Open this link within {int(RESET_TTL.total_seconds() // 60)} minutes to choose a new password; "
-        f"it works once:\n\n{link}\n\nIf you did not ask for this, ignore this message: your password stays "
-        "as it is.\n"
-    )
-    domain = c.settings.base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
-    msg = build_message(
-        sender=c.settings.mail_from,
-        to=address,
-        subject="Reset your paperfeed password",
-        text=text,
-        html=None,
-        message_id=f"<reset-{secrets.token_hex(12)}@{domain}>",
-        date=c.now(),
-    )
-    if c.send_mail is not None:
-        c.send_mail(msg)
-        return
-    try:
-        transport = open_transport(c.settings, per_connection=1)
-        try:
-            transport.send(msg)
-        finally:
-            transport.close()
-    except (MailError, ValueError, OSError) as exc:
-        raise CommunityError(
-            f"The reset email could not be sent right now ({exc}); please try later.", status=503
-        ) from None
 
 
 # -- API tokens -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markupsafe import Markup, escape
 
-from paperfeed.community.core import Community, User, paper_key, require_active, strip_controls
+from paperfeed.community.core import Community, User, paper_key, require_active, require_verified, strip_controls
 from paperfeed.community.errors import CommunityError, Forbidden, NotFound
 from paperfeed.community.ratelimit import bucket
 from paperfeed.latex import latex_to_mathml
@@ -190,7 +190,7 @@ def add_comment(
     c: Community, user: User | None, paper_id: str, body: str, parent_id: int | None = None, *, ip: str | None = None
 ) -> int:
     """Post a comment (or a reply to ``parent_id``, which must be a live comment on the same paper)."""
-    user = require_active(user)
+    user = require_verified(user)
     paper_id = paper_key(paper_id)
     body = _clean_body(body)
     with c.db.read() as conn:
@@ -233,7 +233,7 @@ def can_edit(c: Community, user: User | None, comment: dict[str, Any]) -> bool:
 
 def edit_comment(c: Community, user: User | None, comment_id: int, body: str) -> dict[str, Any]:
     """Replace the text of one's own comment, within ``EDIT_WINDOW`` of posting it."""
-    user = require_active(user)
+    user = require_verified(user)
     comment = get_comment(c, comment_id)
     if comment["user_id"] != user.id:
         raise Forbidden("You can only edit your own comments.")
@@ -288,7 +288,11 @@ def thread(c: Community, paper_id: str, viewer: User | None = None) -> list[dict
             and viewer is not None
             and not viewer.banned
             and viewer.id == row["user_id"],
-            "can_reply": not removed and not row["hidden"] and viewer is not None and not viewer.banned,
+            "can_reply": not removed
+            and not row["hidden"]
+            and viewer is not None
+            and not viewer.banned
+            and viewer.verified,
             "children": [],
         }
         nodes[row["id"]] = node

@@ -52,6 +52,8 @@ class User:
     banned: bool
     session_version: int
     created_at: datetime | None = None
+    verified: bool = False  # the email address is confirmed (or the operator made the account)
+    pending_email: str | None = None  # the address waiting for its confirmation link
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> User:
@@ -63,6 +65,8 @@ class User:
             banned=bool(row["banned"]),
             session_version=int(row["session_version"] or 0),
             created_at=row.get("created_at"),
+            verified=row.get("verified_at") is not None,
+            pending_email=row.get("pending_email"),
         )
 
     def has_role(self, role: str) -> bool:
@@ -99,6 +103,19 @@ def require_active(user: User | None) -> User:
         raise NotSignedIn("Please sign in first.")
     if user.banned:
         raise Forbidden("This account is banned.")
+    return user
+
+
+def require_verified(user: User | None) -> User:
+    """An active user whose email address is confirmed: commenting and submitting need one
+    (reading and voting do not), so a throwaway sign-up cannot post."""
+    user = require_active(user)
+    if not user.verified:
+        where = f" (we sent a link to {user.pending_email})" if user.pending_email else ""
+        raise Forbidden(
+            f"Confirm your email address first{where}: open the link in that mail, or send a new one "
+            "from your account page."
+        )
     return user
 
 

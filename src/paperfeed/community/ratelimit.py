@@ -92,6 +92,7 @@ class Limits:
     comment_user: Rate = Rate(10, 60, burst=5)
     comment_ip: Rate = Rate(60, 60, burst=20)
     token_user: Rate = Rate(20, 3600, burst=10)  # API tokens created
+    verify_user: Rate = Rate(3, 3600)  # "send the confirmation link again" per account
 
 
 Bucket = tuple[str, "Rate | None"]

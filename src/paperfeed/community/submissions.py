@@ -17,7 +17,7 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
-from paperfeed.community.core import Community, User, require_active
+from paperfeed.community.core import Community, User, require_verified
 from paperfeed.community.errors import CommunityError, Conflict, NotFound, RateLimited
 from paperfeed.community.ratelimit import bucket, human_wait
 from paperfeed.config import Settings
@@ -64,7 +64,7 @@ def submit(
     c: Community, user: User | None, text: str, *, ip: str | None = None, fetch: Fetcher | None = None
 ) -> Submission:
     """Add the paper named by ``text`` to today's daily feed, credited to ``user``."""
-    user = require_active(user)
+    user = require_verified(user)
     try:
         pid, _version = parse_arxiv_id((text or "")[:300])
     except ValueError as exc:

@@ -11,6 +11,7 @@ a subquery would not be safe under PostgreSQL's READ COMMITTED. Portable SQL, ex
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from typing import Any
 
@@ -42,6 +43,8 @@ USER_COLS = [
     users.c.banned,
     users.c.session_version,
     users.c.created_at,
+    users.c.pending_email,
+    users.c.verified_at,
 ]
 
 
@@ -84,11 +87,15 @@ def get_user_by_name(conn: Connection, username: str) -> dict[str, Any] | None:
 
 
 def get_user_by_login(conn: Connection, login: str) -> dict[str, Any] | None:
-    """A user by username or by (lower-cased) email address."""
+    """A user by username or by (lower-cased) confirmed email address; failing both, by an
+    address awaiting confirmation when exactly one account is waiting for it."""
     low = login.lower()
     stmt = select(*USER_COLS).where(or_(func.lower(users.c.username) == low, users.c.email == low)).limit(2)
     rows = conn.execute(stmt).all()
     by_name = [r for r in rows if r.username.lower() == low]
+    if not rows and "@" in low:
+        rows = conn.execute(select(*USER_COLS).where(users.c.pending_email == low).limit(2)).all()
+        rows = rows if len(rows) == 1 else []
     return _user((by_name or rows or [None])[0])
 
 
@@ -114,9 +121,19 @@ class Taken(Exception):
 
 
 def create_user(
-    conn: Connection, username: str, email: str | None, password_hash: str | None, role: str, now: datetime
+    conn: Connection,
+    username: str,
+    email: str | None,
+    password_hash: str | None,
+    role: str,
+    now: datetime,
+    *,
+    pending_email: str | None = None,
 ) -> int:
-    """Insert a user; raises :class:`Taken` when the name (case-insensitively) or email is in use."""
+    """Insert a user; raises :class:`Taken` when the name (case-insensitively) or email is in use.
+
+    ``email`` is a confirmed address (the account counts as verified from ``now``); a web
+    sign-up passes ``email=None`` and its address as ``pending_email`` instead."""
     lock_for_write(conn)
     taken = name_or_email_taken(conn, username, email)
     if taken:
@@ -132,6 +149,8 @@ def create_user(
                     banned=False,
                     session_version=0,
                     created_at=now,
+                    pending_email=pending_email.lower() if pending_email else None,
+                    verified_at=now if pending_email is None else None,
                 )
             )
     except IntegrityError as exc:
@@ -151,6 +170,46 @@ def set_password_hash(
         delete_user_sessions(conn, user_id)
         revoke_user_tokens(conn, user_id, now)
     conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def set_verify_nonce(conn: Connection, user_id: int, nonce: str) -> str | None:
+    """Make ``nonce`` the only valid confirmation link of an unconfirmed account; returns the
+    address waiting for confirmation (None: nothing to confirm)."""
+    res = conn.execute(
+        update(users)
+        .where(users.c.id == user_id, users.c.pending_email.is_not(None), users.c.verified_at.is_(None))
+        .values(verify_nonce=nonce)
+    )
+    if res.rowcount != 1:
+        return None
+    return conn.scalar(select(users.c.pending_email).where(users.c.id == user_id))
+
+
+def get_verify_nonce(conn: Connection, user_id: int) -> str | None:
+    return conn.scalar(select(users.c.verify_nonce).where(users.c.id == user_id))
+
+
+def confirm_email(conn: Connection, user_id: int, nonce: str, address: str, now: datetime) -> str:
+    """Use a confirmation link: "ok", "stale" (used, replaced, or the address changed) or "taken"
+    (another account confirmed the address meanwhile)."""
+    lock_for_write(conn)
+    row = conn.execute(select(users.c.pending_email, users.c.verify_nonce).where(users.c.id == user_id)).first()
+    if row is None or not row.verify_nonce or not secrets.compare_digest(row.verify_nonce, nonce):
+        return "stale"
+    if row.pending_email != address:
+        return "stale"
+    if conn.scalar(select(users.c.id).where(users.c.email == address, users.c.id != user_id)) is not None:
+        return "taken"
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(email=address, pending_email=None, verify_nonce=None, verified_at=now)
+            )
+    except IntegrityError:
+        return "taken"
+    return "ok"
 
 
 def rehash_password(conn: Connection, user_id: int, old_hash: str, new_hash: str) -> None:

@@ -79,6 +79,14 @@ users = Table(
     Column("banned", Boolean, nullable=False, server_default="0"),
     Column("session_version", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime, nullable=False),
+    # 0012 (email verification): ``email`` holds only a confirmed address (unique, used for sign-in
+    # and resets); a web sign-up's address waits in ``pending_email`` (not unique: typing someone
+    # else's address must not tell whether it is registered) until its link is used.
+    # ``verified_at`` is set then, or at creation for operator-made accounts; ``verify_nonce``
+    # makes the newest link the only one that works.
+    Column("pending_email", String(320)),
+    Column("verified_at", DateTime),
+    Column("verify_nonce", String(64)),
 )
 # 0004: "Alice" and "alice" are the same account name (no look-alike impersonation).
 Index("uq_users_username_lower", func.lower(users.c.username), unique=True)

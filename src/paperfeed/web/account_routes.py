@@ -1,22 +1,24 @@
-"""Account pages: sign up, sign in/out, account settings (password, API tokens), password reset
-by mailed link, and public profiles (``/users/{name}``: submissions, upvotes, comments).
+"""Account pages: sign up, sign in/out, account settings (password, API tokens, the address to
+confirm), password reset by mailed link, the address-confirmation link (``/verify``), and public
+profiles (``/users/{name}``: submissions, upvotes, comments).
 
 Included by the app factory (``web/app.py``); ``register`` wires the shared community
 plumbing (``community_routes.install``). Forms re-render with the error next to them and the
 right status (400/401/409/429 + Retry-After); success answers with a 303 redirect. Signing in
 starts a new server-side session (new id and CSRF token); signing out ends it on the server; a
 password change keeps this browser signed in and ends every other session; "Sign out everywhere"
-ends them all.
+ends them all. Account mail (confirmation links, notices, reset links) is sent after the
+response (``BackgroundTasks``), so answers and their timing do not depend on the address.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Form, Path, Query, Request
 from starlette.responses import Response
 
-from paperfeed.community import accounts, sessions
+from paperfeed.community import accounts, sessions, verification
 from paperfeed.community.core import require_active
 from paperfeed.community.errors import CommunityError, NotSignedIn
 from paperfeed.store import community_store as store
@@ -56,6 +58,7 @@ def signup_page(request: Request, next: str = Query("", max_length=2000)) -> Res
 @router.post("/signup")
 def signup(
     request: Request,
+    background: BackgroundTasks,
     username: str = Form("", max_length=200),
     email: str = Form("", max_length=400),
     password: str = _password(),
@@ -66,10 +69,11 @@ def signup(
     try:
         if password != password2:
             raise CommunityError("The two passwords differ.")
-        user = accounts.sign_up(community(request), username, email, password, ip=client_ip(request))
+        signed_up = accounts.sign_up(community(request), username, email, password, ip=client_ip(request))
     except CommunityError as exc:
         return _form_error(request, "community/signup.html", exc, next=safe_next(next), form=form)
-    viewer(request).sign_in(user)
+    background.add_task(signed_up.send_mail)  # a confirmation link, or a notice to the address's owner
+    viewer(request).sign_in(signed_up.user)
     return back(safe_next(next))
 
 
@@ -115,7 +119,7 @@ def _account(request: Request, *, status: int = 200, **ctx: object) -> Response:
         "default_scopes": accounts.DEFAULT_SCOPES,
         "new_token": None,
         "error": None,
-        "notice": None,
+        "notice": "A new confirmation link is on its way." if request.query_params.get("link") == "sent" else None,
     }
     return render_page(request, "community/account.html", {**base, **ctx}, status=status)
 
@@ -153,6 +157,12 @@ def end_sessions(request: Request) -> Response:
     return back("/signin")
 
 
+@router.post("/account/verify")
+def resend_confirmation(request: Request, background: BackgroundTasks) -> Response:
+    background.add_task(verification.resend(community(request), viewer(request).user))
+    return back("/account?link=sent#email")
+
+
 @router.post("/account/tokens")
 def create_token(
     request: Request,
@@ -187,9 +197,9 @@ def reset_request_page(request: Request) -> Response:
 
 
 @router.post("/reset")
-def reset_request(request: Request, email: str = Form("", max_length=400)) -> Response:
+def reset_request(request: Request, background: BackgroundTasks, email: str = Form("", max_length=400)) -> Response:
     try:
-        accounts.request_reset(community(request), email, ip=client_ip(request))
+        background.add_task(accounts.request_reset(community(request), email, ip=client_ip(request)))
     except CommunityError as exc:
         return _form_error(request, "community/reset_request.html", exc, sent=False, email=email)
     return render_page(request, "community/reset_request.html", {"sent": True, "email": email, "error": None})
@@ -217,6 +227,31 @@ def reset_password(
         return back("/signin")
     viewer(request).sign_in(user)
     return back("/account")
+
+
+# -- address confirmation ---------------------------------------------------------------------
+
+
+@router.get("/verify")
+def verify_page(request: Request, t: str = Query("", max_length=2000)) -> Response:
+    """What the mailed link confirms, and a button: following the link alone changes nothing."""
+    try:
+        info = verification.check_link(community(request), t)
+    except CommunityError as exc:
+        return render_page(request, "community/verify.html", {"token": "", "info": None, "done": False,
+                                                              "error": exc.message}, status=exc.status)  # fmt: skip
+    return render_page(request, "community/verify.html", {"token": t, "info": info, "done": False, "error": None})
+
+
+@router.post("/verify")
+def verify(request: Request, t: str = Form("", max_length=2000)) -> Response:
+    try:
+        user = verification.verify_email(community(request), t)
+    except CommunityError as exc:
+        return render_page(request, "community/verify.html", {"token": "", "info": None, "done": False,
+                                                              "error": exc.message}, status=exc.status)  # fmt: skip
+    info = verification.LinkInfo(user.username, user.email or "")
+    return render_page(request, "community/verify.html", {"token": "", "info": info, "done": True, "error": None})
 
 
 # -- profiles ---------------------------------------------------------------------------------
