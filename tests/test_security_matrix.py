@@ -140,9 +140,16 @@ def _leaf_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[st
             yield prefix + getattr(route, "path", ""), route
 
 
+# JSON-RPC endpoints whose authorisation is per tool inside one POST route, not per route: the
+# MCP server (/mcp) is token-only for its write tools, tested in tests/test_mcp.py.
+PROTOCOL_ENDPOINTS = frozenset({"/mcp"})
+
+
 def state_changing_routes(app: Any) -> set[tuple[str, str]]:
     found = set()
     for path, route in _leaf_routes(app.router.routes):
+        if path in PROTOCOL_ENDPOINTS:
+            continue
         for method in (getattr(route, "methods", None) or set()) & WRITE_METHODS:
             found.add((method, path))
     return found

@@ -175,6 +175,116 @@ def _next_link(state: AppState, path: str, args: dict[str, Any]) -> dict[str, st
     return {"Link": f'<{state.settings.base_url}{path}?{query}>; rel="next"'}
 
 
+# -- builders (the JSON API and the MCP server answer with the same data) ----------------------
+
+
+def daily_papers_data(
+    state: AppState, period: periods.Period | None, *, submitter: str | None, sort: str, p: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``/api/daily_papers`` (Hub-shaped entries) and the total; no period: the latest day."""
+    with state.db.read() as conn:
+        per = period
+        if per is None:
+            latest = feed_queries.latest_feed_date(conn, datetime.now(UTC).date())
+            if latest is None:
+                return [], 0
+            per = periods.day_period(latest)
+        if sort == "trending":
+            rows = feed_queries.entries_since(conn, per.start, per.end, limit=5_000)
+            if submitter:
+                rows = [r for r in rows if r.get("entry_submitter") == submitter]
+            now = datetime.now(UTC).replace(tzinfo=None)
+            ref = ranking.trending_reference_time(now, max((r["submitted_at"] for r in rows), default=None))
+            rows = ranking.rank_trending(rows, ref)
+            total, rows = len(rows), rows[p * limit : (p + 1) * limit]
+        else:
+            order = "published" if sort == "publishedAt" else "upvotes"
+            rows, total = feed_queries.daily_cards(
+                conn, per.start, per.end, sort=order, submitter=submitter, limit=limit, offset=p * limit
+            )
+    return [hf_entry(r) for r in rows], total
+
+
+def paper_detail_data(state: AppState, pid: str) -> dict[str, Any] | None:
+    """``/api/papers/{id}``: the Hub-shaped paper (with ``numComments``), or None when unknown."""
+    with state.db.read() as conn:
+        row = feed_queries.paper(conn, pid)
+    return None if row is None else hf_paper(row, with_comments=True)
+
+
+def similar_data(state: AppState, pid: str, k: int) -> dict[str, Any] | None:
+    """``/api/v1/papers/{id}/similar``, or None when the paper is unknown."""
+    with state.db.read() as conn:
+        exists = feed_queries.paper(conn, pid) is not None
+    if not exists:
+        return None
+    service = state.search()
+    found = service.similar(pid, k=k) if service is not None else []
+    return {"paper_id": pid, "similar": [{**card(s), "similarity": s.get("similarity")} for s in found]}
+
+
+def v1_search_params(
+    q: str, mode: str, sort: str, date_from: str | None, date_to: str | None, category: str | None,
+    has_code: bool, min_upvotes: int, limit: int,
+) -> params.SearchParams:  # fmt: skip
+    """``/api/v1/search`` parameters as SearchParams; raises ``params.ParamError`` naming the bad one."""
+    args = {"q": q, "mode": mode, "sort": sort, "from": date_from, "to": date_to, "category": category}
+    args.update(has_code="1" if has_code else "", min_upvotes=str(min_upvotes))
+    sp = params.search_params({k: v for k, v in args.items() if v is not None}, page_size=limit)
+    sp.page = 1
+    return sp
+
+
+def v1_search_data(
+    state: AppState, sp: params.SearchParams, limit: int, offset: int
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``/api/v1/search``: (the answer, None) or (None, why the search cannot run)."""
+    from paperfeed.search.hybrid import SearchError  # the search stack loads lazily (model, index)
+
+    if not sp.q:
+        return None, "Type a few words to search for."
+    if stopword_error(sp.q):
+        return None, stopword_error(sp.q)
+    service = state.search()
+    if service is None:
+        return None, state.search_unavailable or "search is unavailable"
+    req = sp.to_request()
+    req.limit, req.offset = limit, offset
+    try:
+        results = service.search(req)
+    except SearchError as exc:
+        return None, str(exc)
+    with state.db.read() as conn:
+        entries = feed_queries.daily_entries_for(conn, [h.paper["id"] for h in results.hits])
+    hits = []
+    for h in results.hits:
+        c = card({**h.paper, **entries.get(h.paper["id"], {})})
+        hits.append(
+            {
+                "paper": c,
+                "score": h.score,
+                "why": h.why,
+                "highlights": {
+                    "title": str(render.highlight(c["title"], h.title_spans)),
+                    "abstract": str(render.highlight(c["abstract"], h.abstract_spans)),
+                },
+                "title_spans": [list(s) for s in h.title_spans],
+                "abstract_spans": [list(s) for s in h.abstract_spans],
+            }
+        )
+    out = {
+        "query": sp.q,
+        "mode": results.mode,
+        "total": results.total,
+        "took_ms": round(results.took_ms, 2),
+        "warnings": list(sp.notes) + list(results.warnings),
+        "limit": limit,
+        "offset": offset,
+        "hits": hits,
+    }
+    return out, None
+
+
 # -- Hugging Face-compatible ------------------------------------------------------------------
 
 
@@ -205,31 +315,12 @@ async def daily_papers(
             raise _invalid(given[0][0], str(exc), given[0][1]) from None
 
     def build() -> tuple[Any, dict[str, str]]:
-        with state.db.read() as conn:
-            per = period
-            if per is None:
-                latest = feed_queries.latest_feed_date(conn, datetime.now(UTC).date())
-                if latest is None:
-                    return [], {}
-                per = periods.day_period(latest)
-            if sort == "trending":
-                rows = feed_queries.entries_since(conn, per.start, per.end, limit=5_000)
-                if submitter:
-                    rows = [r for r in rows if r.get("entry_submitter") == submitter]
-                now = datetime.now(UTC).replace(tzinfo=None)
-                ref = ranking.trending_reference_time(now, max((r["submitted_at"] for r in rows), default=None))
-                rows = ranking.rank_trending(rows, ref)
-                total, rows = len(rows), rows[p * limit : (p + 1) * limit]
-            else:
-                order = "published" if sort == "publishedAt" else "upvotes"
-                rows, total = feed_queries.daily_cards(
-                    conn, per.start, per.end, sort=order, submitter=submitter, limit=limit, offset=p * limit
-                )
+        entries, total = daily_papers_data(state, period, submitter=submitter, sort=sort, p=p, limit=limit)
         headers = {}
         if (p + 1) * limit < total:
             args = {"date": date_, "week": week, "month": month, "submitter": submitter}
             headers = _next_link(state, "/api/daily_papers", {**args, "sort": sort, "p": p + 1, "limit": limit})
-        return [hf_entry(r) for r in rows], headers
+        return entries, headers
 
     key = f"daily|{date_}|{week}|{month}|{submitter}|{sort}|{p}|{limit}|{datetime.now(UTC).date()}"
     return await cached_json(request, key=key, build=build)
@@ -331,11 +422,10 @@ async def hf_paper_detail(request: Request, paper_id: str = Path(..., max_length
         return _not_an_id(paper_id)
 
     def build() -> tuple[Any, dict[str, str]]:
-        with state.db.read() as conn:
-            row = feed_queries.paper(conn, pid)
-        if row is None:
+        data = paper_detail_data(state, pid)
+        if data is None:
             return {"detail": f"arXiv:{pid} is not in this paperfeed"}, {"x-status": "404"}
-        return hf_paper(row, with_comments=True), {}
+        return data, {}
 
     return _status_from_header(await cached_json(request, key=f"paper|{pid}", build=build))
 
@@ -359,63 +449,17 @@ async def v1_search(
 ) -> Response:
     """Search with every filter and mode; each hit says why it matched (retriever, rank, score)."""
     state = app_state(request)
-    args = {"q": q, "mode": mode, "sort": sort, "from": date_from, "to": date_to, "category": category}
-    args.update(has_code="1" if has_code else "", min_upvotes=str(min_upvotes))
     try:
-        sp = params.search_params({k: v for k, v in args.items() if v is not None}, page_size=limit)
+        sp = v1_search_params(q, mode, sort, date_from, date_to, category, has_code, min_upvotes, limit)
     except params.ParamError as exc:
         raise _invalid(exc.field, exc.message) from None
-    sp.page = 1
     if not sp.q:
         return JSONResponse({"detail": "Type a few words to search for."}, status_code=400)
 
-    def run() -> Any:
-        from paperfeed.search.hybrid import SearchError
-
-        if stopword_error(sp.q):
-            return None, stopword_error(sp.q)
-        service = state.search()
-        if service is None:
-            return None, state.search_unavailable
-        req = sp.to_request()
-        req.limit, req.offset = limit, offset
-        try:
-            return service.search(req), None
-        except SearchError as exc:
-            return None, str(exc)
-
     def build() -> tuple[Any, dict[str, str]]:
-        results, error = run()
-        if results is None:
+        out, error = v1_search_data(state, sp, limit, offset)
+        if out is None:
             return {"detail": error}, {"x-status": "400"}
-        with state.db.read() as conn:
-            entries = feed_queries.daily_entries_for(conn, [h.paper["id"] for h in results.hits])
-        hits = []
-        for h in results.hits:
-            c = card({**h.paper, **entries.get(h.paper["id"], {})})
-            hits.append(
-                {
-                    "paper": c,
-                    "score": h.score,
-                    "why": h.why,
-                    "highlights": {
-                        "title": str(render.highlight(c["title"], h.title_spans)),
-                        "abstract": str(render.highlight(c["abstract"], h.abstract_spans)),
-                    },
-                    "title_spans": [list(s) for s in h.title_spans],
-                    "abstract_spans": [list(s) for s in h.abstract_spans],
-                }
-            )
-        out = {
-            "query": sp.q,
-            "mode": results.mode,
-            "total": results.total,
-            "took_ms": round(results.took_ms, 2),
-            "warnings": list(sp.notes) + list(results.warnings),
-            "limit": limit,
-            "offset": offset,
-            "hits": hits,
-        }
         return out, {}
 
     key = f"v1search|{sp.cache_key()}|{offset}"
@@ -450,14 +494,10 @@ async def v1_similar(
         return _not_an_id(paper_id)
 
     def build() -> tuple[Any, dict[str, str]]:
-        with state.db.read() as conn:
-            exists = feed_queries.paper(conn, pid) is not None
-        if not exists:
+        data = similar_data(state, pid, k)
+        if data is None:
             return {"detail": f"arXiv:{pid} is not in this paperfeed"}, {"x-status": "404"}
-        service = state.search()
-        found = service.similar(pid, k=k) if service is not None else []
-        cards = [{**card(s), "similarity": s.get("similarity")} for s in found]
-        return {"paper_id": pid, "similar": cards}, {}
+        return data, {}
 
     return _status_from_header(await cached_json(request, key=f"similar|{pid}|{k}", build=build))
 

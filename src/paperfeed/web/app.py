@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +25,17 @@ from paperfeed import __version__
 from paperfeed.config import Settings
 from paperfeed.search.hybrid import SearchService
 from paperfeed.store.db import Database, open_database
-from paperfeed.web import account_routes, api, community_routes, digest_routes, docs, feeds, pages, trends
+from paperfeed.web import (
+    account_routes,
+    api,
+    community_routes,
+    digest_routes,
+    docs,
+    feeds,
+    mcp_server,
+    pages,
+    trends,
+)
 from paperfeed.web.cache import DataVersion, ResponseCache
 from paperfeed.web.context import AppState
 from paperfeed.web.respond import STATIC, JSONResponse, build_templates, error_response, wants_json
@@ -204,12 +215,18 @@ def create_app(
     # Catch the author/category lookup tables up with whatever was imported while we were down.
     state.startup_hooks.append(lambda st: st.refresh_lookups())
 
+    # Async context managers that live as long as the app (the MCP session manager).
+    running: list[Callable[[], AbstractAsyncContextManager[Any]]] = []
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hook in list(state.startup_hooks):
             hook(state)
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for context in running:
+                    await stack.enter_async_context(context())
+                yield
         finally:
             for hook in list(state.shutdown_hooks):
                 try:
@@ -244,6 +261,11 @@ def create_app(
     app.include_router(feeds.router)
     app.include_router(docs.router)
     _include_features(app)
+    # The MCP server (streamable HTTP) at /mcp: the same tools as `paperfeed mcp` over stdio.
+    mcp = mcp_server.build_server(state, app.state.community)
+    app.add_route("/mcp", mcp_server.http_app(mcp, settings.base_url), methods=["GET", "POST", "DELETE"],
+                  include_in_schema=False)  # fmt: skip
+    running.append(mcp.session_manager.run)
 
     app.add_middleware(JsonSuffix)
     app.add_middleware(HeadAsGet)

@@ -60,7 +60,8 @@ from paperfeed.community.core import Community, User
 from paperfeed.community.errors import Forbidden
 
 COOKIE = "pf_session"
-API_PREFIX = "/api/"  # the JSON API: the only place API tokens work
+API_PREFIX = "/api/"  # the JSON API: with /mcp, the only places API tokens work
+TOKEN_PREFIXES = (API_PREFIX, "/mcp")  # /mcp: the MCP server (web/mcp_server.py), token-only
 TOKEN_SCOPE_ATTR = "pf_token_scope"
 MAX_AGE = 30 * 24 * 3600
 MAX_BODY = 1024 * 1024  # forms and write-API bodies; nothing legitimate comes near this
@@ -68,7 +69,9 @@ HEADER = "x-csrf-token"
 FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # RFC 8058 one-click unsubscribe: posted by mail clients without cookies; protected by its signed token.
-CSRF_EXEMPT = ("/digest/unsubscribe",)
+# /mcp never reads cookies (its write tools need a Bearer token), so a cross-site post has no
+# session to ride on there; MCP clients send JSON-RPC without a CSRF token.
+CSRF_EXEMPT = ("/digest/unsubscribe", "/mcp")
 _POST_RE = re.compile(rb"""\bmethod\s*=\s*["']?post\b""", re.I)
 _ACTION_RE = re.compile(rb"""\baction\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _TAGGED = re.compile(r'^(W/)?"([^"]*)\.c([0-9a-f]{8})"$')
@@ -537,10 +540,10 @@ def check_token_scope(request: Request) -> None:
 
 
 def _ours_for_reading(path: str, bearer: str) -> bool:
-    """Whether a read should be authenticated by this Bearer value: only on the JSON API, and only
-    when it looks like one of our tokens. Hugging Face clients pointed at the HF-compatible API send
-    the user's ``hf_...`` token with every request; reads stay anonymous for them instead of 401."""
-    return path.startswith(API_PREFIX) and bearer.startswith(accounts.TOKEN_PREFIX)
+    """Whether a read should be authenticated by this Bearer value: only on the JSON API (and /mcp),
+    and only when it looks like one of our tokens. Hugging Face clients pointed at the HF-compatible
+    API send the user's ``hf_...`` token with every request; reads stay anonymous for them instead of 401."""
+    return path.startswith(TOKEN_PREFIXES) and bearer.startswith(accounts.TOKEN_PREFIX)
 
 
 def _token_refusal(scope: Scope, view: Viewer) -> tuple[int, str, dict[str, str] | None] | None:
@@ -552,7 +555,7 @@ def _token_refusal(scope: Scope, view: Viewer) -> tuple[int, str, dict[str, str]
     """
     if view.user is None:
         return 401, "Invalid or revoked API token.", None
-    if not scope["path"].startswith(API_PREFIX):
+    if not scope["path"].startswith(TOKEN_PREFIXES):
         return 403, ("API tokens work only on the JSON API (/api/...). Forms and account settings need a "
                      "signed-in browser session."), None  # fmt: skip
     if scope["method"] in SAFE_METHODS and "read" not in (view.token_scopes or frozenset()):
