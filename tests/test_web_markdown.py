@@ -38,6 +38,7 @@ def test_paper_markdown(settings, db, tmp_path: Path) -> None:  # type: ignore[n
     assert f"## AI-generated summary\n\n{p['ai_summary'][:40]}" in md
     assert "## Keywords" in md and p["ai_keywords"][0] in md
     assert f"**Daily papers:** 2026-04-10 by @{entry['submittedBy']['name']}" in md
+    assert f"**Comments:** {entry['numComments']}" in md  # the Hub's count + local ones, as the API
     same = c.get(f"/papers/{p['id']}", headers={"Accept": "text/markdown"})
     assert same.status_code == 200 and same.text == md and "accept" in same.headers["vary"].lower()
     assert c.get(f"/papers/{p['id']}v2.md", follow_redirects=False).headers["location"] == f"/papers/{p['id']}.md"

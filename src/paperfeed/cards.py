@@ -119,6 +119,13 @@ def _organization(row: dict[str, Any]) -> dict[str, str] | None:
     return None
 
 
+def _hub_comments(row: dict[str, Any]) -> int:
+    """The comment count the Hub sent with the imported entry (its comments live on the Hub)."""
+    src = row.get("hf_source") if row.get("entry_source") == "hf" else None
+    n = src.get("numComments") if isinstance(src, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
+
+
 def _claimed(row: dict[str, Any], shown: list[str]) -> dict[str, str]:
     """Visible author name -> the Hub username that claimed it (hidden authors never appear)."""
     out: dict[str, str] = {}
@@ -161,5 +168,6 @@ def card(row: dict[str, Any]) -> dict[str, Any]:
         "ai_summary": row.get("ai_summary"),
         "ai_keywords": list(row.get("ai_keywords") or []),
         "organization": _organization(row),
+        "hub_comments": _hub_comments(row),
         "claimed": _claimed(row, authors),
     }

@@ -51,7 +51,7 @@ def paper_markdown(data: dict[str, Any], base_url: str) -> str:
         by = f" by @{_esc(p['submitter'])}" if p.get("submitter") else ""
         facts.append(f"**Daily papers:** {_day(p['feed_date'])}{by}")
     facts.append(f"**Upvotes:** {p['upvotes']}")
-    facts.append(f"**Comments:** {p['num_comments']}")
+    facts.append(f"**Comments:** {p['num_comments'] + p.get('hub_comments', 0)}")  # as numComments in the API
     lines += [" · ".join(facts), ""]
     if p.get("organization"):
         lines += [f"**Organization:** {_esc(p['organization']['fullname'])}", ""]
