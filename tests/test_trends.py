@@ -80,6 +80,8 @@ def test_counter_counts_matches_per_week_and_their_categories_and_authors(corpus
     assert tl.authors[:3] == [("Ada Lovelace", 2), ("Alan Turing", 2), ("Bo Chen", 2)]
     # All words must match (a search would OR them); exclusions, phrases, authors and has_code apply.
     assert tc.timeline(parse_query("diffusion transformer")).counts == [0, 0, 1]  # type: ignore[union-attr]
+    # Five words or more: the rarest two thirds that occur at all ("zebra" is in no paper).
+    assert tc.timeline(parse_query("transformer diffusion models meets zebra")).counts == [0, 0, 1]  # type: ignore[union-attr]
     assert tc.timeline(parse_query("diffusion -latent")).counts == [2, 0, 2]  # type: ignore[union-attr]
     assert tc.timeline(parse_query('"diffusion models"')).counts == [1, 0, 1]  # type: ignore[union-attr]
     assert tc.timeline(parse_query('diffusion author:"Bo Chen"')).counts == [2, 0, 0]  # type: ignore[union-attr]

@@ -7,8 +7,8 @@ documents (a date histogram on the ``published`` fast field, terms on the ``cat`
 "attention" measure (daily-feed upvotes) intersects the matches with the daily feed's papers and
 sums their upvotes per feed week (rows from :func:`paperfeed.store.trend_queries.feed_entries`).
 
-What "matching" means here: papers that contain the query's words (all of them; two thirds in
-queries of five or more words, see :func:`paperfeed.search.lexical_query.words_needed`) and pass
+What "matching" means here: papers that contain the query's words (all of them; the rarest two
+thirds in queries of five or more words, see :func:`paperfeed.search.lexical_query.words_needed`) and pass
 its phrases, exclusions, ``author:`` and ``cat:`` filters. That is stricter than the ranked search,
 which ORs the words and lets BM25 sort it out: a count of "papers mentioning any word" would be
 most of the corpus.
@@ -222,25 +222,22 @@ class TrendCounter:
         if unit == "week":
             # Fixed 7-day buckets; the epoch is a Thursday, so -3 days puts them on Mondays.
             return {"date_histogram": {"field": "published", "fixed_interval": "7d", "offset": "-3d"}}
-        ranges = [{"key": s.isoformat(), "from": _day_ns(s), "to": _day_ns(next_start(s, unit))} for s in starts]
-        return {"range": {"field": "published", "ranges": ranges}}
+        # Months differ in length: count days and add them up (at 1M papers this took half the time
+        # of a range aggregation with one range per month).
+        return {"date_histogram": {"field": "published", "fixed_interval": "1d"}}
 
     @staticmethod
     def _counts(result: dict[str, Any], unit: Unit, starts: list[date]) -> list[int]:
+        index = {s: i for i, s in enumerate(starts)}
         counts = [0] * len(starts)
-        if unit == "week":
-            index = {s: i for i, s in enumerate(starts)}
-            for b in result.get("buckets", ()):
-                i = index.get(_EPOCH + timedelta(days=int(b["key"]) // _MS_PER_DAY))
-                if i is not None:
-                    counts[i] = int(b["doc_count"])
-            return counts
-        # Range buckets: tantivy adds open-ended ones before and after; match ours by their start.
-        by_from = {float(_day_ns(s)): i for i, s in enumerate(starts)}
         for b in result.get("buckets", ()):
-            i = by_from.get(float(b["from"])) if "from" in b else None
+            n = int(b["doc_count"])
+            if not n:
+                continue
+            day = _EPOCH + timedelta(days=int(b["key"]) // _MS_PER_DAY)
+            i = index.get(day if unit == "week" else bucket_start(day, unit))
             if i is not None:
-                counts[i] = int(b["doc_count"])
+                counts[i] += n
         return counts
 
     # -- the timeline above a search --

@@ -52,7 +52,9 @@ EXAMPLES = [
     ['"large language model"', '"reinforcement learning"', "agent"],
     ["cat:cs.CV", "cat:cs.CL"],
 ]
-MATCH_NOTE = "Counts papers containing all the query's words (two thirds of them for queries of five or more words)."
+MATCH_NOTE = (
+    "Counts papers containing all the query's words (for queries of five or more words, the rarest two thirds)."
+)
 _counters: weakref.WeakKeyDictionary[Any, TrendCounter] = weakref.WeakKeyDictionary()
 _feed_cache: weakref.WeakKeyDictionary[TrendCounter, tuple[str, dict[str, trend_queries.FeedEntry]]] = (
     weakref.WeakKeyDictionary()
