@@ -10,17 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
 from paperfeed import periods
+from paperfeed.search.hybrid import MODES, SORTS, SearchRequest
 
 CATEGORY_RE = re.compile(r"^[a-z][a-z\-]{0,15}(\.[A-Za-z][A-Za-z\-]{0,15})?$")
 NEW_ID_RE = re.compile(r"^(\d{4}\.\d{4,5})(v\d{1,3})?$")
 OLD_ID_RE = re.compile(r"^([a-z][a-z\-]{1,20}(?:\.[A-Z]{2})?/\d{7})(v\d{1,3})?$")
-MODES = ("hybrid", "keyword", "semantic")
-SORTS = ("relevance", "date", "upvotes")
 MAX_QUERY_CHARS = 500
 SEARCH_PAGE_SIZE = 20
 MAX_SEARCH_PAGE = 50  # 1,000 results deep, the search service's own limit
@@ -81,28 +80,24 @@ def boolean(value: str | None, field_name: str) -> bool:
     raise ParamError(field_name, f"{field_name} must be true or false")
 
 
-def choice(value: str | None, field_name: str, options: tuple[str, ...]) -> str:
+def choice(value: str | None, field_name: str, options: tuple[str, ...], default: str | None = None) -> str:
+    """One of ``options``; an absent value is ``default`` (the first option when not given)."""
     if value is None or value == "":
-        return options[0]
+        return options[0] if default is None else default
     if value not in options:
         raise ParamError(field_name, f"{field_name} must be one of: {', '.join(options)} (got {value[:40]!r})")
     return value
 
 
 @dataclass
-class SearchParams:
-    """A checked search: the fields of ``SearchRequest`` plus the page number."""
+class SearchParams(SearchRequest):
+    """A checked search from a query string: the fields of the search service's ``SearchRequest``
+    (declared once, there) plus the page number and notes for the reader. ``limit`` is the page
+    size; the request's ``offset`` follows from ``page`` (:meth:`to_request`)."""
 
     q: str = ""
-    mode: str = "hybrid"
-    sort: str = "relevance"
-    date_from: date | None = None
-    date_to: date | None = None
-    categories: list[str] = field(default_factory=list)
-    has_code: bool = False
-    min_upvotes: int = 0
-    page: int = 1
     limit: int = SEARCH_PAGE_SIZE
+    page: int = 1
     notes: list[str] = field(default_factory=list)
 
     def cache_key(self) -> str:
@@ -128,21 +123,11 @@ class SearchParams:
         args.update(override)
         return {k: str(v) for k, v in args.items() if v not in (None, "")}
 
-    def to_request(self) -> Any:
-        from paperfeed.search.hybrid import SearchRequest
-
-        return SearchRequest(
-            q=self.q,
-            mode=self.mode,
-            sort=self.sort,
-            date_from=self.date_from,
-            date_to=self.date_to,
-            categories=list(self.categories),
-            has_code=self.has_code,
-            min_upvotes=self.min_upvotes,
-            limit=self.limit,
-            offset=(self.page - 1) * self.limit,
-        )
+    def to_request(self) -> SearchRequest:
+        """The plain request for the search service (this page's offset, a copy of the lists)."""
+        values = {f.name: getattr(self, f.name) for f in fields(SearchRequest)}
+        values.update(categories=list(self.categories), offset=(self.page - 1) * self.limit)
+        return SearchRequest(**values)
 
 
 def search_params(
@@ -155,8 +140,8 @@ def search_params(
         q = q[:MAX_QUERY_CHARS]
         p.notes.append(f"The query was shortened to {MAX_QUERY_CHARS} characters.")
     p.q = q
-    p.mode = choice(args.get("mode"), "mode", MODES)
-    p.sort = choice(args.get("sort"), "sort", SORTS)
+    p.mode = choice(args.get("mode"), "mode", MODES, SearchRequest.mode)
+    p.sort = choice(args.get("sort"), "sort", SORTS, SearchRequest.sort)
     p.date_from = optional_day(args.get("from"), "from")
     p.date_to = optional_day(args.get("to"), "to")
     if p.date_from and p.date_to and p.date_from > p.date_to:
