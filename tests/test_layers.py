@@ -84,6 +84,15 @@ def graph() -> dict[str, dict[str, int]]:
     return {m: dict(imports(m, p, known)) for m, p in mods.items()}
 
 
+def test_readme_draws_every_component() -> None:
+    """The README's architecture picture names every package and top-level module of a layer."""
+    readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    present = {component(m) for m in modules()} - {"paperfeed", "__main__"}
+    missing = [c for c in sorted(present) if f"{c}/" not in section and f"{c}.py" not in section]
+    assert not missing, f"README's architecture section does not mention: {missing}"
+
+
 def test_every_module_is_in_a_layer() -> None:
     for module in modules():
         layer(module)
