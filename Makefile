@@ -31,6 +31,7 @@ demo: install
 
 test: install system-deps check-lock
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -9,14 +9,57 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic builds the API schema from Card: it needs this one on 3.11
+
 from paperfeed.store import upvotes
+from paperfeed.store.rows import PaperRow
 
 AUTHORS_SHOWN = 3
 _DOLLAR_RE = re.compile(r"(?<!\\)\$")
 _SPACE_RUN = re.compile(r"\s+")
 PREVIEW_CHARS = 320
+
+
+class Card(TypedDict):
+    """The public fields of one paper card."""
+
+    id: str
+    url: str
+    title: str
+    authors: list[str]
+    abstract: str
+    categories: list[str]
+    published: date | None
+    listed: date | None
+    upvotes: int
+    num_comments: int
+    github_repo: str | None
+    github_stars: int | None
+    project_page: str | None
+    submitter: str | None
+    submitter_fullname: str | None
+    feed_date: date | None
+    submitted_at: datetime | None
+    ai_summary: str | None
+    ai_keywords: list[str]
+    organization: dict[str, str] | None  # name, fullname (from the imported Hub entry)
+    hub_comments: int  # the comment count the Hub sent with an imported entry
+    claimed: dict[str, str]  # visible author name -> the Hub username that claimed it
+
+
+class Snippet(TypedDict):
+    text: str
+    spans: list[tuple[int, int]]
+
+
+class AuthorSummary(TypedDict):
+    shown: list[str]
+    more: int
+    count: int
 
 
 def _cut_outside_math(head: str) -> str:
@@ -28,7 +71,9 @@ def _cut_outside_math(head: str) -> str:
     return head
 
 
-def snippet(text: str | None, spans: list[tuple[int, int]] | list[list[int]] = (), limit: int = PREVIEW_CHARS) -> dict:
+def snippet(
+    text: str | None, spans: Sequence[tuple[int, int]] | Sequence[list[int]] = (), limit: int = PREVIEW_CHARS
+) -> Snippet:
     """A preview of ``text`` (whitespace collapsed) and the highlight spans moved to match it.
 
     Without spans this is the start of the text; with spans, the window starts a little before
@@ -93,25 +138,25 @@ def preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
     return snippet(text, (), limit)["text"]
 
 
-def author_summary(authors: list[str]) -> dict[str, Any]:
+def author_summary(authors: list[str]) -> AuthorSummary:
     shown = authors[:AUTHORS_SHOWN]
     return {"shown": shown, "more": max(0, len(authors) - len(shown)), "count": len(authors)}
 
 
-def categories_of(row: dict[str, Any]) -> list[str]:
+def categories_of(row: Mapping[str, Any]) -> list[str]:
     return [c for c in (row.get("categories") or "").split() if c]
 
 
 AI_SUMMARY_LABEL = "AI-generated summary"  # as the Hub labels it
 
 
-def _hub_paper(row: dict[str, Any]) -> dict[str, Any]:
+def _hub_paper(row: Mapping[str, Any]) -> dict[str, Any]:
     src = row.get("hf_source") if row.get("entry_source") == "hf" else None
     paper = src.get("paper") if isinstance(src, dict) else None
     return paper if isinstance(paper, dict) else {}
 
 
-def _organization(row: dict[str, Any]) -> dict[str, str] | None:
+def _organization(row: Mapping[str, Any]) -> dict[str, str] | None:
     org = _hub_paper(row).get("organization") or (row.get("hf_source") or {}).get("organization")
     if isinstance(org, dict) and isinstance(org.get("name"), str) and org["name"]:
         full = org.get("fullname")
@@ -119,14 +164,14 @@ def _organization(row: dict[str, Any]) -> dict[str, str] | None:
     return None
 
 
-def _hub_comments(row: dict[str, Any]) -> int:
+def _hub_comments(row: Mapping[str, Any]) -> int:
     """The comment count the Hub sent with the imported entry (its comments live on the Hub)."""
     src = row.get("hf_source") if row.get("entry_source") == "hf" else None
     n = src.get("numComments") if isinstance(src, dict) else None
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
 
 
-def _claimed(row: dict[str, Any], shown: list[str]) -> dict[str, str]:
+def _claimed(row: Mapping[str, Any], shown: list[str]) -> dict[str, str]:
     """Visible author name -> the Hub username that claimed it (hidden authors never appear)."""
     out: dict[str, str] = {}
     visible = set(shown)
@@ -140,7 +185,7 @@ def _claimed(row: dict[str, Any], shown: list[str]) -> dict[str, str]:
     return out
 
 
-def card(row: dict[str, Any]) -> dict[str, Any]:
+def card(row: PaperRow | Mapping[str, Any]) -> Card:
     """The public fields of one paper card (pages, JSON twins, feeds) from a query row.
 
     ``authors`` never holds names a source marks hidden (the store keeps them out); ``claimed``

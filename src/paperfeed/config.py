@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 
 def _default_home() -> Path:
@@ -76,7 +77,7 @@ class Settings:
     keep_alive_timeout: float = 5.0  # `serve`: an idle kept-alive connection is closed after this
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
+    def from_env(cls, **overrides: Any) -> Settings:
         env = os.environ
         home = Path(env["PAPERFEED_HOME"]).expanduser() if env.get("PAPERFEED_HOME") else _default_home()
         s = cls(

@@ -8,6 +8,7 @@ the trending page, its feed and the API rank the rows the store returns for the 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,12 +73,15 @@ def trending_reference_time(now: datetime, latest_entry: datetime | None) -> dat
     return min(now, latest_entry + timedelta(days=1))
 
 
-def rank_trending(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """Attach ``trending`` (a TrendingScore) to each card row and sort best first.
+def rank_trending(rows: Sequence[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The paper rows (with ``upvotes_total`` and ``submitted_at``), each with ``trending`` (a
+    TrendingScore) added, best first.
 
     Ties are broken by upvotes, then by the newer paper, then by id, so the order is stable.
     """
-    for row in rows:
-        row["trending"] = trending_score(row["upvotes_total"], row.get("github_stars"), row["submitted_at"], now)
-    rows.sort(key=lambda r: (-r["trending"].score, -r["upvotes_total"], -r["submitted_at"].timestamp(), r["id"]))
-    return rows
+    ranked = [
+        {**row, "trending": trending_score(row["upvotes_total"], row.get("github_stars"), row["submitted_at"], now)}
+        for row in rows
+    ]
+    ranked.sort(key=lambda r: (-r["trending"].score, -r["upvotes_total"], -r["submitted_at"].timestamp(), r["id"]))
+    return ranked

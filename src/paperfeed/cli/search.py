@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
 from rich.markup import escape
 
 from paperfeed.cli.common import console, database, fail, out, settings
-from paperfeed.search.hybrid import MODES, SearchError, SearchRequest, SearchService
+from paperfeed.search.hybrid import MODES, SearchError, SearchHit, SearchRequest, SearchService
 from paperfeed.store import upvotes
 
 
-def _hit_json(hit) -> dict:  # type: ignore[no-untyped-def]
+def _hit_json(hit: SearchHit) -> dict[str, Any]:
     p = hit.paper
     return {
         "id": p["id"],

@@ -143,7 +143,7 @@ def set_role(c: Community, actor: Actor | None, username: str, role: str) -> boo
 # -- the queue --------------------------------------------------------------------------------
 
 
-def queue(c: Community, actor: Actor | None, limit: int = 50) -> dict[str, Any]:
+def queue(c: Community, actor: User | None, limit: int = 50) -> dict[str, Any]:
     """What the moderation page shows: newest comments and submissions, what is hidden, the log."""
     require_role(actor, "moderator")
     with c.db.read() as conn:

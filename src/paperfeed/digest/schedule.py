@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from paperfeed.config import Settings
 from paperfeed.digest.compose import Composer, SearchTopics
@@ -30,10 +31,10 @@ def tick(
     *,
     options: SendOptions | None = None,
     clock: Callable[[], datetime] = utcnow,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> SendReport:
     """One scheduler pass (also what tests call directly)."""
-    report = send_due(settings, db, options=options, clock=clock, **kwargs)  # type: ignore[arg-type]
+    report = send_due(settings, db, options=options, clock=clock, **kwargs)
     if report.lease_busy:
         log.debug("digest: another process holds the sender lease")
     elif report.summary() != "nothing to do" or report.transport_error:
@@ -49,7 +50,7 @@ def start_scheduler(
     *,
     interval: float = 60.0,
     options: SendOptions | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> Callable[[], None]:
     """Start the background thread; returns ``stop()`` which ends it (waits for a pass in
     progress to finish its current message and release the lease)."""

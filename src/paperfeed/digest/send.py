@@ -454,7 +454,7 @@ class Sender:
         when the run must stop because the server is unreachable. Each outcome is committed
         as soon as the server answers, so only a message in flight on a lane can be in doubt."""
         todo: deque[_Job] = deque(jobs)
-        down: list[str] = []
+        down: list[int] = []
         stop = threading.Event()
         lanes = self._lanes(len(jobs))
 
@@ -623,7 +623,7 @@ class Sender:
 
 def _drain(todo: deque[_Job]) -> list[int]:
     """Empty the shared queue atomically (lanes may be popping from it at the same time)."""
-    ids = []
+    ids: list[int] = []
     while True:
         try:
             ids.append(todo.popleft().row["id"])

@@ -9,6 +9,7 @@ reason; the rest is kept.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import date
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ def parse_kaggle(obj: dict[str, Any]) -> PaperRecord:
         dated.append((_version_number(v.get("version")), created))
     dated.sort()
     inexact: frozenset[str] = frozenset()
+    published: date | None
     if dated:
         version: int | None = dated[-1][0]
         published, updated = dated[0][1], dated[-1][1]

@@ -14,7 +14,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 _BUFFER = 1 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -37,7 +37,7 @@ class InputFile:
         if str(path) == "-":
             self._raw: BinaryIO = sys.stdin.buffer
             if not hasattr(self._raw, "peek"):  # e.g. a BytesIO standing in for stdin
-                self._raw = io.BufferedReader(self._raw)  # type: ignore[arg-type]
+                self._raw = io.BufferedReader(cast(io.RawIOBase, self._raw))
         else:
             p = Path(path)
             if not p.exists():
@@ -56,7 +56,7 @@ class InputFile:
         if self.compressed:
             # GzipFile buffers by itself; its peek() decompresses one chunk only, so sniffing the
             # head of a truncated file still works and the error comes, with a line number, later.
-            self.stream: BinaryIO = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
+            self.stream: BinaryIO = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]  # a binary stream; typeshed does not call GzipFile a BinaryIO
         else:
             self.stream = self._raw
 

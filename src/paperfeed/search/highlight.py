@@ -68,5 +68,7 @@ def highlight(text: str, q: ParsedQuery) -> list[tuple[int, int]]:
             base = t.position - first_offset
             matched = [by_position.get(base + off) for off, _ in phrase]
             if all(m is not None and m.term == term for m, (_, term) in zip(matched, phrase, strict=True)):
-                spans.append((matched[0].start, matched[-1].end))  # type: ignore[union-attr]
+                first, last = matched[0], matched[-1]
+                if first is not None and last is not None:  # always: all() above checked every one
+                    spans.append((first.start, last.end))
     return _merge(spans)

@@ -131,7 +131,7 @@ class IndexFiles:
             raise CorruptIndex(f"cannot read the index: {exc}") from exc
         if index is None or len(index) != len(keys) or len(keys) != len(pids) or index.ndim != int(man["dim"]):
             raise CorruptIndex("index contents do not match the manifest")
-        index.expansion_search = int(man.get("expansion_search", DEFAULT_PARAMS.expansion_search))
+        index.expansion_search = int(man.get("expansion_search", DEFAULT_PARAMS.expansion_search))  # type: ignore[misc]  # usearch has a setter; its missing annotation makes mypy see a read-only property
         return Loaded(index, keys, pids, man)
 
     @contextlib.contextmanager

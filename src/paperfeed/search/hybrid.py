@@ -25,6 +25,7 @@ from paperfeed.search.query import ParsedQuery, parse_query
 from paperfeed.store import upvotes
 from paperfeed.store.db import Database
 from paperfeed.store.feed_queries import papers_by_ids
+from paperfeed.store.rows import PaperRow
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class SearchRequest:
 
 @dataclass
 class SearchHit:
-    paper: dict[str, Any]
+    paper: PaperRow
     score: float
     why: list[str]
     title_spans: list[tuple[int, int]]
@@ -122,11 +123,11 @@ def fuse(
     return sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def _categories_of(paper: dict[str, Any]) -> list[str]:
+def _categories_of(paper: PaperRow) -> list[str]:
     return (paper.get("categories") or "").split()
 
 
-def _text_of(paper: dict[str, Any]) -> str:
+def _text_of(paper: PaperRow) -> str:
     return f"{paper.get('title') or ''}\n{paper.get('abstract') or ''}".lower()
 
 
@@ -139,13 +140,13 @@ def _in_categories(paper_cats: list[str], wanted: list[str]) -> bool:
     return False
 
 
-def fetch_papers(db: Database, ids: list[str]) -> dict[str, dict[str, Any]]:
+def fetch_papers(db: Database, ids: list[str]) -> dict[str, PaperRow]:
     """Candidate rows by id, in one indexed query (ids missing from the database are absent)."""
     with db.read() as conn:
         return papers_by_ids(conn, list(dict.fromkeys(ids)))
 
 
-def paper_upvotes(paper: dict[str, Any]) -> int:
+def paper_upvotes(paper: PaperRow) -> int:
     return upvotes.total(paper)
 
 
@@ -278,12 +279,12 @@ class SearchService:
         sem_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(semantic)}
         rows = fetch_papers(self.db, [pid for pid, _ in ranked])
 
-        kept: list[tuple[dict[str, Any], float]] = []
+        kept: list[tuple[PaperRow, float]] = []
         for pid, score in ranked:
-            paper = rows.get(pid)
-            if paper is None or not self._passes(paper, pq, categories, date_from, date_to, req, pid in kw_rank):
+            found = rows.get(pid)
+            if found is None or not self._passes(found, pq, categories, date_from, date_to, req, pid in kw_rank):
                 continue
-            kept.append((paper, score))
+            kept.append((found, score))
         if req.sort == "date":
             kept.sort(key=lambda ps: (ps[0].get("published") or date.min, ps[1]), reverse=True)
         elif req.sort == "upvotes":
@@ -292,18 +293,18 @@ class SearchService:
         page = kept[req.offset : req.offset + req.limit]
         out: list[SearchHit] = []
         for paper, score in page:
-            why = []
+            reasons = []
             if paper["id"] in kw_rank:
                 r, s = kw_rank[paper["id"]]
-                why.append(f"keyword match #{r} (BM25 {s:.1f})")
+                reasons.append(f"keyword match #{r} (BM25 {s:.1f})")
             if paper["id"] in sem_rank:
                 r, s = sem_rank[paper["id"]]
-                why.append(f"semantic match #{r} (similarity {s:.2f})")
+                reasons.append(f"semantic match #{r} (similarity {s:.2f})")
             out.append(
                 SearchHit(
                     paper=paper,
                     score=float(score),
-                    why=why,
+                    why=reasons,
                     title_spans=highlight(paper.get("title") or "", pq),
                     abstract_spans=highlight(paper.get("abstract") or "", pq),
                     keyword_rank=kw_rank[paper["id"]][0] if paper["id"] in kw_rank else None,
@@ -315,7 +316,7 @@ class SearchService:
 
     @staticmethod
     def _passes(
-        paper: dict[str, Any],
+        paper: PaperRow,
         pq: ParsedQuery,
         categories: list[str],
         date_from: date | None,

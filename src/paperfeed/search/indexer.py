@@ -188,7 +188,7 @@ def embed_papers(
             texts = [text_of(p.title, p.abstract) for p in batch]
             vecs = encoder.encode(texts, batch_size=32)
             done += store.upsert_vectors(db, model, [(p.paper_id, p.content_hash) for p in batch], vecs)
-            if done > bar.tasks[0].total:  # papers imported while we run
+            if done > (bar.tasks[0].total or 0):  # papers imported while we run
                 bar.update(task, total=done)
             bar.update(task, completed=done)
     if redo_before is not None:
@@ -208,7 +208,7 @@ def sync_ann(
 ) -> str:
     """Build or incrementally update the HNSW file; returns what was done, in words."""
     files = hnsw.IndexFiles(settings.index_dir / "vectors")
-    total = store.marker(db).count
+    total = store.marker(db).rows
     if total <= settings.ann_threshold:
         return f"not needed: {total:,} vectors is within exact-search range (threshold {settings.ann_threshold:,})"
     with files.lock(blocking=True):
@@ -275,7 +275,8 @@ def _update_ann(
     for i, key in enumerate(rows.keys.tolist()):
         if key in pid_of:
             if rows.models[i] == model and pid_of[key] == rows.paper_ids[i]:
-                stored = np.asarray(index.get(key, dtype=np.float32)).reshape(-1)
+                # usearch takes numpy dtypes; its annotation lists only its own names.
+                stored = np.asarray(index.get(key, dtype=np.float32)).reshape(-1)  # type: ignore[arg-type]  # see above
                 if np.abs(stored - rows.matrix[i]).max() < 2e-3:
                     continue  # re-read within SLACK, unchanged
             removed.append(key)
@@ -293,10 +294,11 @@ def _update_ann(
     tombstones = int(man.get("tombstones", 0)) + len(removed)
     if tombstones > MAX_TOMBSTONE_SHARE * max(1, len(pid_of)):
         return None
-    index = hnsw.Index.restore(str(files.dir / man["index_file"]), view=False)  # a writable copy
-    if index is None:
+    restored = hnsw.Index.restore(str(files.dir / man["index_file"]), view=False)  # a writable copy
+    if restored is None:
         return None
-    index.expansion_search = params.expansion_search
+    index = restored
+    index.expansion_search = params.expansion_search  # type: ignore[misc]  # usearch has a setter; its missing annotation makes mypy see a read-only property
     if removed:
         index.remove(np.array(removed, dtype=np.uint64))
     if add:

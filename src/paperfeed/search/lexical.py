@@ -49,7 +49,7 @@ from paperfeed.store.search_source import Watermark, count_papers_since, iter_pa
 try:  # POSIX advisory lock for "one updater at a time"; tantivy's writer lock still applies elsewhere
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl module on Windows; the lock is skipped there
 
 __all__ = ["LexicalHit", "LexicalIndex", "LexicalIndexBusy", "TITLE_BOOST", "highlight", "make_document"]
 
@@ -440,7 +440,7 @@ def _unchanged(index: tantivy.Index, batch: list[dict[str, Any]], watermark: Wat
     same: set[str] = set()
     for address, stamp in zip(addresses, stamps, strict=True):
         pid = searcher.doc(address).get_first("id")
-        if pid in candidates and stamp == candidates[pid]:
+        if isinstance(pid, str) and pid in candidates and stamp == candidates[pid]:
             same.add(pid)
     return same
 

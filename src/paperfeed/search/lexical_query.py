@@ -36,7 +36,8 @@ def _term_or_phrase(field: str, pairs: list[tuple[int, str]]) -> tantivy.Query |
         return None
     if len(pairs) == 1:
         return tantivy.Query.term_query(SCHEMA, field, pairs[0][1])
-    return tantivy.Query.phrase_query(SCHEMA, field, pairs)
+    words: list[str | tuple[int, str]] = list(pairs)
+    return tantivy.Query.phrase_query(SCHEMA, field, words)
 
 
 def _filter(query: tantivy.Query) -> tantivy.Query:
@@ -96,8 +97,9 @@ def build_query(
     if lo and hi and lo > hi:
         return None
     if lo or hi:
-        bounds = [datetime(d.year, d.month, d.day) if d else None for d in (lo, hi)]
-        clauses.append((Occur.Must, _filter(Query.range_query(SCHEMA, "published", tantivy.FieldType.Date, *bounds))))
+        start, end = (datetime(d.year, d.month, d.day) if d else None for d in (lo, hi))
+        published = Query.range_query(SCHEMA, "published", tantivy.FieldType.Date, start, end)
+        clauses.append((Occur.Must, _filter(published)))
     for word in q.excluded_terms + q.excluded_phrases:
         excluded = _term_or_phrase("text", phrase_terms(word))
         if excluded is not None:

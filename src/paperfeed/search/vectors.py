@@ -161,7 +161,7 @@ class VectorIndex:
         if model is None or marker.count == 0:
             self._snap = _Snapshot(model=model, marker=marker, stamp=self.files.stamp())
             return
-        if marker.count > self.settings.ann_threshold:
+        if marker.rows > self.settings.ann_threshold:
             stamp = self.files.stamp()
             try:
                 loaded = self.files.load(model)
@@ -171,7 +171,8 @@ class VectorIndex:
                 else:
                     log.warning("HNSW index unusable (%s): rebuilding it; exact search meanwhile", exc)
             else:
-                loaded.index.expansion_search = self.params.expansion_search  # a search-time knob
+                # A search-time knob. usearch has a setter; its missing annotation makes mypy see a read-only property.
+                loaded.index.expansion_search = self.params.expansion_search  # type: ignore[misc]  # see above
                 self._snap = self._base_snapshot(model, loaded, stamp)
                 self._apply_changes(store.marker(self.db))
                 return
@@ -181,7 +182,7 @@ class VectorIndex:
             marker=marker,
             stamp=self.files.stamp(),
             watermark=rows.watermark,
-            ann_tried=marker.count > self.settings.ann_threshold,
+            ann_tried=marker.rows > self.settings.ann_threshold,
         )
         self._snap = self._with_rows(snap, rows)
         if len(rows) > self.settings.ann_threshold:
@@ -223,7 +224,7 @@ class VectorIndex:
         for b in range(0, len(cand), COMPARE_BLOCK):  # blocks bound the memory after bulk writes
             block = cand[b : b + COMPARE_BLOCK]
             with snap.ann_lock:
-                stored = snap.ann.get(np.array([k for _, k, _ in block], dtype=np.uint64), dtype=np.float32)
+                stored = snap.ann.get(np.array([k for _, k, _ in block], dtype=np.uint64), dtype=np.float32)  # type: ignore[arg-type]  # usearch takes numpy dtypes; its annotation lists only its own names
             stored = np.asarray(stored).reshape(len(block), -1)
             diff = np.abs(stored - rows.matrix[[i for i, _, _ in block]]).max(axis=1)
             same.update(i for (i, _, _), d in zip(block, diff.tolist(), strict=True) if d < 2e-3)  # f16 error < 5e-4
@@ -293,7 +294,7 @@ class VectorIndex:
                 if stamp != snap.stamp:  # `paperfeed index` wrote a new generation
                     self._load()
                     return
-            elif marker.count > self.settings.ann_threshold and not self._building():
+            elif marker.rows > self.settings.ann_threshold and not self._building():  # counted: no HNSW yet
                 if stamp != snap.stamp or not snap.ann_tried:  # grew past the threshold
                     self._load()
                     return
@@ -488,7 +489,7 @@ class VectorIndex:
         if key is None or key in snap.masked or snap.ann is None:
             return None
         with snap.ann_lock:
-            vec = snap.ann.get(key, dtype=np.float32)
+            vec = snap.ann.get(key, dtype=np.float32)  # type: ignore[arg-type]  # usearch takes numpy dtypes; its annotation lists only its own names
         if vec is None:
             return None
         vec = np.asarray(vec, dtype=np.float32).reshape(-1)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from paperfeed.store import upvotes
+from paperfeed.store.db import new_id
 from paperfeed.store.schema import (
     audit_log,
     comments,
@@ -96,7 +97,7 @@ def get_user_by_login(conn: Connection, login: str) -> dict[str, Any] | None:
     if not rows and "@" in low:
         rows = conn.execute(select(*USER_COLS).where(users.c.pending_email == low).limit(2)).all()
         rows = rows if len(rows) == 1 else []
-    return _user((by_name or rows or [None])[0])
+    return _user(by_name[0] if by_name else rows[0] if rows else None)
 
 
 def get_user_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
@@ -155,7 +156,7 @@ def create_user(
             )
     except IntegrityError as exc:
         raise Taken("username or email") from exc
-    return int(res.inserted_primary_key[0])
+    return new_id(res)
 
 
 def set_password_hash(
@@ -270,7 +271,9 @@ def consume_password_reset(conn: Connection, token_hash: str, now: datetime) -> 
     )
     if res.rowcount != 1:
         return None
-    user_id = conn.scalar(select(password_resets.c.user_id).where(password_resets.c.token_hash == token_hash))
+    user_id: int = conn.execute(
+        select(password_resets.c.user_id).where(password_resets.c.token_hash == token_hash)
+    ).scalar_one()
     # Other outstanding links for the same account die with this one.
     conn.execute(
         update(password_resets)
@@ -346,7 +349,7 @@ def insert_comment(
         )
     )  # fmt: skip
     conn.execute(update(papers).where(papers.c.id == paper_id).values(num_comments=papers.c.num_comments + 1))
-    return int(res.inserted_primary_key[0])
+    return new_id(res)
 
 
 def edit_comment(

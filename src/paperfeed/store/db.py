@@ -11,16 +11,27 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
+
+from paperfeed.config import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 WRITE_WAIT_S = 10.0  # = PRAGMA busy_timeout: how long a writer waits for the write lock
+
+
+def new_id(result: CursorResult[Any]) -> int:
+    """The integer primary key a single-row INSERT created."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise ValueError("the statement inserted no row")
+    return int(key[0])
 
 
 def utcnow() -> datetime:
@@ -28,7 +39,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -75,7 +86,7 @@ class Database:
         self._write_lock = threading.RLock()  # re-entrant: a writer may call a helper that writes
 
     @classmethod
-    def from_settings(cls, settings) -> Database:  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings: Settings) -> Database:
         return cls(settings.db_url)
 
     # -- connections -------------------------------------------------------------------------
@@ -135,7 +146,7 @@ class Database:
         return self.current_revision() != self.head_revision()
 
 
-def open_database(settings, *, migrate: bool = True) -> Database:  # type: ignore[no-untyped-def]
+def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     """Open the configured database, creating/upgrading its schema unless told not to."""
     db = Database.from_settings(settings)
     if migrate:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     DateTime,
+    Insert,
     Integer,
     String,
     and_,
@@ -32,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from paperfeed.store import upvotes
+from paperfeed.store.db import new_id
 from paperfeed.store.schema import daily_entries, deliveries, digest_locks, digest_sent_papers, papers, subscriptions
 
 # Delivery statuses. ``sending`` rows belong to ``claimed_by`` until it records the outcome.
@@ -79,7 +81,7 @@ def get_subscription_by_email(conn: Connection, email: str) -> dict[str, Any] | 
 def insert_subscription(conn: Connection, values: dict[str, Any]) -> int:
     """Insert one subscription; raises IntegrityError when the address already exists."""
     res = conn.execute(insert(subscriptions).values(**values))
-    return int(res.inserted_primary_key[0])
+    return new_id(res)
 
 
 def insert_subscriptions(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -234,7 +236,7 @@ def insert_delivery(
             subscription_id=sub_id, period=period, status=PENDING, attempts=0, payload=payload, created_at=now
         )
     )
-    return int(res.inserted_primary_key[0])
+    return new_id(res)
 
 
 # -- the ledger: claims and outcomes ----------------------------------------------------------
@@ -524,6 +526,7 @@ def reserve_papers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Record (subscription_id, paper_id, delivery_id, created_at) rows; existing pairs are kept."""
     if not rows:
         return
+    stmt: Insert
     if conn.dialect.name == "postgresql":
         stmt = postgresql.insert(digest_sent_papers).on_conflict_do_nothing()
     elif conn.dialect.name == "sqlite":

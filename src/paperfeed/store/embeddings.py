@@ -49,6 +49,13 @@ class Marker:
     last_write: datetime | None
     count: int | None
 
+    @property
+    def rows(self) -> int:
+        """The row count, for a marker taken with ``count=True`` (the default)."""
+        if self.count is None:
+            raise ValueError("this marker was taken without counting the rows")
+        return self.count
+
     def writes(self) -> tuple[int, datetime | None]:
         return (self.max_key, self.last_write)
 
@@ -347,7 +354,7 @@ def load_vectors(
                 keys = np.resize(keys, new_cap)
             if m:
                 # One join, one copy straight into the matrix's memory.
-                flat = memoryview(matrix.reshape(-1).view(np.uint8))
+                flat = matrix.reshape(-1).view(np.uint8).data
                 flat[n * dim * 4 : (n + m) * dim * 4] = b"".join(blobs)
                 keys[n : n + m] = ids
                 paper_ids.extend(pids)
@@ -431,7 +438,7 @@ def _driver_rows(conn: Connection, sql: str, params: list[Any]) -> Iterator[list
         # Bind datetimes exactly as SQLAlchemy stores them on SQLite (ISO text).
         proc = embeddings.c.created_at.type.bind_processor(dialect)
         args = [proc(p) if isinstance(p, datetime) and proc else p for p in params]
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # sqlite3 connection here, typed as any DBAPI
         try:
             cur.execute(sql.format(p="?"), args)
             while rows := cur.fetchmany(_FETCH):
@@ -441,7 +448,7 @@ def _driver_rows(conn: Connection, sql: str, params: list[Any]) -> Iterator[list
     elif dialect.name == "postgresql" and dialect.driver == "psycopg":
         # A server-side cursor in binary mode: bytea arrives as raw bytes, not hex text.
         raw = conn.connection.driver_connection
-        with raw.cursor(name="paperfeed_vectors", binary=True) as cur:  # type: ignore[union-attr]
+        with raw.cursor(name="paperfeed_vectors", binary=True) as cur:  # type: ignore[union-attr]  # psycopg connection, typed as any DBAPI
             cur.itersize = _FETCH
             cur.execute(sql.format(p="%s"), params)
             while rows := cur.fetchmany(_FETCH):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select
 
 from paperfeed.store import lookups, upvotes
+from paperfeed.store.rows import PaperRow
 from paperfeed.store.schema import comments, daily_entries, paper_authors, paper_categories, papers, users, votes
 
 # Columns a card needs; the abstract is included because cards show a preview of it.
@@ -57,14 +58,14 @@ _UPVOTES = upvotes.TOTAL
 _VISIBLE = daily_entries.c.hidden.is_(False)
 
 
-def _rows(result: Any) -> list[dict[str, Any]]:
+def _rows(result: Any) -> list[PaperRow]:
     out = []
     for row in result:
         d = dict(row._mapping)
         if isinstance(d.get("authors"), str):  # a raw-SQL writer may have stored JSON text
             d["authors"] = json.loads(d["authors"])
         d.setdefault("upvotes_total", upvotes.total(d))
-        out.append(d)
+        out.append(cast(PaperRow, d))  # the selected columns, named as in PaperRow
     return out
 
 
@@ -144,7 +145,7 @@ def daily_cards(
     submitter: str | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[PaperRow], int]:
     """Visible daily entries in [start, end] with their papers, plus the total count.
 
     ``sort``: ``upvotes`` (most upvoted first, as on the feed pages and the Hub; equal upvotes:
@@ -153,7 +154,7 @@ def daily_cards(
     """
     stmt = _daily_select(start, end, submitter)
     if sort == "published":
-        order = [_ENTRY_TIME.desc(), papers.c.id.desc()]
+        order: list[Any] = [_ENTRY_TIME.desc(), papers.c.id.desc()]
     else:
         # Equal upvotes and entry time: the Hub's own order for imported entries (no key in the
         # data explains it), local entries after them.
@@ -177,7 +178,7 @@ def latest_entry_time(conn: Connection) -> datetime | None:
     return conn.scalar(select(func.max(daily_entries.c.submitted_at)).where(_VISIBLE))
 
 
-def entries_since(conn: Connection, since: date, until: date, limit: int = 2_000) -> list[dict[str, Any]]:
+def entries_since(conn: Connection, since: date, until: date, limit: int = 2_000) -> list[PaperRow]:
     """Candidates for trending: visible entries whose feed day is in [since, until]."""
     stmt = _daily_select(since, until, None).order_by(_UPVOTES.desc(), papers.c.id).limit(limit)
     return _rows(conn.execute(stmt))
@@ -201,7 +202,7 @@ def adjacent_listed_dates(conn: Connection, day: date) -> tuple[date | None, dat
 
 def new_papers(
     conn: Connection, day: date, category: str | None, *, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[PaperRow], int]:
     """Papers first listed on ``day`` (optionally in one category), primary category then id."""
     cond = [papers.c.listed == day]
     if category:
@@ -221,7 +222,7 @@ def new_papers(
 # -- one paper --------------------------------------------------------------------------------
 
 
-def paper(conn: Connection, paper_id: str) -> dict[str, Any] | None:
+def paper(conn: Connection, paper_id: str) -> PaperRow | None:
     """The full papers row, with its daily entry fields when it has a visible one."""
     stmt = (
         select(papers, *_ENTRY_COLS, daily_entries.c.hidden.label("entry_hidden"), _UPVOTES)
@@ -233,8 +234,7 @@ def paper(conn: Connection, paper_id: str) -> dict[str, Any] | None:
         return None
     row = rows[0]
     if row.pop("entry_hidden", None):
-        for col in _ENTRY_COLS:
-            row[col.name] = None
+        row = cast(PaperRow, {**row, **{col.name: None for col in _ENTRY_COLS}})
     return row
 
 
@@ -294,7 +294,7 @@ def author_paper_ids(conn: Connection, name: str) -> tuple[list[str], int]:
     return sorted(ids), len(delta)
 
 
-def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int, int]:
+def author_papers(conn: Connection, name: str, *, limit: int, offset: int) -> tuple[list[PaperRow], int, int]:
     """Papers with ``name`` among their authors (case and accents ignored), newest first.
 
     Returns (rows, total, backlog), ``backlog`` as in :func:`author_paper_ids`.
@@ -322,7 +322,7 @@ def _author_ids_scan(conn: Connection, norm: str) -> list[str]:
     ]
 
 
-def category_latest(conn: Connection, category: str, limit: int = 50) -> list[dict[str, Any]]:
+def category_latest(conn: Connection, category: str, limit: int = 50) -> list[PaperRow]:
     """The newest papers listed in a category (for its Atom/RSS feed), by listing date then id."""
     delta = _delta(conn, papers.c.categories, papers.c.listed)
     if delta is None:
@@ -345,7 +345,7 @@ def category_latest(conn: Connection, category: str, limit: int = 50) -> list[di
 # -- the papers list (keyset pages) -----------------------------------------------------------
 
 
-def papers_page(conn: Connection, before_id: str | None, limit: int) -> list[dict[str, Any]]:
+def papers_page(conn: Connection, before_id: str | None, limit: int) -> list[PaperRow]:
     """Papers by id descending (new-style arXiv ids sort chronologically), after a cursor id."""
     stmt = select(*_PAPER_COLS, _UPVOTES).order_by(papers.c.id.desc()).limit(limit)
     if before_id is not None:
@@ -353,7 +353,7 @@ def papers_page(conn: Connection, before_id: str | None, limit: int) -> list[dic
     return _rows(conn.execute(stmt))
 
 
-def papers_by_ids(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+def papers_by_ids(conn: Connection, ids: list[str]) -> dict[str, PaperRow]:
     if not ids:
         return {}
     return {r["id"]: r for r in _rows(conn.execute(select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(ids))))}

@@ -11,6 +11,7 @@ notices a large backlog. Readers never trust the tables for papers modified afte
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,7 +49,7 @@ def _set_watermark(conn: Connection, value: datetime) -> None:
         conn.execute(insert(ingest_state).values(source=SOURCE, cursor=value.isoformat(), updated_at=now))
 
 
-def _rows_for(batch: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _rows_for(batch: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     authors, cats = [], []
     for r in batch:
         seen_norm: set[str] = set()

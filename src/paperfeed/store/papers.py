@@ -186,8 +186,9 @@ def upsert_arxiv(conn: Connection, records: Sequence[PaperRecord], now: datetime
         h = rec.arxiv_hash()
         if cur["arxiv_hash"] is None:
             # Created from HF data only: arXiv is authoritative for every bibliographic field.
-            vals: dict[str, Any] | None = _arxiv_values(rec, None)
-            vals["authors"] = _without_hidden(vals["authors"], cur.get("hidden_authors"))
+            fresh = _arxiv_values(rec, None)
+            fresh["authors"] = _without_hidden(fresh["authors"], cur.get("hidden_authors"))
+            vals: dict[str, Any] | None = fresh
         elif h == cur["arxiv_hash"] or _is_older(rec, cur):
             vals = None
         else:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from paperfeed.store import upvotes
 from paperfeed.store.db import Database
@@ -34,7 +34,7 @@ _COLUMNS = [
 ]
 
 
-def _after(watermark: Watermark | None):  # type: ignore[no-untyped-def]
+def _after(watermark: Watermark | None) -> ColumnElement[bool] | None:
     if watermark is None:
         return None
     ts, pid = watermark

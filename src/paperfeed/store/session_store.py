@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from paperfeed.store.db import new_id
 from paperfeed.store.schema import sessions, users
 
 # Every column of the user but the password hash (new columns come along without an edit here).
@@ -30,7 +31,7 @@ def create_session(
             user_agent=user_agent,
         )
     )  # fmt: skip
-    return int(res.inserted_primary_key[0])
+    return new_id(res)
 
 
 def session_user(conn: Connection, token_hash: str, now: datetime) -> dict[str, Any] | None:

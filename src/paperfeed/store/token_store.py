@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from paperfeed.store.db import new_id
 from paperfeed.store.schema import api_tokens, users
 
 # Every column of the user but the password hash (new columns come along without an edit here).
@@ -26,7 +27,7 @@ def insert_api_token(
         insert(api_tokens).values(user_id=user_id, name=name, token_hash=token_hash, prefix=prefix, created_at=now,
                                   scopes=scopes)
     )  # fmt: skip
-    return int(res.inserted_primary_key[0])
+    return new_id(res)
 
 
 def user_for_token(conn: Connection, token_hash: str) -> dict[str, Any] | None:

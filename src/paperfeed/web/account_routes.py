@@ -262,7 +262,7 @@ def profile(request: Request, username: str = Path(max_length=64)) -> Response:
     c = community(request)
     person = accounts.user_by_name(c, username)
     with c.db.read() as conn:
-        data = {
+        data: dict[str, Any] = {
             "person": person,
             "submissions": store.user_submissions(conn, person.id),
             "upvoted": store.user_upvotes(conn, person.id),

@@ -8,7 +8,8 @@ score breakdown, and stats. Answers are cached per data version and carry ETag/L
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from paperfeed import periods, ranking
-from paperfeed.cards import card
+from paperfeed.cards import Card, card
 from paperfeed.store import feed_queries
 from paperfeed.web import params, render
 from paperfeed.web.context import AppState, app_state
@@ -89,25 +90,6 @@ class HFSearchEntry(HFDailyEntry):
     highlightedSummary: str = Field(description="escaped HTML, matched terms in <mark>")
 
 
-class Card(BaseModel):
-    id: str
-    url: str
-    title: str
-    authors: list[str]
-    abstract: str
-    categories: list[str]
-    published: date | None
-    listed: date | None
-    upvotes: int
-    num_comments: int
-    github_repo: str | None
-    github_stars: int | None
-    project_page: str | None
-    submitter: str | None
-    feed_date: date | None
-    submitted_at: datetime | None
-
-
 class SearchHitOut(BaseModel):
     paper: Card
     score: float
@@ -128,7 +110,7 @@ class SearchOut(BaseModel):
     hits: list[SearchHitOut]
 
 
-class TrendingCard(Card):
+class TrendingCard(Card):  # a TypedDict, like Card
     trending: dict[str, Any]
     trending_explain: str
 
@@ -143,7 +125,7 @@ class TrendingOut(BaseModel):
     papers: list[TrendingCard]
 
 
-class SimilarCard(Card):
+class SimilarCard(Card):  # a TypedDict, like Card
     similarity: float | None
 
 
@@ -156,8 +138,10 @@ class SimilarOut(BaseModel):
 DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 WEEK_PATTERN = r"^[0-9]{4}-W[0-9]{2}$"
 MONTH_PATTERN = r"^[0-9]{4}-[0-9]{2}$"
-_ERR = {404: {"model": Error, "description": "Not found"}}
-_BAD = {400: {"model": Error, "description": "The search cannot run (e.g. nothing to search for)"}}
+_ERR: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "Not found"}}
+_BAD: dict[int | str, dict[str, Any]] = {
+    400: {"model": Error, "description": "The search cannot run (e.g. nothing to search for)"}
+}
 
 
 # -- shaping ----------------------------------------------------------------------------------
@@ -189,14 +173,16 @@ def daily_papers_data(
             if latest is None:
                 return [], 0
             per = periods.day_period(latest)
+        rows: Sequence[Mapping[str, Any]]
         if sort == "trending":
-            rows = feed_queries.entries_since(conn, per.start, per.end, limit=5_000)
+            entries = feed_queries.entries_since(conn, per.start, per.end, limit=5_000)
             if submitter:
-                rows = [r for r in rows if r.get("entry_submitter") == submitter]
+                entries = [r for r in entries if r.get("entry_submitter") == submitter]
             now = datetime.now(UTC).replace(tzinfo=None)
-            ref = ranking.trending_reference_time(now, max((r["submitted_at"] for r in rows), default=None))
-            rows = ranking.rank_trending(rows, ref)
-            total, rows = len(rows), rows[p * limit : (p + 1) * limit]
+            times = [t for r in entries if (t := r.get("submitted_at")) is not None]
+            ref = ranking.trending_reference_time(now, max(times, default=None))
+            ranked = ranking.rank_trending(entries, ref)
+            total, rows = len(ranked), ranked[p * limit : (p + 1) * limit]
         else:
             order = "published" if sort == "publishedAt" else "upvotes"
             rows, total = feed_queries.daily_cards(

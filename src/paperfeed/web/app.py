@@ -263,7 +263,8 @@ def create_app(
     _include_features(app)
     # The MCP server (streamable HTTP) at /mcp: the same tools as `paperfeed mcp` over stdio.
     mcp = mcp_server.build_server(state, app.state.community)
-    app.add_route("/mcp", mcp_server.http_app(mcp, settings.base_url), methods=["GET", "POST", "DELETE"],
+    # Starlette runs an ASGI app given as a route endpoint as it is; its annotation only names functions.
+    app.add_route("/mcp", mcp_server.http_app(mcp, settings.base_url), methods=["GET", "POST", "DELETE"],  # type: ignore[arg-type]  # see above
                   include_in_schema=False)  # fmt: skip
     running.append(mcp.session_manager.run)
 

@@ -89,8 +89,9 @@ async def community_error(request: Request, exc: Exception) -> Response:
     titles = {403: "Not allowed", 404: "Not found", 409: "Already done", 429: "Slow down", 502: "arXiv unavailable"}
     if api:
         body = {"detail": exc.message}
-        if getattr(exc, "scope", None):
-            body["scope"] = exc.scope  # a token without the scope this endpoint needs
+        scope = getattr(exc, "scope", None)  # a token without the scope this endpoint needs
+        if scope:
+            body["scope"] = scope
         return JSONResponse(body, status_code=exc.status, headers=headers)
     response = error_response(request, exc.status, exc.message, title=titles.get(exc.status, "Could not do that"))
     response.headers.update(headers)

@@ -113,7 +113,7 @@ def _one(fields: dict[str, list[str]], name: str) -> str | None:
 
 def _page(request: Request, template: str, status: int = 200, **ctx: Any) -> Response:
     base = request_context(request)
-    defaults = {
+    defaults: dict[str, Any] = {
         "errors": {},
         "form": {},
         "timezones": sorted(subs.timezones()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from paperfeed import __version__
-from paperfeed.cards import card
+from paperfeed.cards import Card, card
 from paperfeed.latex_text import to_plain
 from paperfeed.store import feed_queries
 from paperfeed.web import params
@@ -43,7 +44,7 @@ def clean(text: Any) -> str:
     return _BAD_XML.sub("", "" if text is None else str(text))
 
 
-def _when(c: dict[str, Any]) -> datetime:
+def _when(c: Mapping[str, Any]) -> datetime:
     value = c.get("submitted_at") or c.get("listed") or c.get("published") or date(1970, 1, 1)
     if not isinstance(value, datetime):
         value = datetime.combine(value, datetime.min.time())
@@ -57,7 +58,7 @@ def _sub(parent: ET.Element, tag: str, text: Any = None, **attrs: str) -> ET.Ele
     return el
 
 
-def atom(title: str, self_url: str, html_url: str, cards: list[dict[str, Any]], base: str) -> bytes:
+def atom(title: str, self_url: str, html_url: str, cards: Sequence[Mapping[str, Any]], base: str) -> bytes:
     root = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(root, "title", title)
     _sub(root, "id", self_url)
@@ -84,7 +85,7 @@ def atom(title: str, self_url: str, html_url: str, cards: list[dict[str, Any]], 
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def rss(title: str, self_url: str, html_url: str, cards: list[dict[str, Any]], base: str) -> bytes:
+def rss(title: str, self_url: str, html_url: str, cards: Sequence[Mapping[str, Any]], base: str) -> bytes:
     root = ET.Element("rss", {"version": "2.0", "xmlns:atom": ATOM_NS})
     ch = ET.SubElement(root, "channel")
     _sub(ch, "title", title)
@@ -130,7 +131,7 @@ async def _serve(
     return finish(request, entry.bodies[fmt], MEDIA[fmt], _etag(ck, version.token), last_modified, private=False)
 
 
-def _daily_cards(state: AppState) -> list[dict[str, Any]]:
+def _daily_cards(state: AppState) -> list[Card]:
     with state.db.read() as conn:
         latest = feed_queries.latest_feed_date(conn, datetime.now(UTC).date())
         if latest is None:
@@ -180,7 +181,7 @@ async def category_feed(request: Request, name: str) -> Response:
         return error_response(request, 404, "name a category, e.g. /feeds/category/cs.LG.atom")
     state = app_state(request)
 
-    def load() -> list[dict[str, Any]]:
+    def load() -> list[Card]:
         with state.db.read() as conn:
             return [card(r) for r in feed_queries.category_latest(conn, cat, MAX_ITEMS)]
 

@@ -16,6 +16,7 @@ a value. Used by the JSON API, the Markdown pages and the MCP server, so all thr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from typing import Any
 
@@ -46,7 +47,7 @@ def local_user(username: str, user_id: int | None, *, paper_level: bool = False)
     return out
 
 
-def _hub_source(row: dict[str, Any]) -> dict[str, Any] | None:
+def _hub_source(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The imported entry object, when this row's daily entry came from the Hub."""
     src = row.get("hf_source")
     if row.get("entry_source") == "hf" and isinstance(src, dict) and isinstance(src.get("paper"), dict):
@@ -69,11 +70,11 @@ def _with_claims(authors: list[Any], claims: dict[int, dict[str, Any]] | None) -
     return out
 
 
-def _local_comments(row: dict[str, Any]) -> int:
+def _local_comments(row: Mapping[str, Any]) -> int:
     return int(row.get("num_comments") or 0)
 
 
-def hf_paper(row: dict[str, Any], *, with_comments: bool = False) -> dict[str, Any]:
+def hf_paper(row: Mapping[str, Any], *, with_comments: bool = False) -> dict[str, Any]:
     """The ``paper`` object of one papers row (joined with its visible daily entry, if any).
 
     ``with_comments`` adds ``numComments`` (``/api/papers/{id}``: the client reads it there).
@@ -114,7 +115,7 @@ def hf_paper(row: dict[str, Any], *, with_comments: bool = False) -> dict[str, A
     return out
 
 
-def hf_entry(row: dict[str, Any]) -> dict[str, Any]:
+def hf_entry(row: Mapping[str, Any]) -> dict[str, Any]:
     """One daily-papers entry (``{paper, publishedAt, title, summary, numComments, submittedBy, ...}``)."""
     src = _hub_source(row)
     if src is not None:

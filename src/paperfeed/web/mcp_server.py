@@ -41,8 +41,11 @@ from paperfeed.web.respond import dumps
 __all__ = ["MAX_BODY", "build_server", "http_app"]
 
 MAX_BODY = 256 * 1024  # an MCP request is a small JSON-RPC message
-READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
-WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+# ToolAnnotations takes its camelCase aliases; without pydantic's mypy plugin mypy sees only the snake_case names.
+READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)  # type: ignore[call-arg]  # see above
+WRITE = ToolAnnotations(  # type: ignore[call-arg]  # see above
+    readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False
+)
 
 
 class ToolInputError(ToolError):

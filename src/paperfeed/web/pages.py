@@ -19,6 +19,7 @@ from starlette.routing import NoMatchFound
 
 from paperfeed import periods, ranking
 from paperfeed.cards import card, snippet
+from paperfeed.search.analysis import terms
 from paperfeed.store import feed_queries
 from paperfeed.web import params, trends
 from paperfeed.web.context import AppState, app_state, request_context
@@ -227,14 +228,11 @@ def trending_data(state: AppState, page_no: int, size: int = TRENDING_PAGE_SIZE)
         ref = ranking.trending_reference_time(now, feed_queries.latest_entry_time(conn))
         since = (ref - timedelta(days=ranking.TRENDING_WINDOW_DAYS)).date()
         rows = feed_queries.entries_since(conn, since, ref.date())
-    ranked = ranking.rank_trending([r for r in rows if r["submitted_at"] <= ref], ref)
+    ranked = ranking.rank_trending([r for r in rows if r["submitted_at"] is not None and r["submitted_at"] <= ref], ref)
     chunk = ranked[(page_no - 1) * size : page_no * size]
-    cards = []
-    for r in chunk:
-        c = card(r)
-        c["trending"] = r["trending"].as_dict()
-        c["trending_explain"] = r["trending"].explain()
-        cards.append(c)
+    cards = [
+        {**card(r), "trending": r["trending"].as_dict(), "trending_explain": r["trending"].explain()} for r in chunk
+    ]
     return {
         "reference_time": ref,
         "window_days": ranking.TRENDING_WINDOW_DAYS,
@@ -309,7 +307,7 @@ def search_data(state: AppState, sp: params.SearchParams) -> dict[str, Any]:
         entries = feed_queries.daily_entries_for(conn, [h.paper["id"] for h in results.hits])
     for h in results.hits:
         row = {**h.paper, **entries.get(h.paper["id"], {})}
-        c = card(row)
+        c: dict[str, Any] = {**card(row)}
         snip = snippet(c["abstract"], h.abstract_spans)
         c.update(
             score=round(h.score, 6),
@@ -335,10 +333,6 @@ def stopword_error(q: str) -> str | None:
     """A message for queries such as "the of and": words, but none that the keyword analyzer keeps."""
     if not any(ch.isalnum() for ch in q) or any(ch in q for ch in ':"-'):
         return None  # operators (author:, "phrase", -term) are the search service's business
-    try:
-        from paperfeed.search.analysis import terms
-    except ImportError:
-        return None
     if terms(q):
         return None
     return (
@@ -375,7 +369,7 @@ async def search(request: Request) -> Response:
 def _thread(comments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Nest comments under their parents; replies to hidden/deleted comments stay top level."""
     by_id = {c["id"]: {**c, "replies": []} for c in comments}
-    roots = []
+    roots: list[dict[str, Any]] = []
     for c in by_id.values():
         parent = by_id.get(c["parent_id"]) if c["parent_id"] else None
         (parent["replies"] if parent else roots).append(c)
@@ -388,7 +382,7 @@ def paper_data(state: AppState, paper_id: str) -> dict[str, Any] | None:
         if row is None:
             return None
         comments = feed_queries.paper_comments(conn, paper_id)
-    c = card(row)
+    c: dict[str, Any] = {**card(row)}
     c.update(
         version=row.get("version"),
         updated=row.get("updated"),
@@ -412,10 +406,7 @@ def paper_data(state: AppState, paper_id: str) -> dict[str, Any] | None:
         except Exception as exc:  # similar papers are an extra: never fail the paper page for them
             log.warning("similar papers failed for %s: %s", paper_id, exc)
             found, similar_note = [], "Similar papers are unavailable right now."
-        for s in found:
-            sc = card(s)
-            sc["similarity"] = s.get("similarity")
-            similar.append(sc)
+        similar = [{**card(s), "similarity": s.get("similarity")} for s in found]
     votes = trends.paper_votes(state, paper_id)
     return {"paper": c, "comments": _thread(comments), "similar": similar, "similar_note": similar_note, "votes": votes}
 

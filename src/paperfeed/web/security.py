@@ -348,7 +348,9 @@ class CommunityMiddleware:
                     await form.close()
                 except Exception:  # a malformed body is simply "no token"; the route never runs
                     sent = None
-        return bool(sent) and hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
+        if not sent:
+            return False
+        return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
 
     def _strip_foreign_etags(self, scope: Scope, token: str | None) -> None:
         """Undo our ETag tagging on If-None-Match: keep tags made for this token, drop others."""

@@ -74,7 +74,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport the same way
         super().connection_made(transport)
         self._start_wait()
 

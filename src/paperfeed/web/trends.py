@@ -295,8 +295,9 @@ def _window(tc: TrendCounter, tp: TrendParams) -> tuple[Unit, list[date]]:
     lo = tp.date_from or (span[0] if span else None)
     hi = tp.date_to or (span[1] if span else None)
     if lo is None or hi is None or lo > hi:
-        return ("week" if tp.unit == "auto" else tp.unit), []  # type: ignore[return-value]
-    unit: Unit = choose_unit(lo, hi) if tp.unit == "auto" else tp.unit  # type: ignore[assignment]
+        # tp.unit was checked against UNIT_CHOICES: it is a Unit or "auto" (mypy sees a str).
+        return ("week" if tp.unit == "auto" else tp.unit), []  # type: ignore[return-value]  # see above
+    unit: Unit = choose_unit(lo, hi) if tp.unit == "auto" else tp.unit  # type: ignore[assignment]  # see above
     if unit == "week" and (hi - lo).days // 7 >= MAX_BUCKETS:
         raise PageError(400, f"that is more than {MAX_BUCKETS} weeks: choose unit=month or a shorter window")
     return unit, bucket_starts(lo, hi, unit)
