@@ -270,3 +270,13 @@ def test_trend_queries_on_both_databases(any_db) -> None:
         (b["id"], None, ["cs.LG", "cs.AI"]),
     ]
     assert times == [datetime(2025, 1, 7, 8)]
+
+
+def test_a_window_without_papers_says_so(corpus) -> None:
+    _rows, c = corpus
+    for args in ({"q": "diffusion", "from": "2030-01-01"}, {"q": "diffusion", "to": "2001-01-01"}):
+        page = c.get("/trends", params=args)
+        assert page.status_code == 200 and "No papers in this paperfeed were published" in page.text
+        data = c.get("/trends.json", params=args).json()
+        assert data["buckets"] == [] and data["series"] == [] and "2025-01-06 to 2025-01-22" in data["warnings"][0]
+        assert c.get("/api/v1/trends", params=args).json()["series"] == []

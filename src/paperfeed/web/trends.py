@@ -235,6 +235,11 @@ def trends_data(state: AppState, tp: TrendParams) -> dict[str, Any]:
         parsed.append(pq)
     try:
         unit, starts = _window(tc, tp)
+        if not starts:
+            span = tc.span()
+            where = f" (they span {span[0]} to {span[1]})" if span else ""
+            wanted = f"{tp.date_from or 'the start'} to {tp.date_to or 'the end'}"
+            return {**base, "warnings": [f"No papers in this paperfeed were published from {wanted}{where}."]}
         feed = _feed_entries(state, tc) if tp.measure == "attention" else None
         result = tc.trends(
             parsed,
