@@ -2,35 +2,30 @@
 confirm), password reset by mailed link, the address-confirmation link (``/verify``), and public
 profiles (``/users/{name}``: submissions, upvotes, comments).
 
-Included by the app factory (``web/app.py``); ``register`` wires the shared community
-plumbing (``community_routes.install``). Forms re-render with the error next to them and the
-right status (400/401/409/429 + Retry-After); success answers with a 303 redirect. Signing in
-starts a new server-side session (new id and CSRF token); signing out ends it on the server; a
-password change keeps this browser signed in and ends every other session; "Sign out everywhere"
-ends them all. Account mail (confirmation links, notices, reset links) is sent after the
-response (``BackgroundTasks``), so answers and their timing do not depend on the address.
+Included by the app factory (``web/app.py``), after it has installed the shared community
+plumbing (``community_routes.install``); pages render through ``respond.render_page``. Forms
+re-render with the error next to them and the right status (400/401/409/429 + Retry-After);
+success answers with a 303 redirect. Signing in starts a new server-side session (new id and
+CSRF token); signing out ends it on the server; a password change keeps this browser signed in
+and ends every other session; "Sign out everywhere" ends them all. Account mail (confirmation
+links, notices, reset links) is sent after the response (``BackgroundTasks``), so answers and
+their timing do not depend on the address.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, FastAPI, Form, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Path, Query, Request
 from starlette.responses import Response
 
 from paperfeed.community import accounts, sessions, verification
 from paperfeed.community.core import require_active
 from paperfeed.community.errors import CommunityError, NotSignedIn
 from paperfeed.store import community_store as store
-from paperfeed.web.community_routes import (
-    back,
-    client_ip,
-    community,
-    install,
-    render_page,
-)
-from paperfeed.web.redirects import safe_next, signin_redirect
-from paperfeed.web.respond import JSONResponse, wants_json
+from paperfeed.web.context import client_ip, community
+from paperfeed.web.redirects import redirect, safe_next, signin_redirect
+from paperfeed.web.respond import JSONResponse, render_page, wants_json
 from paperfeed.web.security import viewer
 
 router = APIRouter(include_in_schema=False)
@@ -74,7 +69,7 @@ def signup(
         return _form_error(request, "community/signup.html", exc, next=safe_next(next), form=form)
     background.add_task(signed_up.send_mail)  # a confirmation link, or a notice to the address's owner
     viewer(request).sign_in(signed_up.user)
-    return back(safe_next(next))
+    return redirect(safe_next(next))
 
 
 @router.get("/signin")
@@ -94,13 +89,13 @@ def signin(
     except CommunityError as exc:
         return _form_error(request, "community/signin.html", exc, next=safe_next(next), login=login)
     viewer(request).sign_in(user)
-    return back(safe_next(next))
+    return redirect(safe_next(next))
 
 
 @router.post("/signout")
 def signout(request: Request) -> Response:
     viewer(request).sign_out()
-    return back("/")
+    return redirect("/")
 
 
 # -- account settings -------------------------------------------------------------------------
@@ -154,13 +149,13 @@ def end_sessions(request: Request) -> Response:
     view = viewer(request)
     sessions.end_all(community(request), require_active(view.user))
     view.sign_out()
-    return back("/signin")
+    return redirect("/signin")
 
 
 @router.post("/account/verify")
 def resend_confirmation(request: Request, background: BackgroundTasks) -> Response:
     background.add_task(verification.resend(community(request), viewer(request).user))
-    return back("/account?link=sent#email")
+    return redirect("/account?link=sent#email")
 
 
 @router.post("/account/tokens")
@@ -185,7 +180,7 @@ def create_token(
 @router.post("/account/tokens/{token_id}/revoke")
 def revoke_token(request: Request, token_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     accounts.revoke_api_token(community(request), viewer(request).user, token_id)
-    return back("/account#tokens")
+    return redirect("/account#tokens")
 
 
 # -- password reset ---------------------------------------------------------------------------
@@ -224,9 +219,9 @@ def reset_password(
         usable = accounts.reset_link_usable(community(request), token)
         return _form_error(request, "community/reset_form.html", exc, token=token, usable=usable)
     if user.banned:
-        return back("/signin")
+        return redirect("/signin")
     viewer(request).sign_in(user)
-    return back("/account")
+    return redirect("/account")
 
 
 # -- address confirmation ---------------------------------------------------------------------
@@ -284,6 +279,3 @@ def profile(request: Request, username: str = Path(max_length=64)) -> Response:
         )  # fmt: skip
     return render_page(request, "community/profile.html", data)
 
-
-def register(app: FastAPI) -> None:
-    install(app)

@@ -8,7 +8,6 @@ score breakdown, and stats. Answers are cached per data version and carry ETag/L
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -18,13 +17,22 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from paperfeed import periods, ranking
-from paperfeed.cards import Card, card
+from paperfeed import periods
+from paperfeed.cards import Card
 from paperfeed.store import feed_queries
 from paperfeed.web import params, render
 from paperfeed.web.context import AppState, app_state
 from paperfeed.web.hf_shape import hf_entry, hf_paper
-from paperfeed.web.pages import paper_data, search_data, stopword_error, trending_data
+from paperfeed.web.page_data import (
+    daily_papers_data,
+    paper_data,
+    paper_detail_data,
+    search_data,
+    similar_data,
+    trending_data,
+    v1_search_data,
+    v1_search_params,
+)
 from paperfeed.web.respond import JSONResponse, cached_json
 
 router = APIRouter(prefix="/api")
@@ -157,118 +165,6 @@ def _invalid(field_name: str, message: str, value: Any = None) -> RequestValidat
 def _next_link(state: AppState, path: str, args: dict[str, Any]) -> dict[str, str]:
     query = urlencode({k: v for k, v in args.items() if v is not None})
     return {"Link": f'<{state.settings.base_url}{path}?{query}>; rel="next"'}
-
-
-# -- builders (the JSON API and the MCP server answer with the same data) ----------------------
-
-
-def daily_papers_data(
-    state: AppState, period: periods.Period | None, *, submitter: str | None, sort: str, p: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of ``/api/daily_papers`` (Hub-shaped entries) and the total; no period: the latest day."""
-    with state.db.read() as conn:
-        per = period
-        if per is None:
-            latest = feed_queries.latest_feed_date(conn, datetime.now(UTC).date())
-            if latest is None:
-                return [], 0
-            per = periods.day_period(latest)
-        rows: Sequence[Mapping[str, Any]]
-        if sort == "trending":
-            entries = feed_queries.entries_since(conn, per.start, per.end, limit=5_000)
-            if submitter:
-                entries = [r for r in entries if r.get("entry_submitter") == submitter]
-            now = datetime.now(UTC).replace(tzinfo=None)
-            times = [t for r in entries if (t := r.get("submitted_at")) is not None]
-            ref = ranking.trending_reference_time(now, max(times, default=None))
-            ranked = ranking.rank_trending(entries, ref)
-            total, rows = len(ranked), ranked[p * limit : (p + 1) * limit]
-        else:
-            order = "published" if sort == "publishedAt" else "upvotes"
-            rows, total = feed_queries.daily_cards(
-                conn, per.start, per.end, sort=order, submitter=submitter, limit=limit, offset=p * limit
-            )
-    return [hf_entry(r) for r in rows], total
-
-
-def paper_detail_data(state: AppState, pid: str) -> dict[str, Any] | None:
-    """``/api/papers/{id}``: the Hub-shaped paper (with ``numComments``), or None when unknown."""
-    with state.db.read() as conn:
-        row = feed_queries.paper(conn, pid)
-    return None if row is None else hf_paper(row, with_comments=True)
-
-
-def similar_data(state: AppState, pid: str, k: int) -> dict[str, Any] | None:
-    """``/api/v1/papers/{id}/similar``, or None when the paper is unknown."""
-    with state.db.read() as conn:
-        exists = feed_queries.paper(conn, pid) is not None
-    if not exists:
-        return None
-    service = state.search()
-    found = service.similar(pid, k=k) if service is not None else []
-    return {"paper_id": pid, "similar": [{**card(s), "similarity": s.get("similarity")} for s in found]}
-
-
-def v1_search_params(
-    q: str, mode: str, sort: str, date_from: str | None, date_to: str | None, category: str | None,
-    has_code: bool, min_upvotes: int, limit: int,
-) -> params.SearchParams:  # fmt: skip
-    """``/api/v1/search`` parameters as SearchParams; raises ``params.ParamError`` naming the bad one."""
-    args = {"q": q, "mode": mode, "sort": sort, "from": date_from, "to": date_to, "category": category}
-    args.update(has_code="1" if has_code else "", min_upvotes=str(min_upvotes))
-    sp = params.search_params({k: v for k, v in args.items() if v is not None}, page_size=limit)
-    sp.page = 1
-    return sp
-
-
-def v1_search_data(
-    state: AppState, sp: params.SearchParams, limit: int, offset: int
-) -> tuple[dict[str, Any] | None, str | None]:
-    """``/api/v1/search``: (the answer, None) or (None, why the search cannot run)."""
-    from paperfeed.search.hybrid import SearchError  # the search stack loads lazily (model, index)
-
-    if not sp.q:
-        return None, "Type a few words to search for."
-    if stopword_error(sp.q):
-        return None, stopword_error(sp.q)
-    service = state.search()
-    if service is None:
-        return None, state.search_unavailable or "search is unavailable"
-    req = sp.to_request()
-    req.limit, req.offset = limit, offset
-    try:
-        results = service.search(req)
-    except SearchError as exc:
-        return None, str(exc)
-    with state.db.read() as conn:
-        entries = feed_queries.daily_entries_for(conn, [h.paper["id"] for h in results.hits])
-    hits = []
-    for h in results.hits:
-        c = card({**h.paper, **entries.get(h.paper["id"], {})})
-        hits.append(
-            {
-                "paper": c,
-                "score": h.score,
-                "why": h.why,
-                "highlights": {
-                    "title": str(render.highlight(c["title"], h.title_spans)),
-                    "abstract": str(render.highlight(c["abstract"], h.abstract_spans)),
-                },
-                "title_spans": [list(s) for s in h.title_spans],
-                "abstract_spans": [list(s) for s in h.abstract_spans],
-            }
-        )
-    out = {
-        "query": sp.q,
-        "mode": results.mode,
-        "total": results.total,
-        "took_ms": round(results.took_ms, 2),
-        "warnings": list(sp.notes) + list(results.warnings),
-        "limit": limit,
-        "offset": offset,
-        "hits": hits,
-    }
-    return out, None
 
 
 # -- Hugging Face-compatible ------------------------------------------------------------------

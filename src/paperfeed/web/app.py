@@ -184,12 +184,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _include_features(app: FastAPI) -> None:
-    """The feature route modules: each has a ``router`` and a ``register(app)`` for its hooks."""
+    """The feature route modules: their routers, and the hooks their ``register(app)`` adds."""
     app.include_router(digest_routes.router)  # subscriptions, confirm/unsubscribe
     digest_routes.register(app)
-    app.include_router(account_routes.router)  # accounts, sessions, CSRF
-    account_routes.register(app)
-    app.include_router(community_routes.router)  # votes, comments, submissions
+    community_routes.install(app)  # sessions, CSRF, community errors: account and community routes
+    app.include_router(account_routes.router)  # accounts, sessions, API tokens, profiles
+    app.include_router(community_routes.router)  # votes, comments, submissions, moderation
     community_routes.register(app)
     app.include_router(trends.router)  # /trends, /api/v1/trends, chart template globals
     trends.register(app)

@@ -1,7 +1,7 @@
 """Community pages and the write API: submit a paper, upvote, comment, moderate.
 
-Included by the app factory (``web/app.py``), whose ``register(app)``
-calls :func:`install`: the session/CSRF middleware, the :class:`Community` context on
+Included by the app factory (``web/app.py``), which calls :func:`install` before the account
+and community routers: the session/CSRF middleware, the :class:`Community` context on
 ``app.state.community`` (tests swap its clock and limits), the template hooks (``user`` in every
 page context, the ``viewer()`` global the vote button and comment thread use) and the handler
 that turns community errors into helpful pages, JSON, or a redirect to the sign-in page.
@@ -28,9 +28,9 @@ from paperfeed.community import comments as comment_service
 from paperfeed.community import moderation, submissions, votes
 from paperfeed.community.core import Community, User, require_active, require_role
 from paperfeed.community.errors import CommunityError, NotSignedIn, RateLimited
-from paperfeed.web.context import client_ip
+from paperfeed.web.context import client_ip, community
 from paperfeed.web.redirects import redirect, referer_path, safe_next, signin_redirect
-from paperfeed.web.respond import JSONResponse, error_response, render_html, wants_json
+from paperfeed.web.respond import JSONResponse, error_response, render_page, wants_json
 from paperfeed.web.security import CommunityMiddleware, check_token_scope, current_viewer, token_scope, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -43,29 +43,7 @@ PaperId = Path(max_length=64, description="arXiv id without version, e.g. 2405.1
 CommentId = Path(ge=1, le=MAX_ID)
 
 
-# -- helpers shared with account_routes -------------------------------------------------------
-
-
-def community(request: Request) -> Community:
-    return request.app.state.community
-
-
-def render_page(
-    request: Request, template: str, ctx: dict[str, Any] | None = None, *, status: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:  # fmt: skip
-    """A community page: personal, so never stored by shared caches."""
-    from paperfeed.web.context import request_context
-
-    body = render_html(request, template, {**request_context(request), **(ctx or {})})
-    response = Response(body, status, media_type="text/html; charset=utf-8", headers=headers)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
-
-
-def back(url: str) -> Response:
-    """303 to ``url`` (through ``safe_next``, like every redirect)."""
-    return redirect(url)
+# -- helpers ----------------------------------------------------------------------------------
 
 
 def _paper_url(paper_id: str) -> str:
@@ -149,7 +127,7 @@ def submit_form(request: Request, arxiv_id: str = Form("", max_length=300)) -> R
     except CommunityError as exc:
         return render_page(request, "community/submit.html", _submit_ctx(request, arxiv_id, exc.message),
                            status=exc.status, headers=_retry_headers(exc))  # fmt: skip
-    return back(_paper_url(done.paper_id))
+    return redirect(_paper_url(done.paper_id))
 
 
 # -- votes ------------------------------------------------------------------------------------
@@ -166,7 +144,7 @@ def vote_form(request: Request, paper_id: str = PaperId, next: str = Form("")) -
     if wants_json(request):
         return JSONResponse(state.as_json())
     # Without JS: back to the page the button was on (a feed page, the paper, a profile).
-    return back(safe_next(next, referer_path(request) or _paper_url(paper_id)))
+    return redirect(safe_next(next, referer_path(request) or _paper_url(paper_id)))
 
 
 # -- comments ---------------------------------------------------------------------------------
@@ -185,7 +163,7 @@ def comment_form(
     comment_id = comment_service.add_comment(
         community(request), view.user, paper_id, body, parent_id, ip=client_ip(request)
     )
-    return back(f"{_paper_url(paper_id)}#comment-{comment_id}")
+    return redirect(f"{_paper_url(paper_id)}#comment-{comment_id}")
 
 
 @router.get("/comments/{comment_id}/edit")
@@ -212,13 +190,13 @@ def comment_edit(request: Request, comment_id: int = CommentId, body: str = Form
         comment = {**comment_service.get_comment(c, comment_id), "body": body}
         return render_page(request, "community/comment_edit.html", {"comment": comment, "error": exc.message},
                            status=exc.status)  # fmt: skip
-    return back(f"{_paper_url(comment['paper_id'])}#comment-{comment_id}")
+    return redirect(f"{_paper_url(comment['paper_id'])}#comment-{comment_id}")
 
 
 @router.post("/comments/{comment_id}/delete")
 def comment_delete(request: Request, comment_id: int = CommentId) -> Response:
     comment = comment_service.delete_comment(community(request), viewer(request).user, comment_id)
-    return back(f"{_paper_url(comment['paper_id'])}#comments")
+    return redirect(f"{_paper_url(comment['paper_id'])}#comments")
 
 
 # -- moderation -------------------------------------------------------------------------------
@@ -266,7 +244,7 @@ def moderate_comment(
     next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
     _moderate_comment(community(request), _moderator(request), comment_id, action, reason)
-    return back(safe_next(next, "/moderation"))
+    return redirect(safe_next(next, "/moderation"))
 
 
 @router.post("/moderation/entries/{paper_id:path}")
@@ -275,7 +253,7 @@ def moderate_entry(
     next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
     _moderate_entry(community(request), _moderator(request), paper_id, action, reason)
-    return back(safe_next(next, "/moderation"))
+    return redirect(safe_next(next, "/moderation"))
 
 
 @router.post("/moderation/users/{username}")
@@ -284,7 +262,7 @@ def moderate_user(
     reason: str = Form("", max_length=2000), role: str = Form(""), next: str = Form(""),  # noqa: A002
 ) -> Response:  # fmt: skip
     _moderate_user(community(request), _moderator(request), username, action, reason, role)
-    return back(safe_next(next, "/users/" + quote(username)))
+    return redirect(safe_next(next, "/users/" + quote(username)))
 
 
 # -- the write API ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from paperfeed.community.core import Community
 from paperfeed.config import Settings
 from paperfeed.search.hybrid import SearchService
 from paperfeed.store import lookups
@@ -99,6 +100,11 @@ class AppState:
 
 def app_state(request: Request) -> AppState:
     return request.app.state.pf
+
+
+def community(request: Request) -> Community:
+    """The app's community context (built once by ``community_routes.install``)."""
+    return request.app.state.community
 
 
 def client_ip(request: Request) -> str | None:

@@ -26,8 +26,8 @@ from paperfeed.community.ratelimit import Rate, bucket
 from paperfeed.digest import send as digest_send
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.schedule import start_scheduler
-from paperfeed.web.context import AppState, app_state, client_ip, request_context
-from paperfeed.web.respond import render_html
+from paperfeed.web.context import AppState, app_state, client_ip
+from paperfeed.web.respond import render_page
 
 router = APIRouter(prefix="/digest", include_in_schema=False)
 
@@ -112,7 +112,6 @@ def _one(fields: dict[str, list[str]], name: str) -> str | None:
 
 
 def _page(request: Request, template: str, status: int = 200, **ctx: Any) -> Response:
-    base = request_context(request)
     defaults: dict[str, Any] = {
         "errors": {},
         "form": {},
@@ -122,9 +121,8 @@ def _page(request: Request, template: str, status: int = 200, **ctx: Any) -> Res
         "title": "Email digest",
         "token": "",
     }
-    body = render_html(request, template, {**base, **defaults, **ctx, "shared": False})
     headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}  # links carry tokens
-    return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=headers)
+    return render_page(request, template, {**defaults, **ctx, "shared": False}, status=status, headers=headers)
 
 
 def _message(request: Request, status: int, title: str, message: str, **extra: Any) -> Response:

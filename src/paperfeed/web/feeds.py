@@ -28,7 +28,7 @@ from paperfeed.latex_text import to_plain
 from paperfeed.store import feed_queries
 from paperfeed.web import params
 from paperfeed.web.context import AppState, app_state
-from paperfeed.web.pages import search_data, trending_data
+from paperfeed.web.page_data import search_data, trending_data
 from paperfeed.web.respond import _etag, error_response, finish
 
 router = APIRouter(prefix="/feeds", include_in_schema=False)

@@ -34,8 +34,8 @@ from paperfeed.community import accounts, submissions, votes
 from paperfeed.community.core import Community, User, require_active
 from paperfeed.community.errors import CommunityError
 from paperfeed.web import params
-from paperfeed.web.api import daily_papers_data, paper_detail_data, similar_data, v1_search_data, v1_search_params
 from paperfeed.web.context import AppState
+from paperfeed.web.page_data import daily_papers_data, paper_detail_data, similar_data, v1_search_data, v1_search_params
 from paperfeed.web.respond import dumps
 
 __all__ = ["MAX_BODY", "build_server", "http_app"]

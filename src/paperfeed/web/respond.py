@@ -253,6 +253,24 @@ async def cached_json(request: Request, *, key: str, build: Callable[[], tuple[A
     return response
 
 
+def render_page(
+    request: Request,
+    template: str,
+    ctx: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A page for one visitor (account, community and digest pages): the shared template context
+    with ``ctx`` on top, never stored by shared caches (``Cache-Control: private, no-store``
+    unless ``headers`` set it). Pages that everyone sees go through :func:`page` instead."""
+    body = render_html(request, template, {**request_context(request), **(ctx or {})})
+    response = Response(body, status, media_type="text/html; charset=utf-8", headers=headers)
+    if "cache-control" not in response.headers:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 def render_html(request: Request, template: str, context: dict[str, Any]) -> bytes:
     env: Environment = request.app.state.templates
     return env.get_template(template).render(context).encode()
