@@ -17,7 +17,7 @@ from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.compose import Composer, Topic
 from paperfeed.digest.periods import daily_period, due_period, parse_key, weekly_period
 from paperfeed.digest.schedule import start_scheduler
-from paperfeed.digest.send import Lease, SendOptions, message_id_for, plan_due, send_due
+from paperfeed.digest.send import Lease, SendOptions, message_id_for, plan_date, plan_due, send_due
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database
@@ -304,6 +304,15 @@ def test_periods() -> None:
     for bad in ("daily:2026-02-30", "weekly:2026-W60", "monthly:2026-01", "daily:x"):
         with pytest.raises(ValueError):
             parse_key(bad)
+
+
+def test_planning_counts_the_rows_it_creates(any_db: Database, clock: Clock) -> None:
+    """The number ``digest send`` reports as planned is the number of ledger rows written, on
+    both backends (PostgreSQL drivers report no rowcount for INSERT ... SELECT unless asked)."""
+    activate(any_db, [f"p{i}@example.org" for i in range(3)])
+    assert plan_date(any_db, DAY, clock(), frequency="daily") == 3
+    assert ledger(any_db) == {"pending": 3}
+    assert plan_date(any_db, DAY, clock(), frequency="daily") == 0  # planning twice is a no-op
 
 
 def test_plan_due_follows_time_zones_hours_and_weekdays(db: Database) -> None:

@@ -204,9 +204,9 @@ def plan_period(
         literal(0, Integer),
         literal(now, DateTime),
     ).where(*conds, ~already)
-    res = conn.execute(
-        insert(deliveries).from_select(["subscription_id", "period", "status", "attempts", "created_at"], sel)
-    )
+    stmt = insert(deliveries).from_select(["subscription_id", "period", "status", "attempts", "created_at"], sel)
+    # SQLAlchemy keeps an INSERT's rowcount only when asked; without it psycopg reports -1.
+    res = conn.execute(stmt.execution_options(preserve_rowcount=True))
     return max(res.rowcount or 0, 0)
 
 
