@@ -152,6 +152,7 @@ def test_share_months_window_and_attention(corpus) -> None:
         ([("q", "x"), ("unit", "day")], "unit must be one of", 422),
         ([("q", "x"), ("measure", "hype")], "measure must be one of", 422),
         ([("q", "x"), ("unit", "week"), ("from", "1991-01-01"), ("to", "2025-01-01")], "more than 1200 weeks", 400),
+        ([("q", "x"), ("from", "1991-01-01"), ("to", "2999-12-31")], "more than 1200 months", 400),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(corpus, args, message, api_status) -> None:

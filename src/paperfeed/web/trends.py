@@ -305,6 +305,8 @@ def _window(tc: TrendCounter, tp: TrendParams) -> tuple[Unit, list[date]]:
     unit: Unit = choose_unit(lo, hi) if tp.unit == "auto" else tp.unit  # type: ignore[assignment]  # see above
     if unit == "week" and (hi - lo).days // 7 >= MAX_BUCKETS:
         raise PageError(400, f"that is more than {MAX_BUCKETS} weeks: choose unit=month or a shorter window")
+    if unit == "month" and (hi.year - lo.year) * 12 + hi.month - lo.month >= MAX_BUCKETS:
+        raise PageError(400, f"that is more than {MAX_BUCKETS} months: choose a shorter window")
     return unit, bucket_starts(lo, hi, unit)
 
 
