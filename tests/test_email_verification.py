@@ -188,3 +188,18 @@ def test_accounts_from_before_the_migration_are_confirmed(settings: Settings, tm
     user = accounts.load_user(community(settings, db), 1)
     assert user is not None and user.verified and user.email == "old@example.org"
     db.dispose()
+
+
+def test_an_unconfirmed_address_does_not_sign_in(db: Database, settings: Settings) -> None:
+    """Otherwise signing up with someone's address and signing in with it would tell whether the
+    address has a confirmed owner (then the owner's password is asked for)."""
+    c = community(settings, db, FakeClock(), unlimited())
+    accounts.sign_up(c, "newbie", "newbie@example.org", PASSWORD, ip=None)
+    with pytest.raises(CommunityError, match="Wrong username or password"):
+        accounts.sign_in(c, "newbie@example.org", PASSWORD, ip=None)
+    assert accounts.sign_in(c, "newbie", PASSWORD, ip=None).username == "newbie"  # by username it works
+    owner = make_user(c, "owner")
+    accounts.sign_up(c, "squatter", "owner@example.org", "squatter password", ip=None)
+    with pytest.raises(CommunityError, match="Wrong username or password"):
+        accounts.sign_in(c, "owner@example.org", "squatter password", ip=None)
+    assert accounts.sign_in(c, "owner@example.org", PASSWORD, ip=None).id == owner.id

@@ -88,15 +88,13 @@ def get_user_by_name(conn: Connection, username: str) -> dict[str, Any] | None:
 
 
 def get_user_by_login(conn: Connection, login: str) -> dict[str, Any] | None:
-    """A user by username or by (lower-cased) confirmed email address; failing both, by an
-    address awaiting confirmation when exactly one account is waiting for it."""
+    """A user by username or by (lower-cased) *confirmed* email address. Never by an address that
+    waits for confirmation: anyone can put any address there, and signing in with it would tell
+    whether the address has a confirmed owner."""
     low = login.lower()
     stmt = select(*USER_COLS).where(or_(func.lower(users.c.username) == low, users.c.email == low)).limit(2)
     rows = conn.execute(stmt).all()
     by_name = [r for r in rows if r.username.lower() == low]
-    if not rows and "@" in low:
-        rows = conn.execute(select(*USER_COLS).where(users.c.pending_email == low).limit(2)).all()
-        rows = rows if len(rows) == 1 else []
     return _user(by_name[0] if by_name else rows[0] if rows else None)
 
 
