@@ -203,3 +203,19 @@ def test_an_unconfirmed_address_does_not_sign_in(db: Database, settings: Setting
     with pytest.raises(CommunityError, match="Wrong username or password"):
         accounts.sign_in(c, "owner@example.org", "squatter password", ip=None)
     assert accounts.sign_in(c, "owner@example.org", PASSWORD, ip=None).id == owner.id
+
+
+def test_the_api_refuses_comments_and_submissions_from_unconfirmed_accounts(
+    db: Database, settings: Settings, paper: dict
+) -> None:
+    w = web(settings, db, limits=unlimited())
+    user = accounts.sign_up(w.community, "newbie", "newbie@example.org", PASSWORD, ip=None).user
+    token, _ = accounts.create_api_token(w.community, user, "script")
+    auth = {"Authorization": f"Bearer {token}"}
+    r = w.client.post(f"/api/papers/{paper['id']}/comments", json={"comment": "hi"}, headers=auth)
+    assert r.status_code == 403 and "Confirm your email address" in r.json()["detail"]
+    r = w.client.post("/api/papers/index", json={"arxivId": paper["id"]}, headers=auth)
+    assert r.status_code == 403 and "Confirm your email address" in r.json()["detail"]
+    assert w.client.post(f"/api/papers/{paper['id']}/upvote", headers=auth).status_code == 200
+    with db.read() as conn:
+        assert conn.scalar(select(comments_table.c.id)) is None
