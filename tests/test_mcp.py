@@ -22,7 +22,7 @@ from paperfeed.search.lexical import LexicalIndex
 from paperfeed.store.db import Database
 from paperfeed.web.app import create_app
 
-from .community_util import community, make_user
+from .community_util import PASSWORD, TOKEN_RE, community, make_user
 from .ingest_helpers import HF_DIR
 from .servers import LiveServer
 
@@ -136,6 +136,28 @@ def test_http_write_tools_need_a_token_with_the_scope(site: dict[str, Any]) -> N
     api = httpx.post(site["url"] + "/api/papers/index", json={"arxivId": PAPER},
                      headers={"Authorization": f"Bearer {site['voter']}"}, timeout=30)  # fmt: skip
     assert sub[0].is_error and api.status_code >= 400 and api.json()["detail"] in sub[0].content[0].text
+
+
+def test_a_browser_session_cannot_act_through_mcp(site: dict[str, Any]) -> None:
+    """No CSRF bypass: /mcp ignores cookies, so a signed-in browser session (which a cross-site
+    request would carry) cannot upvote through it; only a Bearer token can."""
+    with httpx.Client(base_url=site["url"], timeout=30) as browser:
+        token = TOKEN_RE.search(browser.get("/signin").text)
+        assert token is not None
+        r = browser.post("/signin", data={"csrf_token": token.group(1), "login": "agent", "password": PASSWORD})
+        assert r.status_code == 303, r.text
+        assert browser.get("/account").status_code == 200  # the session is real
+        cookies = dict(browser.cookies)
+    before = _api(site, f"/api/papers/{PAPER}")["upvotes"]
+
+    async def call() -> Any:
+        async with httpx2.AsyncClient(cookies=cookies, timeout=30) as http:
+            async with Client(streamable_http_client(site["url"] + "/mcp", http_client=http)) as client:
+                return await client.call_tool("upvote", {"paper_id": PAPER})
+
+    result = anyio.run(call)
+    assert result.is_error and "needs an API token" in result.content[0].text
+    assert _api(site, f"/api/papers/{PAPER}")["upvotes"] == before
 
 
 def test_http_endpoint_guards(site: dict[str, Any]) -> None:
