@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from paperfeed.cli import app as cli_app
-from paperfeed.community import comments
+from paperfeed.community import comments, moderation
+from paperfeed.community.core import COMMAND_LINE
 from paperfeed.config import Settings
 from paperfeed.store import community_store
 from paperfeed.store.db import Database
@@ -142,3 +143,35 @@ def test_rerender_comments_repairs_html_stored_before_the_fix(db: Database, sett
     assert html[fine] == comments.render_markdown("*ok* $x$")
     res = CliRunner().invoke(cli_app, ["db", "rerender-comments"])  # a second run has nothing to do
     assert res.exit_code == 0 and "3 comments checked, 0 re-rendered" in " ".join(res.output.split())
+
+
+def test_a_papers_discussion_cannot_grow_without_bound(db: Database, settings: Settings, paper: dict) -> None:
+    """Outside review after the fix: each comment was bounded (64 KB) but a thread was not - 60
+    near-limit comments from four accounts made the paper page 3.4 MB, and the thread query shows
+    up to 1,000 rows (~60 MB). The visible comments of one paper share a budget of stored HTML; a
+    comment that would pass it is refused with a clear 422 (the page stays bounded), and hiding or
+    deleting comments frees the budget again."""
+    w = _signed_in(settings, db)
+    bob = make_user(w.community, "bob")
+    chunk = "<p>" + "x" * (comments.MAX_HTML_BYTES - 8) + "</p>"  # one comment at the per-comment bound
+    now = w.clock()
+    with db.write() as conn:
+        ids = [community_store.insert_comment(conn, paper["id"], bob.id, None, "x", chunk, now)
+               for _ in range(comments.MAX_THREAD_HTML // len(chunk))]  # fmt: skip
+    r = _api_comment(w, paper["id"], "$x$ " * 1000)  # a normal-size comment no longer fits
+    assert r.status_code == 422, r.text[:300]
+    assert "discussion" in r.json()["detail"]
+    r = w.post(f"/papers/{paper['id']}/comments", {"body": "$x$ " * 1000})
+    assert r.status_code == 422 and "discussion" in r.text
+    assert len(_stored(db)) == len(ids)
+    page = w.client.get(f"/papers/{paper['id']}")
+    assert page.status_code == 200 and len(page.content) < comments.MAX_THREAD_HTML + 200_000
+    # Hidden comments do not count: a moderator clearing the junk reopens the discussion.
+    moderation.set_comment_hidden(w.community, COMMAND_LINE, ids[0], True, "flood")
+    r = _api_comment(w, paper["id"], "$x$ " * 1000)
+    assert r.status_code == 201, r.text[:300]
+    # Editing a small comment into a big one is held to the same budget.
+    small = _api_comment(w, paper["id"], "short")
+    assert small.status_code == 201
+    r = w.post(f"/comments/{small.json()['id']}/edit", {"body": "$x$ " * 1000})
+    assert r.status_code == 422 and "discussion" in r.text

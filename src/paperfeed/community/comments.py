@@ -9,7 +9,9 @@ put back after sanitising. The placeholders carry a random nonce drawn for each 
 cannot forge them (markdown-it decodes entities such as ``&#xe000;``, so stripping the marker
 characters from the source is not enough), so a formula appears exactly where it was written, once,
 and only in text, never inside an attribute. The stored HTML of one comment is bounded
-(``MAX_HTML_BYTES``): a comment whose formulas would render larger is refused with a 422.
+(``MAX_HTML_BYTES``): a comment whose formulas would render larger is refused with a 422. So is
+the paper page: the visible comments of one paper share ``MAX_THREAD_HTML`` (a comment or edit that
+would pass it is a 422; hidden and deleted comments do not count, so moderation frees it again).
 
 Authors edit their comments for ``EDIT_WINDOW`` after posting and delete them at any time (a
 soft delete that keeps the thread's shape); moderators hide them (``moderation.py``).
@@ -38,6 +40,7 @@ EDIT_WINDOW = timedelta(minutes=15)
 MAX_LENGTH = 10_000
 MAX_DEPTH = 6  # reply nesting shown; deeper replies are shown at this depth
 MAX_HTML_BYTES = 64 * 1024  # stored HTML of one comment (formulas render to ~10x their source)
+MAX_THREAD_HTML = 1024 * 1024  # stored HTML of all visible comments of one paper (the page shows them all)
 _OPEN, _CLOSE = "\ue000", "\ue001"  # around math placeholders, with the render's nonce inside
 _PRIVATE = re.compile(f"[{_OPEN}{_CLOSE}]")
 
@@ -133,6 +136,16 @@ def _render_body(body: str) -> str:
     return html
 
 
+def _check_thread_budget(conn: Any, paper_id: str, html: str, *, excluding: int | None = None) -> None:
+    """Refuse HTML that would take the paper's visible discussion past ``MAX_THREAD_HTML``."""
+    if store.thread_html_size(conn, paper_id, excluding=excluding) + len(html) > MAX_THREAD_HTML:
+        raise CommunityError(
+            f"This paper's discussion has reached its size limit ({MAX_THREAD_HTML // 1024:,} KB of "
+            "formatted comments); a shorter comment may still fit, or a moderator can tidy the thread.",
+            status=422,
+        )
+
+
 @dataclass(frozen=True)
 class RerenderReport:
     total: int  # live comments looked at
@@ -204,6 +217,7 @@ def add_comment(
                 raise CommunityError("The comment you are replying to was removed.", status=409)
     html = _render_body(body)
     with c.db.write() as conn:
+        _check_thread_budget(conn, paper_id, html)
         c.rate_limiter.take(
             conn,
             bucket("comment:user", user.id, c.limits.comment_user),
@@ -244,6 +258,7 @@ def edit_comment(c: Community, user: User | None, comment_id: int, body: str) ->
     body = _clean_body(body)
     html = _render_body(body)
     with c.db.write() as conn:
+        _check_thread_budget(conn, comment["paper_id"], html, excluding=comment_id)
         if not store.edit_comment(conn, comment_id, user.id, body, html, now, now - EDIT_WINDOW):
             raise Forbidden("This comment can no longer be edited.")
     return get_comment(c, comment_id)

@@ -337,6 +337,15 @@ def get_comment(conn: Connection, comment_id: int) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
+def thread_html_size(conn: Connection, paper_id: str, *, excluding: int | None = None) -> int:
+    """Characters of stored HTML in the visible comments of one paper (optionally leaving one out)."""
+    cond = [comments.c.paper_id == paper_id, _VISIBLE_COMMENT]
+    if excluding is not None:
+        cond.append(comments.c.id != excluding)
+    stmt = select(func.coalesce(func.sum(func.length(comments.c.body_html)), 0)).where(*cond)
+    return int(conn.scalar(stmt) or 0)
+
+
 def insert_comment(
     conn: Connection, paper_id: str, user_id: int, parent_id: int | None, body: str, body_html: str, now: datetime
 ) -> int:
