@@ -20,6 +20,7 @@ from paperfeed.store.db import Database
 from .community_util import PASSWORD, TOKEN_RE, FakeClock, community, make_user, web
 
 WRONG = "not the password"
+NEW = "a new long passphrase"
 
 
 def _attempt(c, login: str, password: str, ip: str) -> str:  # type: ignore[no-untyped-def]
@@ -149,3 +150,30 @@ def test_every_spelling_of_the_owner_signs_in_during_an_attack(db: Database, set
     for n in range(30):
         _attempt(c, login, WRONG, ip=f"198.51.100.{n}")
     assert _attempt(c, login, PASSWORD, ip="203.0.113.9") == "ok"
+
+
+def test_guessing_the_current_password_on_the_account_page_is_throttled_like_sign_in(
+    db: Database, settings: Settings
+) -> None:
+    """Outside review after the fix: /account/password checked the current password with no limit
+    (25 wrong guesses in 2 s from one session, all 403), a password oracle beside the throttled
+    sign-in: whoever holds a session (a borrowed laptop, a stolen cookie) could guess the password
+    and then change it, signing the owner out everywhere. The current-password check now shares
+    the sign-in back-off keys of the account, so guesses through either door count together."""
+    clock = FakeClock()
+    w = web(settings, db, clock=clock, limits=Limits(signin_pair=Backoff(free=3, base=60, cap=3600)))
+    make_user(w.community, "alice")
+    w.sign_in("alice")
+    statuses = []
+    for n in range(5):
+        r = w.post("/account/password", {"current": f"guess {n}", "new": NEW, "new2": NEW})
+        statuses.append(r.status_code)
+    assert statuses == [403, 403, 403, 429, 429]
+    assert r.headers["retry-after"] == "60"
+    assert "wait" in w.post("/account/password", {"current": PASSWORD, "new": NEW, "new2": NEW}).text
+    # The same budget as sign-in: from this address, a sign-in to the account waits too.
+    with pytest.raises(RateLimited):
+        accounts.sign_in(w.community, "alice", PASSWORD, ip="testclient")
+    clock.advance(seconds=61)
+    r = w.post("/account/password", {"current": PASSWORD, "new": NEW, "new2": NEW})
+    assert r.status_code == 200 and "Password changed" in r.text

@@ -24,7 +24,7 @@ from email_validator import EmailNotValidError, validate_email
 from paperfeed.community import account_mail, verification
 from paperfeed.community.core import ROLES, Community, User, require_active, strip_controls, user_row_by_name
 from paperfeed.community.errors import CommunityError, Conflict, Forbidden, NotFound, RateLimited
-from paperfeed.community.ratelimit import bucket, human_wait
+from paperfeed.community.ratelimit import Backoff, Bucket, bucket, human_wait
 from paperfeed.mail.mailbox import take_mail_slot
 from paperfeed.store import community_store as store
 from paperfeed.store import token_store as tokens
@@ -159,14 +159,8 @@ def sign_in(c: Community, login: str, password: str, *, ip: str | None) -> User:
         with c.db.read() as conn:
             row = store.get_user_by_login(conn, login)
     who = str(row["id"]) if row else "?" + sha256(name)[:32]  # an account, or the unknown name as typed
-    account = bucket("signin:account", who, c.limits.signin_account)
-    backoffs = (
-        (f"pair:{sha256(who + ' ' + (ip or ''))[:40]}", c.limits.signin_pair),
-        (f"ip:{ip}"[:200] if ip else "", c.limits.signin_ip_failures),
-    )
-    wait = limiter.blocked(account, backoffs=backoffs)
-    if wait > 0:
-        raise RateLimited(f"Too many sign-in attempts; please wait {human_wait(wait)} and try again.", wait)
+    account, backoffs = _guess_keys(c, who, ip)
+    _wait_for_guess(c, account, backoffs)
     if not c.passwords.verify(row["password_hash"] if row else None, password) or row is None:
         limiter.failed(account, backoffs=backoffs)
         raise CommunityError(_WRONG, status=401)
@@ -179,13 +173,37 @@ def sign_in(c: Community, login: str, password: str, *, ip: str | None) -> User:
     return User.from_row(row)
 
 
-def change_password(c: Community, user: User | None, current: str, new: str) -> User:
-    """Change the password (the current one is required); every other session is signed out."""
+def _guess_keys(c: Community, who: str, ip: str | None) -> tuple[Bucket, tuple[tuple[str, Backoff | None], ...]]:
+    """The throttle keys of a password guess for account ``who`` (an id, or ``?`` + the unknown
+    name's hash) from ``ip``: the account's ceiling, and the (account, address) and address back-offs."""
+    account = bucket("signin:account", who, c.limits.signin_account)
+    backoffs = (
+        (f"pair:{sha256(who + ' ' + (ip or ''))[:40]}", c.limits.signin_pair),
+        (f"ip:{ip}"[:200] if ip else "", c.limits.signin_ip_failures),
+    )
+    return account, backoffs
+
+
+def _wait_for_guess(c: Community, account: Bucket, backoffs: tuple[tuple[str, Backoff | None], ...]) -> None:
+    wait = c.rate_limiter.blocked(account, backoffs=backoffs)
+    if wait > 0:
+        raise RateLimited(f"Too many password attempts; please wait {human_wait(wait)} and try again.", wait)
+
+
+def change_password(c: Community, user: User | None, current: str, new: str, *, ip: str | None = None) -> User:
+    """Change the password (the current one is required); every other session is signed out.
+
+    Checking the current password is a password guess like a sign-in: it waits on, and counts
+    towards, the same throttle keys (whoever holds a session must not get a faster oracle)."""
     user = require_active(user)
+    account, backoffs = _guess_keys(c, str(user.id), ip)
+    _wait_for_guess(c, account, backoffs)
     with c.db.read() as conn:
         row = store.get_user(conn, user.id)
     if row is None or not c.passwords.verify(row["password_hash"], current or ""):
+        c.rate_limiter.failed(account, backoffs=backoffs)
         raise CommunityError("The current password is wrong.", status=403)
+    c.rate_limiter.succeeded(backoffs[0][0])
     validate_password(new, user.username)
     with c.db.write() as conn:
         store.set_password_hash(conn, user.id, c.passwords.hash(new), revoke_sessions=True, now=c.now())

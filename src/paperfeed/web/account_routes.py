@@ -134,9 +134,9 @@ def change_password(
     try:
         if new != new2:
             raise CommunityError("The two new passwords differ.")
-        user = accounts.change_password(community(request), view.user, current, new)
+        user = accounts.change_password(community(request), view.user, current, new, ip=client_ip(request))
     except CommunityError as exc:
-        if exc.status == 401:
+        if exc.status in (401, 429):  # the app's error page (429: with Retry-After)
             raise
         return _account(request, status=exc.status, error=exc.message)
     view.sign_in(user)  # this browser stays signed in with the new session version
