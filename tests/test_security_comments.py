@@ -145,12 +145,15 @@ def test_rerender_comments_repairs_html_stored_before_the_fix(db: Database, sett
     assert res.exit_code == 0 and "3 comments checked, 0 re-rendered" in " ".join(res.output.split())
 
 
-def test_a_papers_discussion_cannot_grow_without_bound(db: Database, settings: Settings, paper: dict) -> None:
+def test_a_papers_discussion_cannot_grow_without_bound(any_db: Database, settings: Settings) -> None:
     """Outside review after the fix: each comment was bounded (64 KB) but a thread was not - 60
     near-limit comments from four accounts made the paper page 3.4 MB, and the thread query shows
     up to 1,000 rows (~60 MB). The visible comments of one paper share a budget of stored HTML; a
     comment that would pass it is refused with a clear 422 (the page stays bounded), and hiding or
     deleting comments frees the budget again."""
+    db = any_db
+    paper = f.add_paper(db, title="A paper to discuss")
+    f.add_daily(db, paper["id"], date(2026, 4, 15))
     w = _signed_in(settings, db)
     bob = make_user(w.community, "bob")
     chunk = "<p>" + "x" * (comments.MAX_HTML_BYTES - 8) + "</p>"  # one comment at the per-comment bound
