@@ -26,7 +26,7 @@ from paperfeed.community.ratelimit import Rate, bucket
 from paperfeed.digest import send as digest_send
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.schedule import start_scheduler
-from paperfeed.web.context import AppState, app_state, client_ip
+from paperfeed.web.context import AppState, app_state, client_ip, community
 from paperfeed.web.respond import render_page
 
 router = APIRouter(prefix="/digest", include_in_schema=False)
@@ -232,14 +232,14 @@ SUBSCRIBE_IP_RATE = (20, 3600.0, 10)  # confirmation requests per address per ho
 
 def _ip_limited(request: Request) -> Response | None:
     """Per-IP budget for sign-ups (each one mails somebody), with the community rate limiter
-    shared by all workers when that feature is installed. The per-address cap is separate."""
-    community = getattr(request.app.state, "community", None)
+    shared by all workers. The per-address cap is separate."""
     client = client_ip(request)
-    if community is None or not client:
+    if not client:
         return None
     count, period, burst = SUBSCRIBE_IP_RATE
     try:
-        community.rate_limiter.hit(bucket("digest_subscribe:ip", client, Rate(count, period, burst)), what="sign-ups")
+        limit = bucket("digest_subscribe:ip", client, Rate(count, period, burst))
+        community(request).rate_limiter.hit(limit, what="sign-ups")
     except RateLimited as exc:
         response = _message(request, 429, "Slow down", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after)
