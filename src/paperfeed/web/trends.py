@@ -310,11 +310,17 @@ def _window(tc: TrendCounter, tp: TrendParams) -> tuple[Unit, list[date]]:
     return unit, bucket_starts(lo, hi, unit)
 
 
+def _csv_text(cell: str) -> str:
+    """A visitor's text as a CSV cell that spreadsheets show as text, never run as a formula
+    (CSV injection: a cell starting with = + - @, a tab or a CR is a formula to Excel and friends)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def trends_csv(data: dict[str, Any]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     all_label = "all_upvotes" if data["measure"] == "attention" else "all_papers"
-    writer.writerow(["start", "end", *[s["label"] for s in data["series"]], all_label])
+    writer.writerow(["start", "end", *[_csv_text(s["label"]) for s in data["series"]], all_label])
     for i, b in enumerate(data["buckets"]):
         row = [b["start"].isoformat(), b["end"].isoformat(), *[s["values"][i] for s in data["series"]]]
         writer.writerow([*row, data["all"][i]])
