@@ -6,6 +6,10 @@ scanners and prefetchers cannot confirm or unsubscribe anybody. The exception RF
 is also a POST: mail clients' one-click unsubscribe posts ``List-Unsubscribe=One-Click`` to the
 link from the ``List-Unsubscribe`` header, token in the query string, no cookies.
 
+Forms are read like every other form of the site, with FastAPI's ``Form()`` (one model,
+:class:`DigestForm`, with a length cap per field; the body itself is capped by the security
+middleware); a value over its cap is a 422 page saying which field.
+
 The subscribe answer is the same page whatever the address's state (new, pending, active,
 unsubscribed) and whether or not a mail was actually queued (per-address cap), so the form
 cannot be used to find out who subscribes. Sign-ups are also limited per client IP (429). The
@@ -15,10 +19,10 @@ queued in the ledger for the scheduler.
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qsl
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Form, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from paperfeed.community.errors import RateLimited
@@ -31,7 +35,6 @@ from paperfeed.web.respond import render_page
 
 router = APIRouter(prefix="/digest", include_in_schema=False)
 
-MAX_BODY = 16 * 1024  # a subscribe form is well under 2 KiB; anything bigger is not a person
 COMMON_HOURS = list(range(24))
 
 TZ_JS = """// Pre-selects the visitor's time zone in digest forms (the server default is UTC).
@@ -69,46 +72,32 @@ color:inherit}
 """
 
 
-class FormError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class DigestForm(BaseModel):
+    """The fields the digest forms post (subscribe, confirm, manage, unsubscribe; others are ignored).
+
+    The caps only stop absurd input early; the real rules (query length, categories, time zones)
+    live in ``digest/subscriptions.py``, whose errors come back on the form with what was typed.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: str | None = Field(None, max_length=1000)
+    frequency: str | None = Field(None, max_length=40)
+    q: str | None = Field(None, max_length=4 * subs.MAX_QUERY)
+    categories: list[str] = Field(default_factory=list, max_length=100)
+    category: list[str] = Field(default_factory=list, max_length=100)
+    timezone: str | None = Field(None, max_length=100)
+    send_hour: str | None = Field(None, max_length=10)
+    weekends: str | None = Field(None, max_length=10)
+    t: str | None = Field(None, max_length=20_000)  # a mailed link's signed token (a bad one is a 400 page)
+    action: str | None = Field(None, max_length=20)
+
+    @property
+    def all_categories(self) -> list[str]:
+        return self.categories + self.category
 
 
-async def read_form(request: Request, limit: int = MAX_BODY) -> dict[str, list[str]]:
-    """The posted fields, read with a size cap (413) and only the two form encodings (415)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise FormError(413, "The form is too large.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise FormError(413, "The form is too large.")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    fields: dict[str, list[str]] = {}
-    if not body:
-        return fields
-    if ctype == "application/x-www-form-urlencoded":
-        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=100)
-    elif ctype == "multipart/form-data":
-
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        form = await Request(request.scope, replay).form(max_files=0, max_fields=100)
-        pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-    else:
-        raise FormError(415, "Send the form as application/x-www-form-urlencoded or multipart/form-data.")
-    for key, value in pairs:
-        fields.setdefault(key, []).append(value)
-    return fields
-
-
-def _one(fields: dict[str, list[str]], name: str) -> str | None:
-    values = fields.get(name)
-    return values[-1] if values else None
+Posted = Annotated[DigestForm, Form()]
 
 
 def _page(request: Request, template: str, status: int = 200, **ctx: Any) -> Response:
@@ -129,28 +118,27 @@ def _message(request: Request, status: int, title: str, message: str, **extra: A
     return _page(request, "digest/message.html", status, title=title, message=message, **extra)
 
 
-def _prefs_from(fields: dict[str, list[str]]) -> subs.Prefs:
-    weekends = _one(fields, "weekends")
+def _prefs_from(form: DigestForm) -> subs.Prefs:
     return subs.parse_prefs(
-        frequency=_one(fields, "frequency"),
-        query=_one(fields, "q"),
-        categories=fields.get("categories", []) + fields.get("category", []),
-        timezone=_one(fields, "timezone"),
-        send_hour=_one(fields, "send_hour"),
-        weekdays_only=None if weekends is None else not subs._parse_bool(weekends, False),
+        frequency=form.frequency,
+        query=form.q,
+        categories=form.all_categories,
+        timezone=form.timezone,
+        send_hour=form.send_hour,
+        weekdays_only=None if form.weekends is None else not subs._parse_bool(form.weekends, False),
     )
 
 
-def _form_values(fields: dict[str, list[str]]) -> dict[str, Any]:
+def _form_values(form: DigestForm) -> dict[str, Any]:
     """Echo what was typed back into the form (Jinja escapes it)."""
     return {
-        "email": (_one(fields, "email") or "")[:320],
-        "frequency": _one(fields, "frequency") or "daily",
-        "q": (_one(fields, "q") or "")[:600],
-        "categories": " ".join(fields.get("categories", []) + fields.get("category", []))[:700],
-        "timezone": _one(fields, "timezone") or "UTC",
-        "send_hour": _one(fields, "send_hour") or "8",
-        "weekends": bool(_one(fields, "weekends")),
+        "email": (form.email or "")[:320],
+        "frequency": form.frequency or "daily",
+        "q": (form.q or "")[:600],
+        "categories": " ".join(form.all_categories)[:700],
+        "timezone": form.timezone or "UTC",
+        "send_hour": form.send_hour or "8",
+        "weekends": bool(form.weekends),
     }
 
 
@@ -199,18 +187,14 @@ def subscribe_form(request: Request) -> Response:
 
 
 @router.post("/subscribe")
-async def subscribe(request: Request, background: BackgroundTasks) -> Response:
+def subscribe(request: Request, background: BackgroundTasks, form: Posted) -> Response:
     state = app_state(request)
     try:
-        fields = await read_form(request)
-    except FormError as exc:
-        return _message(request, exc.status, "Could not subscribe", exc.message)
-    try:
-        email = subs.normalize_email(_one(fields, "email"))
-        prefs = _prefs_from(fields)
+        email = subs.normalize_email(form.email)
+        prefs = _prefs_from(form)
     except subs.SubscriptionError as exc:
         return _page(
-            request, "digest/subscribe.html", 422, errors=exc.errors, form=_form_values(fields), title="Check the form"
+            request, "digest/subscribe.html", 422, errors=exc.errors, form=_form_values(form), title="Check the form"
         )
     limited = _ip_limited(request)
     if limited is not None:
@@ -270,17 +254,12 @@ def confirm_page(request: Request, t: str = "") -> Response:
 
 
 @router.post("/confirm")
-async def confirm(request: Request) -> Response:
+def confirm(request: Request, form: Posted) -> Response:
     state = app_state(request)
     tokens = subs.Tokens.from_settings(state.settings)
+    token = form.t or request.query_params.get("t", "")
     try:
-        fields = await read_form(request)
-        token = _one(fields, "t") or request.query_params.get("t", "")
-        row = subs.confirm(
-            state.db, tokens, token, timezone=_one(fields, "timezone"), send_hour=_one(fields, "send_hour")
-        )
-    except FormError as exc:
-        return _message(request, exc.status, "Could not confirm", exc.message)
+        row = subs.confirm(state.db, tokens, token, timezone=form.timezone, send_hour=form.send_hour)
     except subs.TokenError as exc:
         return _message(request, 400, "This link does not work", str(exc), offer_subscribe=True)
     except subs.SubscriptionError as exc:
@@ -338,24 +317,19 @@ def _manage(request: Request, row: dict[str, Any], token: str, status: int = 200
 
 
 @router.post("/manage")
-async def manage(request: Request) -> Response:
+def manage(request: Request, form: Posted) -> Response:
     state = app_state(request)
     tokens = subs.Tokens.from_settings(state.settings)
+    token = form.t or ""
     try:
-        fields = await read_form(request)
-        token = _one(fields, "t") or ""
         row = subs.manage_view(state.db, tokens, token)
-    except FormError as exc:
-        return _message(request, exc.status, "Could not save", exc.message)
     except subs.TokenError as exc:
         return _message(request, 400, "This link does not work", str(exc), offer_subscribe=True)
     try:
-        prefs = _prefs_from(fields)
+        prefs = _prefs_from(form)
     except subs.SubscriptionError as exc:
-        return _manage(
-            request, row, token, 422, errors=exc.errors, form={**_form_values(fields), "email": row["email"]}
-        )
-    resume = _one(fields, "action") == "resume"
+        return _manage(request, row, token, 422, errors=exc.errors, form={**_form_values(form), "email": row["email"]})
+    resume = form.action == "resume"
     row = subs.update_settings(state.db, tokens, token, prefs, resume=resume)
     return _manage(request, row, token, saved=True)
 
@@ -381,16 +355,13 @@ def unsubscribe_page(request: Request, t: str = "") -> Response:
 
 
 @router.post("/unsubscribe")
-async def unsubscribe(request: Request) -> Response:
+def unsubscribe(request: Request, form: Posted) -> Response:
     """The confirmation form's POST, and RFC 8058 one-click (``List-Unsubscribe=One-Click``)."""
     state = app_state(request)
     tokens = subs.Tokens.from_settings(state.settings)
+    token = request.query_params.get("t") or form.t or ""
     try:
-        fields = await read_form(request)
-        token = request.query_params.get("t") or _one(fields, "t") or ""
         row = subs.unsubscribe(state.db, tokens, token)
-    except FormError as exc:
-        return _message(request, exc.status, "Could not unsubscribe", exc.message)
     except subs.TokenError as exc:
         return _message(request, 400, "This link does not work", str(exc))
     links = subs.links_for(state.settings, tokens, row["id"], row["manage_nonce"])
