@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     user = make_user(com, "agent")
     voter, _ = accounts.create_api_token(com, user, "mcp", ["read", "vote", "submit"])
     reader, _ = accounts.create_api_token(com, user, "read only", ["read"])
-    with LiveServer(create_app(settings, db)) as server:
-        yield {"url": server.url, "settings": settings, "db": db, "voter": voter, "reader": reader}
+    app = create_app(settings, db)
+    with LiveServer(app) as server:
+        yield {"url": server.url, "settings": settings, "db": db, "voter": voter, "reader": reader,
+               "app_interval": app.state.pf.version.interval}  # fmt: skip
     db.dispose()
 
 
@@ -197,6 +200,9 @@ def test_stdio_server(site: dict[str, Any]) -> None:
             return tools, [await client.call_tool(n, a) for n, a in calls]
 
     tools, results = anyio.run(run)
+    # The stdio server is another process: the live server sees its writes once its data version
+    # is re-read, at most DataVersion.interval later (documented; same for any second worker).
+    time.sleep(site["app_interval"] + 0.2)
     assert tools == TOOLS
     day, paper, found, up, down = (_structured(r) for r in results)
     assert day == _api(site, "/api/daily_papers", date="2026-04-16")

@@ -190,9 +190,11 @@ def build_server(state: AppState, community: Community, *, stdio_token: str | No
         'vote' scope. Same answer as POST/DELETE /api/papers/{id}/upvote."""
         user = caller(ctx, "vote")
         try:
-            return _json(votes.set_vote(community, user, _paper_id(paper_id), up).as_json())
+            done = votes.set_vote(community, user, _paper_id(paper_id), up)
         except CommunityError as exc:  # unknown paper, rate limit, ...: the JSON API's message
             raise ToolInputError(exc.message) from None
+        state.version.invalidate()  # this process's cached pages show the vote at once, as after the API's
+        return _json(done.as_json())
 
     @server.tool(annotations=WRITE)
     def submit_paper(arxiv_id: str, ctx: Context[Any, Any]) -> dict[str, Any]:
@@ -200,9 +202,11 @@ def build_server(state: AppState, community: Community, *, stdio_token: str | No
         the 'submit' scope. Same answer as POST /api/papers/index."""
         user = caller(ctx, "submit")
         try:
-            return _json(submissions.submit(community, user, (arxiv_id or "")[:300]).as_json())
+            done = submissions.submit(community, user, (arxiv_id or "")[:300])
         except CommunityError as exc:  # too old, already listed, quota, ...: the JSON API's message
             raise ToolInputError(exc.message) from None
+        state.version.invalidate()
+        return _json(done.as_json())
 
     return server
 
