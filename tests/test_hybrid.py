@@ -114,6 +114,18 @@ def test_modes_find_the_right_paper(service: SearchService, mode: str) -> None:
     assert res.hits[0].why
 
 
+def test_hybrid_hits_explain_how_the_query_was_weighted(service: SearchService) -> None:
+    res = service.search(SearchRequest(q="How do proteins fold from their amino acid sequence?", mode="hybrid"))
+    assert res.fusion is not None and res.fusion.method == "score" and res.fusion.semantic_weight == 0.475
+    line = f"weighting: {res.fusion.explain()}"
+    assert line.startswith("weighting: question-like query, 9 words")
+    assert all(h.why[-1] == line for h in res.hits)
+    w = res.fusion.semantic_weight
+    assert line.endswith(f"semantic {w:.2f} / keyword {1 - w:.2f} (fixed)")
+    kw = service.search(SearchRequest(q="proteins", mode="keyword"))
+    assert kw.fusion is None and not any(w.startswith("weighting") for h in kw.hits for w in h.why)
+
+
 def test_semantic_finds_paraphrase(service: SearchService) -> None:
     res = service.search(SearchRequest(q="how do proteins fold", mode="semantic"))
     assert ids(res)[0] == "2401.00001"

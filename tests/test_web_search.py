@@ -103,3 +103,25 @@ def test_search_unavailable_is_a_message_not_a_500(settings, db) -> None:
     page = c.get(f"/papers/{ids['top']['id']}")
     assert page.status_code == 200 and "search is unavailable" in page.text
     assert c.get("/api/v1/search", params={"q": "attention"}).status_code == 400
+
+
+def test_hybrid_results_say_how_the_query_was_weighted(settings, db) -> None:  # type: ignore[no-untyped-def]
+    from paperfeed.search.indexer import run_index
+
+    seed(db)
+    f.add_paper(db, title="Graph neural networks & attention", abstract="Message passing with attention heads.")
+    run_index(settings, db, progress=False)
+    c = client(settings, db)
+    q = "How do graph neural networks pass messages?"
+    j = c.get("/papers/search.json", params={"q": q}).json()
+    assert j["mode_used"] == "hybrid" and j["hits"]
+    assert j["weighting"].startswith("question-like query, 7 words")
+    assert all(h["why"][-1] == f"weighting: {j['weighting']}" for h in j["hits"])
+    page = c.get("/papers/search", params={"q": q}).text
+    assert f'<span class="weighting">{j["weighting"]}</span>' in page
+    v1 = c.get("/api/v1/search", params={"q": q}).json()
+    w = v1["weighting"]
+    assert w["method"] == "score" and w["explanation"] == j["weighting"]
+    assert w["semantic"] + w["keyword"] == pytest.approx(1.0)
+    assert w["explanation"].endswith(f"semantic {w['semantic']:.2f} / keyword {w['keyword']:.2f} (fixed)")
+    assert c.get("/api/v1/search", params={"q": q, "mode": "keyword"}).json()["weighting"] is None

@@ -81,17 +81,32 @@ def search(
 
 
 def eval_cmd(
-    directory: Path = typer.Argument(..., exists=True, file_okay=False, help="A BEIR-format folder."),
-    mode: list[str] = typer.Option(list(MODES), "--mode", help="Modes to score (repeatable)."),
-    split: str = typer.Option("test", "--split", help="qrels/<split>.tsv"),
-    workdir: Path | None = typer.Option(None, "--workdir", help="Keep the indexed corpus here for re-runs."),
+    directory: Path | None = typer.Argument(
+        None, exists=True, file_okay=False, help="A BEIR-format folder (or use --set)."
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Evaluation set(s) from data/eval: scifact, known-item, judged, or all (repeatable)."
+    ),
+    mode: list[str] = typer.Option([], "--mode", help="Modes to score (repeatable); default: all."),
+    split: str = typer.Option("test", "--split", help="qrels/<split>.tsv; for --set: tune, test or both."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Keep the indexed corpora here for re-runs."),
+    home: Path | None = typer.Option(None, "--home", help="--set judged: a home holding the judged corpus."),
+    data: Path = typer.Option(Path("data/eval"), "--data", help="--set: the evaluation sets folder."),
+    shared: Path = typer.Option(Path("../shared/data"), "--shared", help="--set: the shared data folder."),
     json_: bool = typer.Option(False, "--json", help="End with one JSON line of all scores."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Score search quality on a BEIR data set: nDCG@10, MRR@10, Recall@10, Recall@100 per mode."""
+    """Score search quality per mode: on a BEIR folder (nDCG@10, MRR@10, Recall@10/100) or on the
+    evaluation sets kept in data/eval (--set), with issue 16's targets checked on the test halves."""
+    if set_:
+        _eval_sets(set_, mode, split, workdir, home, data, shared, json_, quiet)
+        return
+    if directory is None:
+        raise fail("give a BEIR folder or --set NAME (scifact, known-item, judged, all)")
     from paperfeed.search.eval_runner import evaluate
 
-    bad = [m for m in mode if m not in MODES]
+    modes = mode or list(MODES)
+    bad = [m for m in modes if m not in MODES]
     if bad:
         raise fail(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
 
@@ -100,9 +115,58 @@ def eval_cmd(
         console.print(f"[bold]{m:<8}[/bold] {cells}")
 
     try:
-        results = evaluate(directory, split=split, modes=mode, workdir=workdir, progress=not quiet, on_mode=show)
+        results = evaluate(directory, split=split, modes=modes, workdir=workdir, progress=not quiet, on_mode=show)
     except FileNotFoundError as exc:
         raise fail(str(exc)) from None
+    if json_:
+        print(orjson.dumps(results).decode())
+
+
+def _eval_sets(
+    names: list[str],
+    mode: list[str],
+    split: str,
+    workdir: Path | None,
+    home: Path | None,
+    data: Path,
+    shared: Path,
+    json_: bool,
+    quiet: bool,
+) -> None:
+    from paperfeed.search.eval_sets import SETS, SPLITS
+    from paperfeed.search.eval_suite import SUITE_MODES, evaluate_sets, targets
+
+    wanted = list(SETS) if "all" in names else list(dict.fromkeys(names))
+    problems = [f"unknown set(s) {[n for n in wanted if n not in SETS]}"] if set(wanted) - set(SETS) else []
+    if mode and set(mode) - set(SUITE_MODES):
+        problems.append(f"unknown mode(s) {sorted(set(mode) - set(SUITE_MODES))}; choose from {', '.join(SUITE_MODES)}")
+    if split not in (*SPLITS, "both"):
+        problems.append("--split must be tune, test or both with --set")
+    if not (shared / "scifact").is_dir():
+        problems.append(f"{shared} does not hold the shared data (../shared/data); pass --shared")
+    if problems:
+        raise fail("; ".join(problems))
+
+    def show(name: str, sp: str, m: str, scores: dict[str, float]) -> None:
+        cells = "  ".join(f"{k} {v:.4f}" if k != "queries" else f"n={int(v)}" for k, v in scores.items())
+        console.print(f"[bold]{name:<10} {sp:<4} {m:<12}[/bold] {cells}")
+
+    try:
+        results = evaluate_sets(
+            wanted,
+            splits=list(SPLITS) if split == "both" else [split],
+            modes=mode or SUITE_MODES,
+            data_dir=data,
+            shared=shared,
+            workdir=workdir or Path("/tmp/paperfeed-eval"),
+            home=home,
+            progress=not quiet,
+            on_result=show,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    for label, met, figures in targets(results):
+        console.print(f"{'[green]met[/green]' if met else '[red]NOT met[/red]'}  {label}: {figures}")
     if json_:
         print(orjson.dumps(results).decode())
 

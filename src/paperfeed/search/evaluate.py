@@ -69,6 +69,27 @@ def recall_at_k(run: Run, qrels: Qrels, k: int = 100) -> float:
     return _mean(scores)
 
 
+def precision_at_k(run: Run, qrels: Qrels, k: int = 5, min_grade: int = 1) -> float:
+    """Mean share of the top k (k slots, even when fewer were returned) graded ``min_grade`` or more."""
+    scores = []
+    for qid in _judged(qrels):
+        docs = qrels[qid]
+        top = list(dict.fromkeys(run.get(qid, ())))[:k]
+        scores.append(sum(1 for d in top if int(docs.get(d, 0)) >= min_grade) / k)
+    return _mean(scores)
+
+
+def judged_at_k(run: Run, qrels: Qrels, k: int = 5) -> float:
+    """Mean share of the top k that the judgements cover at all (grade 0 included): how far a pooled
+    set can be trusted for this run (unjudged documents count as not relevant in the other metrics)."""
+    scores = []
+    for qid in _judged(qrels):
+        docs = qrels[qid]
+        top = list(dict.fromkeys(run.get(qid, ())))[:k]
+        scores.append(sum(1 for d in top if d in docs) / len(top) if top else 0.0)
+    return _mean(scores)
+
+
 def _open_text(path: Path) -> IO[str]:
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8")

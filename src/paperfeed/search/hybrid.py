@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from paperfeed.config import Settings
+from paperfeed.search.fusion import DEFAULT_FUSION, Fusion, FusionDecision, decide, fuse
 from paperfeed.search.highlight import highlight
 from paperfeed.search.lexical import LexicalIndex
 from paperfeed.search.query import ParsedQuery, parse_query
@@ -28,6 +29,20 @@ from paperfeed.store.feed_queries import papers_by_ids
 from paperfeed.store.rows import PaperRow
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_FUSION",
+    "MODES",
+    "SORTS",
+    "Fusion",
+    "FusionDecision",
+    "SearchError",
+    "SearchHit",
+    "SearchRequest",
+    "SearchResults",
+    "SearchService",
+    "fuse",
+]
 
 MODES = ("keyword", "semantic", "hybrid")
 SORTS = ("relevance", "date", "upvotes")
@@ -75,52 +90,7 @@ class SearchResults:
     warnings: list[str]
     took_ms: float
     query: ParsedQuery | None = None
-
-
-@dataclass(frozen=True)
-class Fusion:
-    """How keyword and semantic rankings are combined.
-
-    ``method="score"``: convex combination of per-query min-max normalised scores (missing = 0).
-    ``method="rrf"``: weighted reciprocal-rank fusion, ``w / (k + rank)``.
-    Defaults were tuned on SciFact *train* (see ``bench/README.md``), never on test.
-    """
-
-    method: str = "score"
-    semantic_weight: float = 0.45  # best on SciFact train (bench/tune_fusion.py)
-    rrf_k: int = 60
-
-
-DEFAULT_FUSION = Fusion()
-
-
-def _minmax(scores: list[float]) -> list[float]:
-    if not scores:
-        return []
-    hi, lo = max(scores), min(scores)
-    if hi - lo < 1e-12:
-        return [1.0] * len(scores)
-    return [(s - lo) / (hi - lo) for s in scores]
-
-
-def fuse(
-    keyword: list[tuple[str, float]], semantic: list[tuple[str, float]], fusion: Fusion = DEFAULT_FUSION
-) -> list[tuple[str, float]]:
-    """Combine two ranked lists of (id, score) into one ranked list (pure function, tested)."""
-    combined: dict[str, float] = {}
-    w_s = fusion.semantic_weight
-    w_k = 1.0 - w_s
-    if fusion.method == "rrf":
-        for rank, (pid, _s) in enumerate(keyword):
-            combined[pid] = combined.get(pid, 0.0) + w_k / (fusion.rrf_k + rank + 1)
-        for rank, (pid, _s) in enumerate(semantic):
-            combined[pid] = combined.get(pid, 0.0) + w_s / (fusion.rrf_k + rank + 1)
-    else:
-        for (pid, _s), norm in zip(keyword, _minmax([s for _, s in keyword]), strict=True):
-            combined[pid] = combined.get(pid, 0.0) + w_k * norm
-        for (pid, _s), norm in zip(semantic, _minmax([s for _, s in semantic]), strict=True):
-            combined[pid] = combined.get(pid, 0.0) + w_s * norm
-    return sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))
+    fusion: FusionDecision | None = None  # hybrid only: how the query was read and weighted
 
 
 def _categories_of(paper: PaperRow) -> list[str]:
@@ -261,11 +231,12 @@ class SearchService:
                 mode = "keyword"
 
         keyword: list[tuple[str, float]] = []
+        lexical = None
         if mode in ("keyword", "hybrid"):
-            hits = self.lexical.search(
+            lexical = self.lexical.search_detailed(
                 pq, limit=depth, categories=categories or None, date_from=date_from, date_to=date_to
             )
-            keyword = [(h.paper_id, h.score) for h in hits]
+            keyword = [(h.paper_id, h.score) for h in lexical.hits]
 
         semantic: list[tuple[str, float]] = []
         if sem is not None:
@@ -274,7 +245,13 @@ class SearchService:
             # Filters are applied after retrieval, so fetch deeper when they may discard many.
             semantic = vectors.search(qvec, k=depth * (4 if filtered else 1))
 
-        ranked = fuse(keyword, semantic, self.fusion) if mode == "hybrid" else (keyword or semantic)
+        decision: FusionDecision | None = None
+        if mode == "hybrid" and lexical is not None:
+            decision = decide(self.fusion, pq, lexical.terms, lexical.num_docs, keyword, semantic)
+            ranked = fuse(keyword, semantic, self.fusion, decision.semantic_weight)
+        else:
+            ranked = keyword or semantic
+        weighting = f"weighting: {decision.explain()}" if decision else None
         kw_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(keyword)}
         sem_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(semantic)}
         rows = fetch_papers(self.db, [pid for pid, _ in ranked])
@@ -300,6 +277,8 @@ class SearchService:
             if paper["id"] in sem_rank:
                 r, s = sem_rank[paper["id"]]
                 reasons.append(f"semantic match #{r} (similarity {s:.2f})")
+            if weighting:
+                reasons.append(weighting)
             out.append(
                 SearchHit(
                     paper=paper,
@@ -312,7 +291,9 @@ class SearchService:
                 )
             )
         took = (time.perf_counter() - t0) * 1000
-        return SearchResults(hits=out, total=len(kept), mode=mode, warnings=warnings, took_ms=took, query=pq)
+        return SearchResults(
+            hits=out, total=len(kept), mode=mode, warnings=warnings, took_ms=took, query=pq, fusion=decision
+        )
 
     @staticmethod
     def _passes(

@@ -41,7 +41,7 @@ from paperfeed.config import Settings
 from paperfeed.search.analysis import register_analyzers
 from paperfeed.search.highlight import highlight
 from paperfeed.search.lexical_docs import FORMAT, SCHEMA, make_document, micros
-from paperfeed.search.lexical_query import TITLE_BOOST, build_query
+from paperfeed.search.lexical_query import TITLE_BOOST, TermStat, build_query, query_terms
 from paperfeed.search.query import ParsedQuery
 from paperfeed.store.db import Database
 from paperfeed.store.search_source import Watermark, count_papers_since, iter_papers_since
@@ -51,7 +51,16 @@ try:  # POSIX advisory lock for "one updater at a time"; tantivy's writer lock s
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]  # no fcntl module on Windows; the lock is skipped there
 
-__all__ = ["LexicalHit", "LexicalIndex", "LexicalIndexBusy", "TITLE_BOOST", "highlight", "make_document"]
+__all__ = [
+    "LexicalHit",
+    "LexicalIndex",
+    "LexicalIndexBusy",
+    "LexicalResult",
+    "TermStat",
+    "TITLE_BOOST",
+    "highlight",
+    "make_document",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +78,13 @@ _FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError)
 class LexicalHit:
     paper_id: str
     score: float  # BM25 (higher is better); 0.0 for filter-only queries, which come newest first
+
+
+@dataclass(frozen=True)
+class LexicalResult:
+    hits: list[LexicalHit]
+    terms: list[TermStat]  # the query's distinct analyzed terms: document frequency, used or pruned
+    num_docs: int  # papers in the index searched (0 when there is none)
 
 
 class LexicalIndexBusy(RuntimeError):
@@ -236,14 +252,29 @@ class LexicalIndex:
         """The best ``limit`` papers for ``q`` (BM25), restricted to ``categories`` (any of) and the
         inclusive publication-date range, on top of the filters inside ``q``. Never raises: a
         missing or broken index gives ``[]``."""
+        return self.search_detailed(q, limit=limit, categories=categories, date_from=date_from, date_to=date_to).hits
+
+    def search_detailed(
+        self,
+        q: ParsedQuery,
+        *,
+        limit: int = 100,
+        categories: Iterable[str] | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+    ) -> LexicalResult:
+        """:meth:`search`, plus the query's terms (document frequency, used or pruned) and the number of
+        indexed papers: what hybrid fusion reads to decide how far to trust the keyword side."""
         try:
             reader = self._current()
             if reader is None:
-                return []
+                return LexicalResult([], [], 0)
             searcher = reader.index.searcher()
-            built = build_query(searcher, q, list(categories or ()), date_from, date_to)
+            stats = query_terms(searcher, q)
+            num_docs = int(searcher.num_docs)
+            built = build_query(searcher, q, list(categories or ()), date_from, date_to, stats)
             if built is None:
-                return []
+                return LexicalResult([], stats, num_docs)
             query, scored = built
             limit = max(1, min(int(limit), MAX_LIMIT))
             if scored:
@@ -258,12 +289,12 @@ class LexicalIndex:
                     continue
                 seen.add(pid)
                 out.append(LexicalHit(pid, float(score) if scored else 0.0))
-            return out
+            return LexicalResult(out, stats, num_docs)
         except BaseException as exc:
             if isinstance(exc, _FATAL):
                 raise
             log.warning("lexical search failed (%s: %s); returning no keyword results", type(exc).__name__, exc)
-            return []
+            return LexicalResult([], [], 0)
 
     # -- writing -------------------------------------------------------------------------------
     @contextlib.contextmanager

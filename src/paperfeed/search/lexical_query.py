@@ -9,15 +9,22 @@ BM25 on ``title``; plain words are OR-ed in one flat boolean query, the shape ta
 block-max WAND. Quoted phrases, authors, categories and dates are required; excluded words and
 phrases remove papers.
 
+Long queries (a question or a paragraph) are pruned before that (:func:`select_terms`): search
+boilerplate ("papers", "approaches", "how") and words found in a large share of the corpus carry almost
+no BM25 weight each but, summed over forty of them, they outvote the two rare technical terms that
+matter. Such a query keeps its rarest informative terms only. Short queries are left as typed.
+
 With ``counting=True`` (trends and timelines, :mod:`paperfeed.search.trends`) the query selects
 papers *about* the words rather than ranking papers that mention any of them: every word must
 occur (in queries of five or more words, the :func:`words_needed` rarest ones), and nothing is
 scored. Required words make an intersection led by the rarest posting list, which stays fast at
-1M papers where "any k of n words" (a union) cost up to 170 ms for a long question.
+1M papers where "any k of n words" (a union) cost up to 170 ms for a long question. Counting starts from
+every word of the query (the rarest :data:`MAX_QUERY_TERMS` of very long ones), not the pruned set.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -29,6 +36,56 @@ from paperfeed.search.query import ParsedQuery
 
 TITLE_BOOST = 0.2  # tuned on SciFact train: 0.15-0.3 is a plateau (nDCG@10 0.705 vs 0.700 without)
 MAX_QUERY_TERMS = 32  # long questions keep their rarest terms (they carry the BM25 weight): bounded cost
+# Pruning of long queries (fitted on the tuning halves with bench/fit_fusion.py --lexical; see bench/README.md).
+LONG_QUERY_TERMS = 16  # a query with more distinct terms than this is "long" and gets pruned
+MAX_DF_SHARE = 0.5  # in a long query, terms found in more than this share of the papers are dropped
+LONG_QUERY_KEEP = 24  # and at most this many of the rarest remaining terms are kept
+MIN_KEEP = 3  # never prune below this many terms (the rarest ones, when everything looks common)
+# Words of search requests, not of papers ("I am looking for recent papers on approaches to ..."), stemmed
+# as the index stems them. Dropped from long queries only: in "survey of methods" they may be the point.
+QUERY_NOISE = frozenset(
+    terms(
+        " ".join(
+            """about across address addressing aim any approach approaches best can challenge challenges compare
+            comparing comparison consider could current do does effective effectively existing explain
+            explore exploring find focus focusing how i identify improve improving interested investigate
+            key know learn looking main me method methods my need new novel particularly paper papers
+            perform possible practical problem propose recent research researchers should show specific
+            studies study such technique techniques understand use used using via want way ways we what
+            when where whether which while why work works would""".split()
+        )
+    )
+)
+
+
+@dataclass(frozen=True)
+class TermStat:
+    """One analyzed query term, how many papers contain it, and whether the query uses it."""
+
+    term: str
+    df: int
+    kept: bool
+
+
+def select_terms(
+    stems: list[str], df: dict[str, int], num_docs: int, protected: frozenset[str] = frozenset()
+) -> list[TermStat]:
+    """Which of a query's distinct analyzed terms to score with (pure function, tested).
+
+    Up to :data:`LONG_QUERY_TERMS` terms: all of them. Longer: drop :data:`QUERY_NOISE` and terms found in
+    more than :data:`MAX_DF_SHARE` of ``num_docs`` papers, keep the :data:`LONG_QUERY_KEEP` rarest of the
+    rest; when fewer than :data:`MIN_KEEP` survive, the rarest terms that occur at all are kept instead.
+    ``protected`` terms (from quoted phrases) are always kept.
+    """
+    if len(stems) <= LONG_QUERY_TERMS:
+        return [TermStat(t, df.get(t, 0), True) for t in stems]
+    limit = max(1.0, MAX_DF_SHARE * max(num_docs, 1))
+    informative = [t for t in stems if t not in QUERY_NOISE and 0 < df.get(t, 0) <= limit]
+    if len(informative) < MIN_KEEP:
+        informative = [t for t in stems if df.get(t, 0) > 0]
+    keep = min(max(MIN_KEEP, LONG_QUERY_KEEP), MAX_QUERY_TERMS)
+    kept = set(sorted(informative, key=lambda t: (df[t], t))[:keep]) | (protected & set(stems))
+    return [TermStat(t, df.get(t, 0), t in kept) for t in stems]
 
 
 def _term_or_phrase(field: str, pairs: list[tuple[int, str]]) -> tantivy.Query | None:
@@ -45,27 +102,36 @@ def _filter(query: tantivy.Query) -> tantivy.Query:
     return tantivy.Query.const_score_query(query, 0.0)
 
 
+def query_terms(searcher: tantivy.Searcher, q: ParsedQuery) -> list[TermStat]:
+    """The query's distinct analyzed terms with their document frequencies, and which are used."""
+    stems: list[str] = []
+    for word in q.terms:
+        stems.extend(terms(word))
+    protected: list[str] = []
+    for phrase in q.phrases:
+        protected.extend(t for _, t in phrase_terms(phrase))
+    stems = list(dict.fromkeys([*stems, *protected]))
+    df = {t: int(searcher.doc_freq("text", t)) for t in stems}
+    return select_terms(stems, df, int(searcher.num_docs), frozenset(protected))
+
+
 def build_query(
     searcher: tantivy.Searcher,
     q: ParsedQuery,
     categories: list[str],
     date_from: date | None,
     date_to: date | None,
+    term_stats: list[TermStat] | None = None,
     *,
     counting: bool = False,
 ) -> tuple[tantivy.Query, bool] | None:
-    """The tantivy query for ``q`` and whether it ranks by score; None when nothing can match."""
+    """The tantivy query for ``q`` and whether it ranks by score; None when nothing can match.
+
+    ``term_stats`` (from :func:`query_terms`) saves looking the terms up again."""
     Occur, Query = tantivy.Occur, tantivy.Query
-    stems: list[str] = []
-    for word in q.terms:
-        stems.extend(terms(word))
+    stats = term_stats if term_stats is not None else query_terms(searcher, q)
+    stems = _counting_stems(stats) if counting else [s.term for s in stats if s.kept]
     phrases = [phrase_terms(p) for p in q.phrases]
-    for pairs in phrases:
-        stems.extend(t for _, t in pairs)
-    stems = list(dict.fromkeys(stems))
-    if len(stems) > MAX_QUERY_TERMS:
-        freq = {t: searcher.doc_freq("text", t) for t in stems}
-        stems = sorted((t for t in stems if freq[t] > 0), key=lambda t: freq[t])[:MAX_QUERY_TERMS]
 
     clauses: list[tuple[Any, tantivy.Query]] = []
     if counting:
@@ -118,6 +184,13 @@ def build_query(
         # so tantivy can use block-max WAND.)
         return Query.boolean_query(clauses, minimum_number_should_match=1), scored
     return Query.boolean_query(clauses), scored
+
+
+def _counting_stems(stats: list[TermStat]) -> list[str]:
+    """Every term of the query; of more than :data:`MAX_QUERY_TERMS`, the rarest that occur at all."""
+    if len(stats) <= MAX_QUERY_TERMS:
+        return [s.term for s in stats]
+    return [s.term for s in sorted((s for s in stats if s.df > 0), key=lambda s: s.df)][:MAX_QUERY_TERMS]
 
 
 def words_needed(n: int) -> int:

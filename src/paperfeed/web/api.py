@@ -107,6 +107,13 @@ class SearchHitOut(BaseModel):
     abstract_spans: list[list[int]]
 
 
+class WeightingOut(BaseModel):
+    semantic: float
+    keyword: float
+    method: str
+    explanation: str
+
+
 class SearchOut(BaseModel):
     query: str
     mode: str | None
@@ -116,6 +123,7 @@ class SearchOut(BaseModel):
     limit: int
     offset: int
     hits: list[SearchHitOut]
+    weighting: WeightingOut | None = None  # hybrid: how the query was read and the two retrievers weighted
 
 
 class TrendingCard(Card):  # a TypedDict, like Card

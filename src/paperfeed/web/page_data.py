@@ -134,6 +134,7 @@ def search_data(state: AppState, sp: params.SearchParams) -> dict[str, Any]:
         "error": None,
         "mode_used": None,
         "took_ms": None,
+        "weighting": None,
     }
     if not sp.q:
         return base
@@ -170,6 +171,7 @@ def search_data(state: AppState, sp: params.SearchParams) -> dict[str, Any]:
         "warnings": base["warnings"] + list(results.warnings),
         "mode_used": results.mode,
         "took_ms": round(results.took_ms, 1),
+        "weighting": results.fusion.explain() if results.fusion else None,
     }
 
 
@@ -338,5 +340,14 @@ def v1_search_data(
         "limit": limit,
         "offset": offset,
         "hits": hits,
+        "weighting": _weighting(results.fusion),
     }
     return out, None
+
+
+def _weighting(decision: Any) -> dict[str, Any] | None:
+    """How a hybrid search read the query and weighted its two retrievers (None for other modes)."""
+    if decision is None:
+        return None
+    w = round(float(decision.semantic_weight), 4)
+    return {"semantic": w, "keyword": round(1 - w, 4), "method": decision.method, "explanation": decision.explain()}
