@@ -6,8 +6,9 @@ Retrieves once per query of each set's tune and test halves (keyword top 300 wit
 semantic top 300, exactly as a ``limit=100`` search does), then:
 
 * ``--lexical``: grid-searches the long-query pruning constants of ``paperfeed.search.lexical_query``
-  (``LONG_QUERY_TERMS``, ``MAX_DF_SHARE``, ``LONG_QUERY_KEEP``) by keyword-mode nDCG on the tune halves
-  (mean over the three sets, each set counting once) and keeps the best for what follows;
+  (``LONG_QUERY_TERMS``, ``MAX_DF_SHARE``, ``LONG_QUERY_KEEP``, noise words dropped) by keyword-mode nDCG on
+  the tune halves (mean over the three sets, each set counting once) and keeps the best for what follows
+  (without it, the library defaults are used);
 * tabulates, per tune query, the headline metric (nDCG@10; nDCG@5 for the judged set) of score fusion
   at 41 semantic weights 0, 0.025, ..., 1;
 * fits ``sigmoid(bias + coef . standardised features)`` (``paperfeed.search.fusion``) to maximise the mean
@@ -113,7 +114,7 @@ def lexical_grid(items: list[Item], services: dict[str, SearchService]) -> None:
                 if long_terms == 10_000 and (share, keep) != (0.5, 24):
                     continue  # pruning off: one run is enough
                 lexical_query.LONG_QUERY_TERMS, lexical_query.MAX_DF_SHARE = long_terms, share
-                lexical_query.LONG_QUERY_KEEP = keep
+                lexical_query.LONG_QUERY_KEEP, lexical_query.DROP_NOISE = keep, long_terms != 10_000
                 run_keyword(tune, services)
                 vals = np.array([metric([p for p, _ in it.kw], it) for it in tune])
                 sets = per_set_mean(tune, vals, "tune")

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from paperfeed.search import fusion as fusion_mod
+from paperfeed.search import lexical_query
 from paperfeed.search.fusion import (
     AdaptiveModel,
     Fusion,
@@ -18,8 +19,17 @@ from paperfeed.search.fusion import (
     normalise,
     query_features,
 )
-from paperfeed.search.lexical_query import LONG_QUERY_TERMS, QUERY_NOISE, TermStat, select_terms
+from paperfeed.search.lexical_query import MAX_QUERY_TERMS, PRUNED, QUERY_NOISE, TermStat, select_terms
 from paperfeed.search.query import parse_query
+
+LONG_QUERY_TERMS = PRUNED["LONG_QUERY_TERMS"]
+
+
+@pytest.fixture
+def pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pruning setting found best on the tuning halves (not the default)."""
+    for name, value in PRUNED.items():
+        monkeypatch.setattr(lexical_query, name, value)
 
 KW = [(f"k{i}", 20.0 - i) for i in range(12)]
 SEM = [(f"s{i}", 0.9 - i * 0.01) for i in range(12)]
@@ -130,8 +140,8 @@ def test_decide_explains_adaptive_and_fixed_weights() -> None:
     assert FusionDecision(0.3, "rrf").explain() == "semantic 0.30 / keyword 0.70 (rank fusion)"
 
 
-def test_default_fusion_is_the_fixed_weight_chosen_on_the_tuning_halves() -> None:
-    assert Fusion() == Fusion("score", 0.475, 60)
+def test_default_fusion_is_the_fixed_weight() -> None:
+    assert Fusion() == Fusion("score", 0.45, 60)
 
 
 # -- long-query term selection -----------------------------------------------------------------------
@@ -144,7 +154,17 @@ def test_short_queries_keep_every_term() -> None:
     assert [s.df for s in out] == [900, 5000, 8000]
 
 
-def test_long_queries_drop_noise_and_common_terms_and_keep_rare_ones() -> None:
+def test_by_default_only_the_32_term_cap_applies() -> None:
+    stems = [*sorted(QUERY_NOISE)[:5], *(f"t{i:02d}" for i in range(30))]
+    df = {t: 900_000 for t in stems} | {f"t{i:02d}": i + 1 for i in range(30)}
+    out = select_terms(stems, df, 1_000_000)
+    kept = [s.term for s in out if s.kept]
+    assert len(kept) == MAX_QUERY_TERMS and set(kept) >= {f"t{i:02d}" for i in range(30)}
+    short = select_terms(stems[:MAX_QUERY_TERMS], df, 1_000_000)
+    assert all(s.kept for s in short)
+
+
+def test_long_queries_drop_noise_and_common_terms_and_keep_rare_ones(pruned: None) -> None:
     noise = sorted(QUERY_NOISE)[:4]
     common = [f"common{i}" for i in range(LONG_QUERY_TERMS)]  # long enough to be pruned
     rare = ["dice", "orthogon", "offlin"]
@@ -156,7 +176,7 @@ def test_long_queries_drop_noise_and_common_terms_and_keep_rare_ones() -> None:
     assert out["unseen"] is False  # in no paper: cannot help
 
 
-def test_long_queries_keep_the_rarest_and_never_prune_to_nothing() -> None:
+def test_long_queries_keep_the_rarest_and_never_prune_to_nothing(pruned: None) -> None:
     stems = [f"t{i:02d}" for i in range(40)]
     df = {t: i + 1 for i, t in enumerate(stems)}
     kept = [s.term for s in select_terms(stems, df, 1_000_000) if s.kept]
@@ -167,7 +187,7 @@ def test_long_queries_keep_the_rarest_and_never_prune_to_nothing() -> None:
     assert "t07" in kept and len(kept) >= 3
 
 
-def test_phrase_terms_are_never_pruned() -> None:
+def test_phrase_terms_are_never_pruned(pruned: None) -> None:
     stems = [f"w{i}" for i in range(LONG_QUERY_TERMS)] + ["state", "art"]
     df = {**{f"w{i}": 5 for i in range(LONG_QUERY_TERMS)}, "state": 90_000, "art": 80_000}
     out = {s.term: s.kept for s in select_terms(stems, df, 100_000, frozenset({"state", "art"}))}

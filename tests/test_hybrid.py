@@ -116,7 +116,7 @@ def test_modes_find_the_right_paper(service: SearchService, mode: str) -> None:
 
 def test_hybrid_hits_explain_how_the_query_was_weighted(service: SearchService) -> None:
     res = service.search(SearchRequest(q="How do proteins fold from their amino acid sequence?", mode="hybrid"))
-    assert res.fusion is not None and res.fusion.method == "score" and res.fusion.semantic_weight == 0.475
+    assert res.fusion is not None and res.fusion.method == "score" and res.fusion.semantic_weight == 0.45
     line = f"weighting: {res.fusion.explain()}"
     assert line.startswith("weighting: question-like query, 9 words")
     assert all(h.why[-1] == line for h in res.hits)
