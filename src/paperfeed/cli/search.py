@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,14 @@ import typer
 from rich.markup import escape
 
 from paperfeed.cli.common import console, database, fail, out, settings
+from paperfeed.config import Settings
+from paperfeed.ingest.arxiv_file import import_arxiv_file
+from paperfeed.ingest.hf_daily import import_hf_daily
+from paperfeed.search.eval_sets import write_corpus_inputs
 from paperfeed.search.hybrid import MODES, SearchError, SearchHit, SearchRequest, SearchService
+from paperfeed.search.indexer import run_index
 from paperfeed.store import upvotes
+from paperfeed.store.db import Database
 
 
 def _hit_json(hit: SearchHit) -> dict[str, Any]:
@@ -151,6 +158,18 @@ def _eval_sets(
         cells = "  ".join(f"{k} {v:.4f}" if k != "queries" else f"n={int(v)}" for k, v in scores.items())
         console.print(f"[bold]{name:<10} {sp:<4} {m:<12}[/bold] {cells}")
 
+    def build_home(home: Path) -> None:
+        """Import the judged corpus (``corpus_ids.txt``, a subset of the shared files) into ``home``, index it."""
+        ids = (data / "judged" / "corpus_ids.txt").read_text(encoding="utf-8").split()
+        listing, hf = write_corpus_inputs(shared, ids, home / "inputs")
+        s = replace(Settings(home=home), secret_key="eval")
+        db = Database(s.db_url)
+        db.migrate()
+        import_arxiv_file(db, listing, progress=not quiet)
+        import_hf_daily(db, hf, progress=not quiet)
+        run_index(s, db, progress=not quiet)
+        db.dispose()
+
     try:
         results = evaluate_sets(
             wanted,
@@ -160,6 +179,7 @@ def _eval_sets(
             shared=shared,
             workdir=workdir or Path("/tmp/paperfeed-eval"),
             home=home,
+            build_home=build_home,
             progress=not quiet,
             on_result=show,
         )

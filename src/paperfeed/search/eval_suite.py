@@ -4,8 +4,8 @@ Runs on demand only. Each set's corpus is indexed with the product's own pipelin
 (reused on later runs) and queried through the same ``SearchService`` the site uses, top 100:
 
 * ``scifact`` and ``known-item``: BEIR-style folders (:mod:`paperfeed.search.eval_runner`);
-* ``judged``: a home holding the judged corpus (``--home``), or one built here from ``../shared/data``
-  with the ordinary importers and indexer.
+* ``judged``: a home holding the judged corpus (``--home``), or one the caller builds from ``../shared/data``
+  with the ordinary importers and indexer (``paperfeed eval`` does: :mod:`paperfeed.cli.search`).
 
 Besides the plain modes it scores ``hybrid-adaptive`` (the fitted per-query weight, not the default) so
 it can be compared with the default fixed weight, and checks the targets of issue 16 on the test halves
@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from paperfeed.config import Settings
-from paperfeed.ingest.arxiv_file import import_arxiv_file
-from paperfeed.ingest.hf_daily import import_hf_daily
 from paperfeed.search.eval_runner import prepare, run_queries, score
-from paperfeed.search.eval_sets import SETS, EvalQueries, load_split, materialize_known_item, write_corpus_inputs
+from paperfeed.search.eval_sets import SETS, EvalQueries, load_split, materialize_known_item
 from paperfeed.search.evaluate import judged_at_k, ndcg_at_k, precision_at_k
 from paperfeed.search.fusion import Fusion
 from paperfeed.search.hybrid import MODES, SearchService
@@ -44,25 +42,22 @@ def judged_scores(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -
     }
 
 
-def build_judged_home(data_dir: Path, shared: Path, home: Path, *, progress: bool = True) -> None:
-    """Import the judged corpus (its ``corpus_ids.txt`` subset of the shared files) into ``home`` and index it."""
-    from paperfeed.search.indexer import run_index
-
-    ids = (data_dir / "judged" / "corpus_ids.txt").read_text(encoding="utf-8").split()
-    listing, hf = write_corpus_inputs(shared, ids, home / "inputs")
-    settings = replace(Settings(home=home), secret_key="eval")
-    db = Database(settings.db_url)
-    db.migrate()
-    import_arxiv_file(db, listing, progress=progress)
-    import_hf_daily(db, hf, progress=progress)
-    run_index(settings, db, progress=progress)
-    db.dispose()
+BuildHome = Callable[[Path], None]
 
 
 def open_set(
-    name: str, data_dir: Path, shared: Path, workdir: Path, *, home: Path | None = None, progress: bool = True
+    name: str,
+    data_dir: Path,
+    shared: Path,
+    workdir: Path,
+    *,
+    home: Path | None = None,
+    build_home: BuildHome | None = None,
+    progress: bool = True,
 ) -> tuple[Settings, Database]:
-    """An indexed database for set ``name`` (built under ``workdir`` on first use)."""
+    """An indexed database for set ``name`` (built under ``workdir`` on first use). The judged corpus is a
+    paperfeed home: ``home``, or ``workdir/judged`` made by ``build_home`` (the importers live in a layer
+    this module may not import; the CLI passes them in)."""
     if name == "scifact":
         return prepare(shared / "scifact", workdir / "scifact", progress=progress)
     if name == "known-item":
@@ -71,7 +66,9 @@ def open_set(
     if home is None:
         home = workdir / "judged"
         if not (home / "paperfeed.db").exists():
-            build_judged_home(data_dir, shared, home, progress=progress)
+            if build_home is None:
+                raise FileNotFoundError(f"{home}: no judged corpus there; pass --home or let paperfeed eval build it")
+            build_home(home)
     settings = replace(Settings(home=home), secret_key="eval")
     db = Database(settings.db_url)
     LexicalIndex(settings).update(db, progress=progress)  # a no-op unless the index format changed
@@ -99,6 +96,7 @@ def evaluate_sets(
     shared: Path = Path("../shared/data"),
     workdir: Path = Path("/tmp/paperfeed-eval"),
     home: Path | None = None,
+    build_home: BuildHome | None = None,
     progress: bool = True,
     on_result: Callable[[str, str, str, dict[str, float]], Any] | None = None,
 ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
@@ -109,7 +107,7 @@ def evaluate_sets(
         if name not in SETS:
             raise ValueError(f"unknown evaluation set {name!r}; choose from {', '.join(SETS)}")
         splits_q = [load_split(name, split, data_dir, shared) for split in splits]
-        settings, db = open_set(name, data_dir, shared, workdir, home=home, progress=progress)
+        settings, db = open_set(name, data_dir, shared, workdir, home=home, build_home=build_home, progress=progress)
         service, adaptive = SearchService(settings, db), SearchService(settings, db, fusion=ADAPTIVE)
         for qs in splits_q:
             scores = score_split(service, adaptive, qs, modes)
