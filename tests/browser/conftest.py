@@ -4,6 +4,7 @@ browser is ever downloaded) and demo data. The live server is ``tests/servers.Li
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ import pytest
 
 from paperfeed.config import Settings
 from paperfeed.store.db import Database
+from paperfeed.web.app import create_app
+from tests.community_util import PASSWORD
+
+from ..servers import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -36,6 +41,28 @@ def browser() -> Iterator[Any]:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@contextmanager
+def demo_site(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[str]:
+    """A live server on a fresh home filled with the demo data; yields its base URL."""
+    home = tmp_path_factory.mktemp(name)
+    settings = Settings(home=home, secret_key="test", base_url="http://127.0.0.1")
+    db = Database(settings.db_url)
+    db.migrate()
+    fill_demo_database(settings, db)
+    with LiveServer(create_app(settings, db)) as server:
+        yield server.url
+    db.dispose()
+
+
+def sign_in(page: Any, url: str, login: str) -> None:
+    """Sign in through the real form (the account's password is ``PASSWORD``)."""
+    page.goto(f"{url}/signin")
+    page.fill("#f-login", login)
+    page.fill("#f-password", PASSWORD)
+    page.click("form.cform button[type=submit]")
+    page.wait_for_url(f"{url}/")
 
 
 def fill_demo_database(settings: Settings, db: Database) -> None:

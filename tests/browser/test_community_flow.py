@@ -30,7 +30,7 @@ from tests.community_util import FAST, PASSWORD, unlimited
 from tests.oai_server import OAIReplayServer, Reply
 
 from ..servers import LiveServer
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -97,14 +97,6 @@ def _watch(page: Any) -> dict[str, list[str]]:
     return seen
 
 
-def _sign_in(page: Any, url: str, login: str) -> None:
-    page.goto(f"{url}/signin")
-    page.fill("#f-login", login)
-    page.fill("#f-password", PASSWORD)
-    page.click("form.cform button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
 def test_sign_up_submit_upvote_comment_and_moderator_hides_it(browser: Any, site: Site) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     ctx = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -165,7 +157,7 @@ def test_sign_up_submit_upvote_comment_and_moderator_hides_it(browser: Any, site
     mod_ctx = browser.new_context()
     mod = mod_ctx.new_page()
     mod_seen = _watch(mod)
-    _sign_in(mod, site.url, "moddy")
+    sign_in(mod, site.url, "moddy")
     mod.goto(f"{site.url}/papers/2604.07429")
     item = mod.locator("li.comment").first
     item.locator("summary", has_text="Hide").click()
@@ -191,7 +183,7 @@ def test_vote_without_javascript(browser: Any, site: Site) -> None:
     accounts.create_account(site.community, "nojs", "nojs@example.org", PASSWORD)
     ctx = browser.new_context(java_script_enabled=False)
     page = ctx.new_page()
-    _sign_in(page, site.url, "nojs")
+    sign_in(page, site.url, "nojs")
     page.goto(f"{site.url}/papers/{site.hostile_paper}")
     before = int(page.locator(".paper-head .vote-count").inner_text())
     with page.expect_navigation():  # without JS the vote is a form POST and a redirect
@@ -206,7 +198,7 @@ def test_hostile_data_stays_text(browser: Any, site: Site) -> None:
     ctx = browser.new_context()
     page = ctx.new_page()
     seen = _watch(page)
-    _sign_in(page, site.url, "moddy")  # a moderator sees the most (hidden items, the queue)
+    sign_in(page, site.url, "moddy")  # a moderator sees the most (hidden items, the queue)
     for path in ("/", f"/papers/{site.hostile_paper}", f"/users/{quote(HOSTILE_NAME, safe='')}", "/moderation",
                  "/account", "/submit"):  # fmt: skip
         response = page.goto(site.url + path)
@@ -227,7 +219,7 @@ def test_hostile_data_stays_text(browser: Any, site: Site) -> None:
 def test_signed_in_header_fits_a_phone(browser: Any, site: Site) -> None:
     ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     page = ctx.new_page()
-    _sign_in(page, site.url, "moddy")
+    sign_in(page, site.url, "moddy")
     for path in ("/", f"/papers/{site.hostile_paper}", "/moderation", "/account"):
         page.goto(site.url + path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

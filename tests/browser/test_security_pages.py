@@ -21,6 +21,7 @@ from tests import factories as f
 from tests.community_util import FAST, PASSWORD, unlimited
 
 from ..servers import LiveServer
+from .conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -78,14 +79,6 @@ def _watch(page: Any) -> dict[str, list[str]]:
     return seen
 
 
-def _sign_in(page: Any, url: str, login: str) -> None:
-    page.goto(f"{url}/signin")
-    page.fill("#f-login", login)
-    page.fill("#f-password", PASSWORD)
-    page.click("form.cform button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
 def test_forged_formula_placeholders_render_inert(browser: Any, site: Site) -> None:
     page = browser.new_page()
     seen = _watch(page)
@@ -118,7 +111,7 @@ def test_every_kind_of_page_opens_for_admins_and_moderators(browser: Any, site: 
     ctx = browser.new_context()
     page = ctx.new_page()
     seen = _watch(page)
-    _sign_in(page, site.url, login)
+    sign_in(page, site.url, login)
     paths = ["/", "/papers/new", "/papers/trending", "/papers/search?q=attention", f"/papers/{site.on_feed}",
              f"/papers/{site.off_feed}", f"/papers/{site.removed}", "/authors/Ada%20Lovelace", "/users/alice",
              "/moderation", "/account", "/submit", f"/papers/date/{date.today()}"]  # fmt: skip

@@ -10,26 +10,15 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from paperfeed.config import Settings
-from paperfeed.store.db import Database
-from paperfeed.web.app import create_app
-
-from ..servers import LiveServer
-from .conftest import ARTIFACTS, fill_demo_database
+from .conftest import ARTIFACTS, demo_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("trends-home")
-    settings = Settings(home=home, secret_key="test", base_url="http://127.0.0.1")
-    db = Database(settings.db_url)
-    db.migrate()
-    fill_demo_database(settings, db)
-    with LiveServer(create_app(settings, db)) as server:
-        yield server.url
-    db.dispose()
+    with demo_site(tmp_path_factory, "trends-home") as url:
+        yield url
 
 
 def _watch(page: Any) -> list[str]:
