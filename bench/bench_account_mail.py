@@ -14,31 +14,22 @@ and ``community_store.create_user``), so both can be measured on the same machin
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from bench_community import start_server  # a sibling script: python puts bench/ on sys.path
 from paperfeed.community.passwords import PasswordParams, Passwords
 from paperfeed.config import Settings
 from paperfeed.store import community_store
 from paperfeed.store.db import Database, utcnow
 
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def setup(settings: Settings, n: int) -> None:
@@ -49,25 +40,6 @@ def setup(settings: Settings, n: int) -> None:
         for i in range(n):
             community_store.create_user(conn, f"known{i:04d}", f"known{i:04d}@example.org", cheap, "user", utcnow())
     db.dispose()
-
-
-def start_server(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_SECRET_KEY": settings.secret_key,
-           "PAPERFEED_SCHEDULER": "0", "PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"}  # fmt: skip
-    cmd = [sys.executable, "-c", "from paperfeed.cli import main; main()", "serve", "--port", str(port),
-           "--workers", "1", "--no-scheduler", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/signin", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start")
 
 
 def timed_post(url: str, page: str, data: dict[str, str], ip: str) -> tuple[float, int]:
@@ -87,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp), secret_key="bench-secret")
         setup(settings, 2 * args.rounds)
-        proc, url = start_server(settings)
+        proc, url = start_server(settings, 1, {"PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"})
         try:
             times: dict[str, list[float]] = {k: [] for k in ("reset known", "reset unknown", "signup taken",
                                                               "signup fresh")}  # fmt: skip

@@ -80,10 +80,14 @@ def setup(settings: Settings, n_users: int) -> tuple[list[str], list[str]]:
     return tokens, [r.id for r in recs]
 
 
-def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    settings: Settings, workers: int, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``paperfeed serve`` in a subprocess on a free loopback port, once it answers (also used by
+    bench_account_mail.py)."""
     port = _free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_SECRET_KEY": settings.secret_key,
-           "PAPERFEED_SCHEDULER": "0"}  # fmt: skip
+           "PAPERFEED_SCHEDULER": "0", **(extra_env or {})}  # fmt: skip
     if settings.database_url:
         env["PAPERFEED_DATABASE_URL"] = settings.database_url
     cmd = [sys.executable, "-c", "from paperfeed.cli import main; main()", "serve", "--port", str(port),
