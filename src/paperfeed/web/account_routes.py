@@ -227,15 +227,20 @@ def reset_password(
 # -- address confirmation ---------------------------------------------------------------------
 
 
+def _verify_page(request: Request, *, token: str = "", info: verification.LinkInfo | None = None,
+                 done: bool = False, error: CommunityError | None = None) -> Response:  # fmt: skip
+    ctx = {"token": token, "info": info, "done": done, "error": error.message if error else None}
+    return render_page(request, "community/verify.html", ctx, status=error.status if error else 200)
+
+
 @router.get("/verify")
 def verify_page(request: Request, t: str = Query("", max_length=2000)) -> Response:
     """What the mailed link confirms, and a button: following the link alone changes nothing."""
     try:
         info = verification.check_link(community(request), t)
     except CommunityError as exc:
-        return render_page(request, "community/verify.html", {"token": "", "info": None, "done": False,
-                                                              "error": exc.message}, status=exc.status)  # fmt: skip
-    return render_page(request, "community/verify.html", {"token": t, "info": info, "done": False, "error": None})
+        return _verify_page(request, error=exc)
+    return _verify_page(request, token=t, info=info)
 
 
 @router.post("/verify")
@@ -243,10 +248,8 @@ def verify(request: Request, t: str = Form("", max_length=2000)) -> Response:
     try:
         user = verification.verify_email(community(request), t)
     except CommunityError as exc:
-        return render_page(request, "community/verify.html", {"token": "", "info": None, "done": False,
-                                                              "error": exc.message}, status=exc.status)  # fmt: skip
-    info = verification.LinkInfo(user.username, user.email or "")
-    return render_page(request, "community/verify.html", {"token": "", "info": info, "done": True, "error": None})
+        return _verify_page(request, error=exc)
+    return _verify_page(request, info=verification.LinkInfo(user.username, user.email or ""), done=True)
 
 
 # -- profiles ---------------------------------------------------------------------------------
