@@ -3,7 +3,6 @@ ledger (re-runs, server down, 4xx retries, 5xx bounces, crashed senders), topics
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from dataclasses import replace
@@ -17,10 +16,11 @@ from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.compose import Composer, Topic
 from paperfeed.digest.periods import daily_period, due_period, parse_key, weekly_period
 from paperfeed.digest.schedule import start_scheduler
-from paperfeed.digest.send import Lease, SendOptions, message_id_for, plan_date, plan_due, send_due
+from paperfeed.digest.send import LEASE_NAME, SendOptions, message_id_for, plan_date, plan_due, send_due
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database
+from paperfeed.store.leases import Lease
 
 from . import smtp
 from .factories import add_daily, add_paper
@@ -343,33 +343,10 @@ def test_plan_due_follows_time_zones_hours_and_weekdays(db: Database) -> None:
     assert due_period("daily", "UTC", 8, True, datetime(2026, 12, 1, 7, 59)) is None
 
 
-def test_lease_allows_one_sender(any_db: Database, clock: Clock) -> None:
-    db = any_db
-    a = Lease(db, "host-a:1:x", ttl=timedelta(minutes=2), clock=clock)
-    b = Lease(db, "host-b:2:y", ttl=timedelta(minutes=2), clock=clock)
-    assert a.acquire() and not b.acquire()
-    assert a.renew()
-    clock.advance(minutes=3)  # a stopped renewing (crashed on another host)
-    assert b.acquire() and not a.renew()
-    b.release()
-    assert a.acquire()
-    # A holder on this host whose process is gone is taken over at once.
-    dead = Lease(db, f"{socket.gethostname()}:{2**22 + 12345}:z", ttl=timedelta(hours=1), clock=clock)
-    a.release()
-    assert dead.acquire()
-    c = Lease(db, "host-c:3:w", ttl=timedelta(minutes=2), clock=clock)
-    assert c.acquire()  # the dead holder is taken over
-    c.release()
-    # ... but a live one is not (this test process is alive).
-    alive = Lease(db, f"{socket.gethostname()}:{os.getpid()}:live", ttl=timedelta(minutes=2), clock=clock)
-    assert alive.acquire()
-    assert not Lease(db, "host-c:3:w", ttl=timedelta(minutes=2), clock=clock).acquire()
-
-
 def test_lease_busy_means_no_send(db: Database, mail_settings: Settings, smtp_sink: SmtpSink, clock: Clock) -> None:
     seed_feed(db)
     activate(db, ["x@example.org"])
-    other = Lease(db, "elsewhere:1:x", ttl=timedelta(minutes=2), clock=clock)
+    other = Lease(db, LEASE_NAME, holder="elsewhere:1:x", ttl=timedelta(minutes=2), clock=clock)
     assert other.acquire()
     assert send_due(mail_settings, db, day=DAY, clock=clock).lease_busy
     assert smtp_sink.count() == 0 and ledger(db) == {}
@@ -484,7 +461,7 @@ def test_a_sender_that_loses_its_lease_stops(
             Stalling.n += 1
             if Stalling.n == 2:  # the server stalls past the lease; another process takes over
                 clock.advance(minutes=5)
-                assert Lease(db, "other-host:1:x", ttl=timedelta(minutes=2), clock=clock).acquire()
+                assert Lease(db, LEASE_NAME, holder="other-host:1:x", ttl=timedelta(minutes=2), clock=clock).acquire()
 
     report = send_due(
         mail_settings,

@@ -22,7 +22,7 @@ that last window completely; we chose "possibly twice" over "possibly never". A 
 The outbox transport writes ``<message-id>.eml``, so there a resend just replaces the same file.
 
 Only one process plans and sends digests at a time: it holds the ``digest-sender`` lease
-(table ``digest_locks``, renewed every batch, taken over when it expires or its owner process
+(``store/leases.py``: renewed every batch, taken over when it expires or its holder process
 on this host is gone). Temporary failures (4xx) are retried with back-off; permanent ones (5xx)
 are recorded and the address is suppressed after ``max_hard_bounces``; when the server is down
 the unsent rows simply stay queued.
@@ -33,16 +33,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -53,6 +49,7 @@ from paperfeed.digest.subscriptions import Prefs, Tokens, confirm_url, links_for
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database, utcnow
+from paperfeed.store.leases import Lease, holder_dead, process_holder
 
 log = logging.getLogger(__name__)
 
@@ -96,69 +93,6 @@ class SendReport:
     def summary(self) -> str:
         parts = [f"{k} {v}" for k, v in self.__dict__.items() if isinstance(v, int) and not isinstance(v, bool) and v]
         return ", ".join(parts) or "nothing to do"
-
-
-# -- process identity and the lease -----------------------------------------------------------
-
-
-def process_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_dead(owner: str) -> bool:
-    """True when ``owner`` names a process on this host that no longer runs (or is a zombie)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-class Lease:
-    """A named, expiring, database-held lock: one digest sender across processes and hosts."""
-
-    def __init__(
-        self, db: Database, owner: str, *, name: str = LEASE_NAME, ttl: timedelta, clock: Callable[[], datetime]
-    ) -> None:
-        self.db, self.owner, self.name, self.ttl, self.clock = db, owner, name, ttl, clock
-        self.held = False
-
-    def acquire(self) -> bool:
-        now = self.clock()
-        with self.db.write() as conn:
-            self.held = store.take_lock(conn, self.name, self.owner, now, now + self.ttl)
-        if not self.held:
-            with self.db.read() as conn:
-                current = store.lock_owner(conn, self.name)
-            if current and owner_dead(current[0]):
-                with self.db.write() as conn:
-                    self.held = store.steal_lock(conn, self.name, current[0], self.owner, now, now + self.ttl)
-        return self.held
-
-    def renew(self) -> bool:
-        now = self.clock()
-        with self.db.write() as conn:
-            self.held = store.take_lock(conn, self.name, self.owner, now, now + self.ttl)
-        return self.held
-
-    def release(self) -> None:
-        if self.held:
-            with self.db.write() as conn:
-                store.release_lock(conn, self.name, self.owner)
-            self.held = False
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -264,7 +198,7 @@ class Sender:
         self.transport = transport or mailer.open_transport(settings, per_connection=self.options.per_connection)
         self.composer = composer or Composer(settings, db)
         self.clock = clock
-        self.owner = owner or process_owner()
+        self.owner = owner or process_holder()
         self.lease = lease
         self.tokens = Tokens.from_settings(settings)
         self.sender_addr = mailbox_of(settings.mail_from)
@@ -284,7 +218,7 @@ class Sender:
             owner
             for owner, claimed_at in claims
             if owner != self.owner
-            and (owner_dead(owner) or claimed_at is None or claimed_at < now - self.options.stale_claim)
+            and (holder_dead(owner) or claimed_at is None or claimed_at < now - self.options.stale_claim)
         ]
         if not orphaned:
             return 0
@@ -654,8 +588,8 @@ def send_due(
     Returns a report with ``lease_busy`` set when another process is sending right now.
     """
     options = options or SendOptions()
-    owner = process_owner()
-    lease = Lease(db, owner, ttl=options.lease_ttl, clock=clock)
+    owner = process_holder()
+    lease = Lease(db, LEASE_NAME, holder=owner, ttl=options.lease_ttl, clock=clock)
     if not lease.acquire():
         return SendReport(lease_busy=True)
     try:

@@ -1,5 +1,5 @@
-"""All SQL for email digests: subscriptions, the delivery ledger, papers already mailed, the
-sender lease, and the read queries that pick a digest's papers.
+"""All SQL for email digests: subscriptions, the delivery ledger, papers already mailed, and
+the read queries that pick a digest's papers.
 
 Used by ``paperfeed.digest`` (web sign-up, the sender, the scheduler and the CLI). Functions
 take a :class:`~sqlalchemy.Connection` so callers can group several steps into one
@@ -20,7 +20,6 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
-    delete,
     exists,
     func,
     insert,
@@ -30,11 +29,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from paperfeed.store import upvotes
 from paperfeed.store.db import new_id
-from paperfeed.store.schema import daily_entries, deliveries, digest_locks, digest_sent_papers, papers, subscriptions
+from paperfeed.store.schema import daily_entries, deliveries, digest_sent_papers, papers, subscriptions
 
 # Delivery statuses. ``sending`` rows belong to ``claimed_by`` until it records the outcome.
 PENDING, SENDING, SENT, RETRY, FAILED, EMPTY, SKIPPED = (
@@ -623,47 +621,3 @@ def papers_by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, A
         q = select(*_PAPER_COLS).where(papers.c.id.in_(ids[i : i + 500]))
         out.update({r["id"]: dict(r) for r in conn.execute(q).mappings()})
     return out
-
-
-# -- the sender lease --------------------------------------------------------------------------
-
-
-def take_lock(conn: Connection, name: str, owner: str, now: datetime, expires: datetime) -> bool:
-    """Take or renew lease ``name`` if it is free, expired or already ours (one atomic UPDATE,
-    then an INSERT for a lease that never existed)."""
-    res = conn.execute(
-        update(digest_locks)
-        .where(digest_locks.c.name == name, or_(digest_locks.c.owner == owner, digest_locks.c.expires_at < now))
-        .values(owner=owner, acquired_at=now, expires_at=expires)
-    )
-    if res.rowcount == 1:
-        return True
-    if conn.scalar(select(func.count()).select_from(digest_locks).where(digest_locks.c.name == name)):
-        return False
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(digest_locks).values(name=name, owner=owner, acquired_at=now, expires_at=expires))
-    except IntegrityError:
-        return False  # another process created it first
-    return True
-
-
-def steal_lock(conn: Connection, name: str, old_owner: str, owner: str, now: datetime, expires: datetime) -> bool:
-    """Take lease ``name`` from ``old_owner`` (known dead) if nobody else took it meanwhile."""
-    res = conn.execute(
-        update(digest_locks)
-        .where(digest_locks.c.name == name, digest_locks.c.owner == old_owner)
-        .values(owner=owner, acquired_at=now, expires_at=expires)
-    )
-    return res.rowcount == 1
-
-
-def lock_owner(conn: Connection, name: str) -> tuple[str, datetime] | None:
-    row = conn.execute(
-        select(digest_locks.c.owner, digest_locks.c.expires_at).where(digest_locks.c.name == name)
-    ).first()
-    return (row[0], row[1]) if row else None
-
-
-def release_lock(conn: Connection, name: str, owner: str) -> None:
-    conn.execute(delete(digest_locks).where(digest_locks.c.name == name, digest_locks.c.owner == owner))

@@ -203,13 +203,15 @@ digest_sent_papers = Table(
     Column("created_at", DateTime, nullable=False),
 )
 
-# Named leases (e.g. "digest-sender"): only the holder plans and sends digests.
-digest_locks = Table(
-    "digest_locks",
+# 0013 (replaces 0002's digest_locks): named, expiring leases - the pipeline leader and the digest
+# sender (store/leases.py). ``holder`` is ``host:pid:random``.
+leases = Table(
+    "leases",
     metadata,
     Column("name", String(64), primary_key=True),
-    Column("owner", String(128), nullable=False),
+    Column("holder", String(160), nullable=False),
     Column("acquired_at", DateTime, nullable=False),
+    Column("renewed_at", DateTime, nullable=False),
     Column("expires_at", DateTime, nullable=False),
 )
 
@@ -353,7 +355,7 @@ __all__ = [
     "subscriptions",
     "deliveries",
     "digest_sent_papers",
-    "digest_locks",
+    "leases",
     "ingest_state",
     "embeddings",
     "api_tokens",
