@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"store"},  # the only code that runs SQL
     {"ingest", "search", "mail", "cards"},
     {"community", "digest"},
+    {"library"},  # acts for a community User (its context, errors) and feeds the web pages
     {"web"},
     {"cli"},
     {"__main__"},

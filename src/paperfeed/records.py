@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -111,6 +112,17 @@ def clean_text(value: object) -> str:
     if _CONTROL.search(value):
         value = _CONTROL.sub("", value)
     return " ".join(value.split())
+
+
+_TEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
+
+
+def title_key(title: str) -> str:
+    """A title reduced for matching the same paper across sources (a BibTeX export and arXiv):
+    LaTeX commands, accents, case, punctuation and spacing dropped, letters and digits kept.
+    ``{T}he {BERT} model`` and ``The BERT Model.`` give the same key."""
+    text = unicodedata.normalize("NFKD", _TEX_COMMAND.sub(" ", title or "")).casefold()
+    return "".join(ch for ch in text if ch.isalnum() and not unicodedata.combining(ch))
 
 
 def clean_optional(value: object) -> str | None:

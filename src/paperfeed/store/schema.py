@@ -345,6 +345,52 @@ paper_categories = Table(
     Index("ix_paper_categories_category_listed", "category", "listed"),
 )
 
+# 0013 (library): named collections of papers per user. Private unless ``public``; a public one is
+# read at /c/<share_token> (random, unguessable, replaced when it is made private and public
+# again). ``is_default`` marks the "Saved" collection the save button fills.
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("slug", String(100), nullable=False),
+    Column("is_default", Boolean, nullable=False, server_default="0"),
+    Column("public", Boolean, nullable=False, server_default="0"),
+    Column("share_token", String(64)),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("user_id", "slug", name="uq_collections_user_slug"),
+    UniqueConstraint("share_token", name="uq_collections_share_token"),
+    Index("ix_collections_user", "user_id"),
+)
+
+# 0013: the papers of a collection, each with its owner's private note.
+collection_items = Table(
+    "collection_items",
+    metadata,
+    Column("collection_id", Integer, ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("paper_id", String(32), ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True),
+    Column("note", Text),
+    Column("added_at", DateTime, nullable=False),
+    Index("ix_collection_items_paper", "paper_id"),
+    Index("ix_collection_items_added", "collection_id", "added_at"),
+)
+
+# 0013: a user's negative feedback on a paper: ``kind`` is ``not_interested`` (a signal for the
+# ranker) or ``hidden`` (never shown in that user's feeds again). Undo deletes the row.
+paper_feedback = Table(
+    "paper_feedback",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("paper_id", String(32), ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_paper_feedback_user", "user_id", "kind", "created_at"),
+)
+# 0013: import matches a DOI case-insensitively (DOIs are).
+Index("ix_papers_doi_lower", func.lower(papers.c.doi))
+
 __all__ = [
     "metadata",
     "papers",
@@ -366,4 +412,7 @@ __all__ = [
     "signin_failures",
     "paper_authors",
     "paper_categories",
+    "collections",
+    "collection_items",
+    "paper_feedback",
 ]
