@@ -345,7 +345,7 @@ paper_categories = Table(
     Index("ix_paper_categories_category_listed", "category", "listed"),
 )
 
-# 0013 (library): named collections of papers per user. Private unless ``public``; a public one is
+# 0014 (library): named collections of papers per user. Private unless ``public``; a public one is
 # read at /c/<share_token> (random, unguessable, replaced when it is made private and public
 # again). ``is_default`` marks the "Saved" collection the save button fills.
 collections = Table(
@@ -365,7 +365,7 @@ collections = Table(
     Index("ix_collections_user", "user_id"),
 )
 
-# 0013: the papers of a collection, each with its owner's private note.
+# 0014: the papers of a collection, each with its owner's private note.
 collection_items = Table(
     "collection_items",
     metadata,
@@ -377,7 +377,7 @@ collection_items = Table(
     Index("ix_collection_items_added", "collection_id", "added_at"),
 )
 
-# 0013: a user's negative feedback on a paper: ``kind`` is ``not_interested`` (a signal for the
+# 0014: a user's negative feedback on a paper: ``kind`` is ``not_interested`` (a signal for the
 # ranker) or ``hidden`` (never shown in that user's feeds again). Undo deletes the row.
 paper_feedback = Table(
     "paper_feedback",
@@ -388,7 +388,7 @@ paper_feedback = Table(
     Column("created_at", DateTime, nullable=False),
     Index("ix_paper_feedback_user", "user_id", "kind", "created_at"),
 )
-# 0013: import matches a DOI case-insensitively (DOIs are).
+# 0014: import matches a DOI case-insensitively (DOIs are).
 Index("ix_papers_doi_lower", func.lower(papers.c.doi))
 
 __all__ = [

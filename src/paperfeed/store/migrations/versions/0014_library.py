@@ -1,15 +1,15 @@
-"""0013: the personal library (issue 14): collections, their papers with a private note, and
+"""0014: the personal library (issue 14): collections, their papers with a private note, and
 per-user feedback on papers (``not_interested``, ``hidden``); an index for matching DOIs on import.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
