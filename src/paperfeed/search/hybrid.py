@@ -163,6 +163,12 @@ class SearchService:
             return None
         return self._encoder, self._vectors
 
+    def index_version(self) -> tuple[object, ...]:
+        """What this process's searches read now (lexical index commit, vector snapshot): the web
+        cache keys pages on it, so a search cached before an index caught up is not served after."""
+        vectors = self._vectors
+        return (self.lexical.version(), vectors.version() if vectors is not None else None)
+
     def refresh(self) -> None:
         """Pick up new papers/vectors written by another process (cheap when nothing changed)."""
         self._checked_at = time.monotonic()

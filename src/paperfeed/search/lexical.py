@@ -224,6 +224,16 @@ class LexicalIndex:
             log.warning(message)
             self._warned_sig = sig
 
+    def version(self) -> tuple[int, int, int] | None:
+        """What a search would read now: ``state.json``'s signature (one ``stat``), which moves
+        with every commit by any process; None without an index. Part of the web cache's version."""
+        return self._state_signature()
+
+    def watermark(self) -> Watermark | None:
+        """``(modified_at, id)`` of the last paper in the active index, as ``state.json`` says now."""
+        state = self._read_state() if self._state_path.exists() else None
+        return state.active.watermark if state is not None and state.active is not None else None
+
     def searcher(self) -> tantivy.Searcher | None:
         """A searcher on the active index, or None without one (for counting: search/trends.py)."""
         reader = self._current()

@@ -140,6 +140,16 @@ class VectorIndex:
         return self._snap.model
 
     @property
+    def watermark(self) -> datetime | None:
+        """``created_at`` of the newest vector row this process has loaded."""
+        return self._snap.watermark
+
+    def version(self) -> tuple[object, ...]:
+        """Moves whenever a refresh changed what searches see (part of the web cache's version)."""
+        snap = self._snap
+        return (snap.model, snap.watermark, snap.max_key, len(snap), snap.stamp, snap.ann is not None)
+
+    @property
     def mode(self) -> str:
         """``"hnsw"``, ``"exact"``, or ``"rebuilding"`` (exact while the HNSW file is rebuilt)."""
         if self._building():

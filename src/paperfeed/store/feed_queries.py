@@ -87,6 +87,8 @@ def data_version(conn: Connection) -> tuple[Any, ...]:
     stmt = select(
         select(func.max(papers.c.modified_at)).scalar_subquery(),
         select(func.max(daily_entries.c.id)).scalar_subquery(),
+        # An entry changed on its own (a re-import that changes only the Hub's source object).
+        select(func.max(daily_entries.c.modified_at)).scalar_subquery(),
         select(func.count()).select_from(daily_entries).where(daily_entries.c.hidden.is_(True)).scalar_subquery(),
         select(func.count()).select_from(daily_entries).scalar_subquery(),
         select(func.count()).select_from(daily_entries).where(daily_entries.c.featured.is_(True)).scalar_subquery(),

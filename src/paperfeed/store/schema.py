@@ -26,6 +26,8 @@ from sqlalchemy import (
     func,
 )
 
+from paperfeed.store.db import utcnow
+
 metadata = MetaData()
 
 papers = Table(
@@ -112,7 +114,11 @@ daily_entries = Table(
     Column("submitter_fullname", Text),
     # 0009: the entry's place in the Hub's response for its day (the Hub's order on full ties).
     Column("hf_position", Integer),
+    # 0013: when the entry last changed (any insert or update sets it): part of the web cache's
+    # data version, so a change to the entry alone (the Hub's source object) moves it.
+    Column("modified_at", DateTime, default=utcnow, onupdate=utcnow),
     Index("ix_daily_entries_feed_date", "feed_date"),
+    Index("ix_daily_entries_modified_at", "modified_at"),
     Index("ix_daily_entries_user", "user_id", "submitted_at"),  # 0004: profiles, submission quota
 )
 

@@ -211,6 +211,7 @@ def create_app(
         cache=ResponseCache(ttl=cache_ttl),
         search_factory=search_factory,
     )
+    state.version.extra = state.index_version  # cached searches move when an index catches up
 
     # Catch the author/category lookup tables up with whatever was imported while we were down.
     state.startup_hooks.append(lambda st: st.refresh_lookups())

@@ -4,8 +4,10 @@ Per-day feed data changes rarely, so pages and API answers are built once per da
 served from memory after that. The version is a fingerprint of the tables the pages show
 (``store.feed_queries.data_version``), re-read at most every ``interval`` seconds; since it is
 read from the database, a write by any process (another worker, ``paperfeed import``, a vote)
-invalidates every worker's cache within that interval. ``ttl`` bounds the age of an entry in
-case a write changes a page without moving the fingerprint.
+invalidates every worker's cache within that interval. The version also holds this process's
+search index state (``extra``: the lexical commit and vector snapshot it searches), so a search
+answered before the index caught up with a new paper is rebuilt once it has. ``ttl`` bounds the
+age of an entry in case a write changes a page without moving the fingerprint.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +31,15 @@ class Version:
 
 
 class DataVersion:
-    """The current data version, memoised for ``interval`` seconds (thread-safe)."""
+    """The current data version, memoised for ``interval`` seconds (thread-safe).
 
-    def __init__(self, db: Database, interval: float = 0.25) -> None:
+    ``extra()`` adds what this process's search indexes hold (cheap: a ``stat`` and a tuple).
+    """
+
+    def __init__(self, db: Database, interval: float = 0.25, extra: Callable[[], Hashable] | None = None) -> None:
         self.db = db
         self.interval = interval
+        self.extra = extra
         self._lock = threading.Lock()
         self._checked = 0.0
         self._fingerprint: tuple[Any, ...] | None = None
@@ -47,6 +54,8 @@ class DataVersion:
                 return self._version
             with self.db.read() as conn:
                 fingerprint = feed_queries.data_version(conn)
+            if self.extra is not None:
+                fingerprint = (*fingerprint, self.extra())
             if fingerprint != self._fingerprint:
                 token = hashlib.blake2b(repr(fingerprint).encode(), digest_size=8).hexdigest()
                 self._fingerprint = fingerprint

@@ -93,6 +93,12 @@ class AppState:
                     self._search_error = f"search is unavailable: {exc}"
         return self._search
 
+    def index_version(self) -> object:
+        """This process's search index state (None before search is first used): part of the
+        page cache's data version (``DataVersion.extra``)."""
+        search = self._search
+        return search.index_version() if search is not None else None
+
     @property
     def search_unavailable(self) -> str | None:
         return self._search_error
