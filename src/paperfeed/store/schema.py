@@ -114,7 +114,7 @@ daily_entries = Table(
     Column("submitter_fullname", Text),
     # 0009: the entry's place in the Hub's response for its day (the Hub's order on full ties).
     Column("hf_position", Integer),
-    # 0013: when the entry last changed (any insert or update sets it): part of the web cache's
+    # 0015: when the entry last changed (any insert or update sets it): part of the web cache's
     # data version, so a change to the entry alone (the Hub's source object) moves it.
     Column("modified_at", DateTime, default=utcnow, onupdate=utcnow),
     Index("ix_daily_entries_feed_date", "feed_date"),

@@ -1,19 +1,19 @@
-"""0013: ``daily_entries.modified_at``, when the entry last changed (issue 13).
+"""0015: ``daily_entries.modified_at``, when the entry last changed (issue 13).
 
 The web cache's data version (``store.feed_queries.data_version``) reads ``max()`` of it, so a
 re-import that changes only an entry (the Hub's source object: its comment count, organization,
 claimed authors) moves every worker's cache like a change to the paper does. Existing rows get
 their ``submitted_at``. The schema sets it on every insert and update.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
