@@ -26,8 +26,9 @@ LAYERS: list[set[str]] = [
     {"paperfeed", "config", "records", "latex", "latex_text", "periods", "ranking"},  # pure code, settings; base
     {"store"},  # the only code that runs SQL
     {"ingest", "search", "mail", "cards"},
-    {"community", "digest"},
-    {"library"},  # acts for a community User (its context, errors) and feeds the web pages
+    {"community"},
+    {"personal"},  # follows, claims, private feed tokens, personal views: acts for a community User
+    {"digest", "library"},  # digest: its personal sections read the personal layer; library: acts for a User
     {"web"},
     {"cli"},
     {"__main__"},

@@ -31,6 +31,7 @@ from paperfeed.community import accounts, comments, moderation
 from paperfeed.community.core import COMMAND_LINE
 from paperfeed.config import Settings
 from paperfeed.digest import subscriptions as subs
+from paperfeed.personal import claims
 from paperfeed.store import community_store
 from paperfeed.store.db import Database
 from paperfeed.store.schema import metadata, subscriptions
@@ -114,6 +115,14 @@ EXPECTED: dict[tuple[str, str], tuple[str | None, dict[str, Cell]]] = {
     ("POST", "/moderation/comments/{comment_id}"): (None, moderator_form()),
     ("POST", "/moderation/entries/{paper_id:path}"): (None, moderator_form()),
     ("POST", "/moderation/users/{username}"): (None, moderator_form()),
+    # Personal (issue 14): follows, authorship claims, the private feed token.
+    ("POST", "/follow"): (None, member(303)),
+    ("POST", "/unfollow"): (None, member(303)),
+    ("POST", "/papers/{paper_id:path}/claim"): (None, member(303)),
+    ("POST", "/account/claims/{claim_id}/withdraw"): (None, member(303, moderator=no(404), admin=no(404))),
+    ("POST", "/moderation/claims/{claim_id}"): (None, moderator_form()),
+    ("POST", "/account/feed-token"): (None, member(201)),
+    ("POST", "/account/feed-token/revoke"): (None, member(303)),
     ("POST", "/api/papers/index"): ("submit", api(201)),
     ("POST", "/api/papers/{paper_id:path}/upvote"): ("vote", api(200)),
     ("DELETE", "/api/papers/{paper_id:path}/upvote"): ("vote", api(200)),
@@ -166,6 +175,7 @@ class World:
     paper: str  # on the daily feed
     other_paper: str  # known, not on the daily feed (for submissions)
     comment: int  # by the user
+    claim: int  # the user's pending authorship claim on ``paper``
     token_id: int  # the user's
     digest: dict[str, str]  # confirm / manage / unsubscribe tokens
     verify: str  # a confirmation link's token for an account that signed up on the web
@@ -185,6 +195,7 @@ def _build(db: Database, settings: Settings) -> World:
     make_user(c, "mod", role="moderator")
     admin = make_user(c, "admin", role="admin")
     comment_id = comments.add_comment(c, user, p["id"], "a comment to act on")
+    claim_id = claims.claim(c, user, p["id"], "Ada Lovelace")
     _, token_id = accounts.create_api_token(c, user, "alice's token")
     scoped = {s: accounts.create_api_token(c, admin, f"only {s}", [s])[0] for s in SCOPES}
     unscoped = {s: accounts.create_api_token(c, admin, f"all but {s}", [x for x in SCOPES if x != s])[0]
@@ -222,8 +233,8 @@ def _build(db: Database, settings: Settings) -> World:
     for actor in ("junk_token", "token_without_scope", "token_with_scope"):
         browsers[actor] = second_browser(w)
     cookies = {actor: b.client.cookies.get(COOKIE) for actor, b in browsers.items()}
-    return World(w, browsers, cookies, p["id"], other["id"], comment_id, token_id, digest, verify.group(1), scoped,
-                 unscoped)  # fmt: skip
+    return World(w, browsers, cookies, p["id"], other["id"], comment_id, claim_id, token_id, digest, verify.group(1),
+                 scoped, unscoped)  # fmt: skip
 
 
 def _request(world: World, method: str, route: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
@@ -256,6 +267,13 @@ def _request(world: World, method: str, route: str) -> tuple[str, dict[str, Any]
         "/moderation/comments/{comment_id}": (f"/moderation/comments/{cid}", {"action": "hide", "reason": "m"}),
         "/moderation/entries/{paper_id:path}": (f"/moderation/entries/{pid}", {"action": "hide", "reason": "m"}),
         "/moderation/users/{username}": ("/moderation/users/bob", {"action": "ban", "reason": "m"}),
+        "/follow": ("/follow", {"kind": "author", "value": "Ada Lovelace", "next": "/following"}),
+        "/unfollow": ("/unfollow", {"kind": "author", "value": "Ada Lovelace", "next": "/following"}),
+        "/papers/{paper_id:path}/claim": (f"/papers/{world.other_paper}/claim", {"author_name": "Alan Turing"}),
+        "/account/claims/{claim_id}/withdraw": (f"/account/claims/{world.claim}/withdraw", {}),
+        "/moderation/claims/{claim_id}": (f"/moderation/claims/{world.claim}", {"action": "confirm"}),
+        "/account/feed-token": ("/account/feed-token", {}),
+        "/account/feed-token/revoke": ("/account/feed-token/revoke", {}),
     }  # fmt: skip
     if route in forms:
         path, data = forms[route]

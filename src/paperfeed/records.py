@@ -26,6 +26,7 @@ __all__ = [
     "RecordError",
     "clean_optional",
     "clean_text",
+    "is_category",
     "content_hash",
     "hf_hash",
     "parse_arxiv_id",
@@ -157,6 +158,14 @@ ARCHIVES = OLD_ARCHIVES | frozenset(
     "astro-ph cond-mat cs econ eess gr-qc hep-ex hep-lat hep-ph hep-th math math-ph nlin nucl-ex nucl-th "
     "physics q-bio q-fin quant-ph stat".split()
 )
+CATEGORY_RE = re.compile(r"^[a-z][a-z\-]{0,15}(\.[A-Za-z][A-Za-z\-]{0,15})?$")  # cs.LG, hep-th, stat.ML
+
+
+def is_category(value: str) -> bool:
+    """Whether ``value`` has the shape of an arXiv category (the web filters, follows)."""
+    return bool(CATEGORY_RE.match(value))
+
+
 _CATEGORY = re.compile(r"([a-z-]+)(?:\.[A-Za-z-]{1,24})?")
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -38,9 +38,6 @@ from paperfeed.latex_text import to_plain
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database
 
-if TYPE_CHECKING:
-    from paperfeed.search.hybrid import SearchHit
-
 log = logging.getLogger(__name__)
 
 TOP_LIMIT = 10
@@ -49,7 +46,6 @@ TOPIC_LIMIT = 10
 POOL_FACTOR = 4  # candidates kept per section, so exclusions still leave enough
 SEARCH_LOOKBACK = timedelta(days=14)  # a paper is listed a few days after its first version
 SEARCH_DEPTH = 60  # hits asked of the search service per saved query (highlighting costs per hit)
-MIN_SEMANTIC = 0.45  # semantic-only search hits below this cosine are not "matches"
 ABSTRACT_CHARS = 300
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -92,13 +88,6 @@ class Rendered:
     html: str
 
 
-def _is_match(hit: SearchHit) -> bool:
-    """Keep keyword matches, and semantic-only hits that are actually close to the query."""
-    if hit.keyword_rank is not None:
-        return True
-    return hit.semantic_similarity is not None and hit.semantic_similarity >= MIN_SEMANTIC
-
-
 class SearchTopics:
     """Saved-search matches through the hybrid :class:`SearchService`, kept to new papers."""
 
@@ -123,7 +112,7 @@ class SearchTopics:
         return self._service
 
     def __call__(self, query: str, start: date, end: date, limit: int) -> list[tuple[str, str]]:
-        from paperfeed.search.hybrid import SearchError, SearchRequest
+        from paperfeed.search.hybrid import SearchError, SearchRequest, is_match
 
         req = SearchRequest(q=query, mode="hybrid", date_from=start - SEARCH_LOOKBACK, date_to=end, limit=SEARCH_DEPTH)
         try:
@@ -131,7 +120,7 @@ class SearchTopics:
         except SearchError as exc:
             log.info("digest topic %r matches nothing: %s", query, exc)
             return []
-        ids = [h.paper["id"] for h in results.hits if _is_match(h)]
+        ids = [h.paper["id"] for h in results.hits if is_match(h)]
         with self.db.read() as conn:
             dates = store.paper_dates(conn, ids)
         return [(pid, dates[pid]["categories"] or "") for pid in ids if _is_new(dates.get(pid), start, end)][:limit]

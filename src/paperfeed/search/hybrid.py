@@ -82,6 +82,17 @@ class SearchHit:
     semantic_similarity: float | None = None  # cosine to the query, None when not a semantic hit
 
 
+MIN_SEMANTIC_MATCH = 0.45  # semantic-only hits below this cosine are not "matches" (saved searches)
+
+
+def is_match(hit: SearchHit) -> bool:
+    """Whether a hit really matches a saved search (digest topics, followed searches): every
+    keyword match, and semantic-only hits that are actually close to the query."""
+    if hit.keyword_rank is not None:
+        return True
+    return hit.semantic_similarity is not None and hit.semantic_similarity >= MIN_SEMANTIC_MATCH
+
+
 @dataclass
 class SearchResults:
     hits: list[SearchHit]

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from paperfeed.store import upvotes
+from paperfeed.store import feed_token_store, upvotes
 from paperfeed.store.db import new_id
 from paperfeed.store.schema import (
     audit_log,
@@ -162,12 +162,13 @@ def set_password_hash(
 ) -> None:
     """Store a new hash; ``revoke_sessions`` ends every session of the user (the caller starts a new
     one for the browser that made the change), revokes every API token (at ``now``) and bumps
-    ``session_version``: whoever knew the old password keeps nothing."""
+    ``session_version``: whoever knew the old password keeps nothing (not even the private feed URL)."""
     values: dict[str, Any] = {"password_hash": password_hash}
     if revoke_sessions:
         values["session_version"] = users.c.session_version + 1
         delete_user_sessions(conn, user_id)
         revoke_user_tokens(conn, user_id, now)
+        feed_token_store.revoke_all(conn, user_id, now)  # private feed URLs too
     conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 

@@ -16,7 +16,16 @@ from sqlalchemy import Connection, Select, and_, case, func, literal, or_, selec
 
 from paperfeed.store import lookups, upvotes
 from paperfeed.store.rows import PaperRow
-from paperfeed.store.schema import comments, daily_entries, paper_authors, paper_categories, papers, users, votes
+from paperfeed.store.schema import (
+    authorship_claims,
+    comments,
+    daily_entries,
+    paper_authors,
+    paper_categories,
+    papers,
+    users,
+    votes,
+)
 
 # Columns a card needs; the abstract is included because cards show a preview of it.
 _PAPER_COLS = [
@@ -100,6 +109,12 @@ def data_version(conn: Connection) -> tuple[Any, ...]:
         select(func.count())
         .select_from(comments)
         .where(or_(comments.c.hidden.is_(True), comments.c.deleted.is_(True)))
+        .scalar_subquery(),
+        # Author pages say who is a confirmed author ("claimed by"): a decision or a withdrawal moves these.
+        select(func.max(authorship_claims.c.decided_at)).scalar_subquery(),
+        select(func.count())
+        .select_from(authorship_claims)
+        .where(authorship_claims.c.status == "confirmed")
         .scalar_subquery(),
     )
     return tuple(conn.execute(stmt).one())
@@ -219,6 +234,28 @@ def new_papers(
     rows = _rows(conn.execute(stmt))
     total = conn.scalar(select(func.count()).select_from(papers).where(*cond)) or 0
     return rows, total
+
+
+def listing_days(conn: Connection, n: int, on_or_before: date | None = None) -> list[date]:
+    """The last ``n`` days on which papers were first listed (newest first): "recent" for the
+    personal views, so a weekend or a gap in harvesting does not empty them."""
+    stmt = select(papers.c.listed).where(papers.c.listed.is_not(None)).distinct()
+    if on_or_before is not None:
+        stmt = stmt.where(papers.c.listed <= on_or_before)
+    return [d for d in conn.scalars(stmt.order_by(papers.c.listed.desc()).limit(n)) if d is not None]
+
+
+def listed_between(conn: Connection, start: date, end: date, limit: int = 50_000) -> list[PaperRow]:
+    """Every paper first listed in [start, end] (with its daily entry's columns when it has a
+    visible one), newest listing first: the candidates of the personal views."""
+    stmt = (
+        select(*_PAPER_COLS, *_ENTRY_COLS, _UPVOTES)
+        .select_from(papers.outerjoin(daily_entries, and_(daily_entries.c.paper_id == papers.c.id, _VISIBLE)))
+        .where(papers.c.listed >= start, papers.c.listed <= end)
+        .order_by(papers.c.listed.desc(), papers.c.id.desc())
+        .limit(limit)
+    )
+    return _rows(conn.execute(stmt))
 
 
 # -- one paper --------------------------------------------------------------------------------

@@ -397,6 +397,58 @@ paper_feedback = Table(
 # 0014: import matches a DOI case-insensitively (DOIs are).
 Index("ix_papers_doi_lower", func.lower(papers.c.doi))
 
+# 0016 (personal, issue 14): what a user follows - an author (``value`` the name as given, ``key``
+# its normalised form), an arXiv category, or a saved search (``key``: the lower-cased query and
+# its ``mode``).
+follows = Table(
+    "follows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # author|category|search
+    Column("value", Text, nullable=False),
+    Column("key", String(400), nullable=False),
+    Column("mode", String(16)),  # searches: keyword|semantic|hybrid
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("user_id", "kind", "key", name="uq_follows_user_kind_key"),
+    Index("ix_follows_kind_key", "kind", "key"),
+)
+
+# 0016: "I wrote this paper (as NAME)": pending until a moderator confirms or rejects it.
+authorship_claims = Table(
+    "authorship_claims",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("paper_id", String(32), ForeignKey("papers.id", ondelete="CASCADE"), nullable=False),
+    Column("author_name", Text, nullable=False),  # as the paper lists it
+    Column("name_norm", Text, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),  # pending|confirmed|rejected
+    Column("created_at", DateTime, nullable=False),
+    Column("decided_at", DateTime),
+    Column("decided_by", String(40)),  # the moderator's username
+    Column("reason", Text),
+    UniqueConstraint("user_id", "paper_id", name="uq_claims_user_paper"),
+    Index("ix_claims_status", "status", "created_at"),
+    Index("ix_claims_name_norm", "name_norm"),
+)
+
+# 0016: the secret of a user's private feed URLs (sha256 at rest); a revoked row stays so its URL
+# answers 410 Gone.
+feed_tokens = Table(
+    "feed_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_used_at", DateTime),
+    Column("revoked_at", DateTime),
+    UniqueConstraint("token_hash", name="uq_feed_tokens_hash"),
+    Index("ix_feed_tokens_user", "user_id"),
+)
+
 __all__ = [
     "metadata",
     "papers",
@@ -421,4 +473,7 @@ __all__ = [
     "collections",
     "collection_items",
     "paper_feedback",
+    "follows",
+    "authorship_claims",
+    "feed_tokens",
 ]

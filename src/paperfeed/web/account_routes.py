@@ -22,6 +22,7 @@ from starlette.responses import Response
 from paperfeed.community import accounts, sessions, verification
 from paperfeed.community.core import require_active
 from paperfeed.community.errors import CommunityError, NotSignedIn
+from paperfeed.personal import claims
 from paperfeed.store import community_store as store
 from paperfeed.web.context import client_ip, community
 from paperfeed.web.redirects import redirect, safe_next, signin_redirect
@@ -266,6 +267,7 @@ def profile(request: Request, username: str = Path(max_length=64)) -> Response:
             "upvoted": store.user_upvotes(conn, person.id),
             "comments": store.user_comments(conn, person.id),
         }
+    data["authored"] = claims.user_claims(c, person.id, "confirmed")
     if wants_json(request):
         return JSONResponse(
             {
@@ -276,6 +278,8 @@ def profile(request: Request, username: str = Path(max_length=64)) -> Response:
                 "submissions": [{"id": r["id"], "title": r["title"], "feedDate": r["feed_date"].isoformat()}
                                 for r in data["submissions"]],
                 "upvoted": [{"id": r["id"], "title": r["title"]} for r in data["upvoted"]],
+                "papers": [{"id": r["paper_id"], "title": r["title"], "as": r["author_name"]}
+                           for r in data["authored"]],
                 "comments": [{"id": r["id"], "paperId": r["paper_id"], "bodyHtml": r["body_html"]}
                              for r in data["comments"]],
             }

@@ -34,6 +34,7 @@ from paperfeed.web import (
     feeds,
     mcp_server,
     pages,
+    personal_routes,
     trends,
 )
 from paperfeed.web.cache import DataVersion, ResponseCache
@@ -94,7 +95,7 @@ class JsonSuffix:
     are rewritten, never the API, the feeds, static files or ``/openapi.json``.
     """
 
-    PREFIXES = ("/papers/", "/authors/", "/about/", "/trends")
+    PREFIXES = ("/papers/", "/authors/", "/about/", "/trends", "/following", "/for-you")
     SUFFIXES = ((".json", "json_suffix"), (".md", "md_suffix"))
 
     def __init__(self, app: ASGIApp) -> None:
@@ -191,6 +192,8 @@ def _include_features(app: FastAPI) -> None:
     app.include_router(account_routes.router)  # accounts, sessions, API tokens, profiles
     app.include_router(community_routes.router)  # votes, comments, submissions, moderation
     community_routes.register(app)
+    app.include_router(personal_routes.router)  # follows, /following, authorship claims, feed token
+    personal_routes.register(app)
     app.include_router(trends.router)  # /trends, /api/v1/trends, chart template globals
     trends.register(app)
 

@@ -1,4 +1,6 @@
-"""RSS 2.0 and Atom feeds: the daily feed, trending, one arXiv category, and any search query.
+"""RSS 2.0 and Atom feeds: the daily feed, trending, one arXiv category, any search query, and a
+user's private feeds (Following, For you) at their secret token address (``/feeds/u/{token}/...``,
+also as JSON; never cached, each entry says why it is there).
 
 Built with ElementTree (so every title, author and abstract is escaped by the serialiser) after
 stripping the characters XML 1.0 forbids, which arXiv text occasionally contains. Cached per data
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -24,12 +26,14 @@ from starlette.responses import Response
 
 from paperfeed import __version__
 from paperfeed.cards import Card, card
+from paperfeed.community.core import Community, User
 from paperfeed.latex_text import to_plain
+from paperfeed.personal import feed_tokens, following
 from paperfeed.store import feed_queries
 from paperfeed.web import params
-from paperfeed.web.context import AppState, app_state
+from paperfeed.web.context import AppState, app_state, community
 from paperfeed.web.page_data import search_data, trending_data
-from paperfeed.web.respond import _etag, error_response, finish
+from paperfeed.web.respond import _etag, dumps, error_response, finish
 
 router = APIRouter(prefix="/feeds", include_in_schema=False)
 
@@ -58,6 +62,12 @@ def _sub(parent: ET.Element, tag: str, text: Any = None, **attrs: str) -> ET.Ele
     return el
 
 
+def _why(c: Mapping[str, Any]) -> str:
+    """A personal feed's reasons, first in an entry's text ("Why: from X, an author you follow")."""
+    why = c.get("why") or []
+    return ("Why: " + "; ".join(str(w) for w in why) + "\n\n") if why else ""
+
+
 def atom(title: str, self_url: str, html_url: str, cards: Sequence[Mapping[str, Any]], base: str) -> bytes:
     root = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(root, "title", title)
@@ -81,7 +91,7 @@ def atom(title: str, self_url: str, html_url: str, cards: Sequence[Mapping[str, 
             _sub(ET.SubElement(entry, "author"), "name", name)
         for cat in c["categories"]:
             _sub(entry, "category", term=cat)
-        _sub(entry, "summary", " ".join(to_plain(c["abstract"]).split()), type="text")
+        _sub(entry, "summary", _why(c) + " ".join(to_plain(c["abstract"]).split()), type="text")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
@@ -103,7 +113,7 @@ def rss(title: str, self_url: str, html_url: str, cards: Sequence[Mapping[str, A
         _sub(item, "guid", url, isPermaLink="true")
         _sub(item, "pubDate", format_datetime(_when(c), usegmt=True))
         authors = ", ".join(c["authors"][:20]) + (" et al." if len(c["authors"]) > 20 else "")
-        _sub(item, "description", f"{authors}\n\n{' '.join(to_plain(c['abstract']).split())}")
+        _sub(item, "description", f"{_why(c)}{authors}\n\n{' '.join(to_plain(c['abstract']).split())}")
         for cat in c["categories"]:
             _sub(item, "category", cat)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
@@ -220,3 +230,45 @@ async def search_feed(request: Request, fmt: str) -> Response:
 
 class _FeedError(Exception):
     pass
+
+
+# -- private feeds ----------------------------------------------------------------------------
+
+PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
+
+
+def _following_cards(state: AppState, c: Community, user: User) -> tuple[str, str, list[dict[str, Any]]]:
+    data = following.following_view(c, user, following.service_search(state.search()), limit=MAX_ITEMS)
+    return "Following", "/following", data["papers"]
+
+
+PRIVATE_VIEWS: dict[str, Callable[[AppState, Community, User], tuple[str, str, list[dict[str, Any]]]]] = {
+    "following": _following_cards,
+}
+
+
+@router.get("/u/{token}/{name}")
+async def private_feed(request: Request, token: str, name: str) -> Response:
+    """A user's own feeds at the secret address made on /account (a feed reader has no cookies):
+    Atom, RSS or JSON; never cached by anyone, no session needed. A revoked address is 410 Gone."""
+    view, _, fmt = name.rpartition(".")
+    loader = PRIVATE_VIEWS.get(view)
+    if loader is None or fmt not in (*MEDIA, "json") or len(token) > feed_tokens.MAX_LEN:
+        return error_response(request, 404, "There is no feed at this address.")
+    c = community(request)
+    try:
+        user = await run_in_threadpool(feed_tokens.owner, c, token)
+    except feed_tokens.Gone:
+        return error_response(request, 410, "This private feed address was revoked; make a new one on /account.")
+    if user is None:
+        return error_response(request, 404, "There is no feed at this address.")
+    state = app_state(request)
+    title, html_path, cards = await run_in_threadpool(loader, state, c, user)
+    title = f"{title} · {user.username}"
+    base = state.settings.base_url
+    self_url = f"{base}/feeds/u/{token}/{name}"
+    if fmt == "json":
+        body = dumps({"title": title, "user": user.username, "papers": cards})
+        return Response(body, media_type="application/json", headers=PRIVATE_HEADERS)
+    doc = (atom if fmt == "atom" else rss)(title, self_url, base + html_path, cards, base)
+    return Response(doc, media_type=MEDIA[fmt], headers=PRIVATE_HEADERS)

@@ -17,7 +17,8 @@ from starlette.responses import Response
 
 from paperfeed import periods, ranking
 from paperfeed.cards import card
-from paperfeed.store import feed_queries
+from paperfeed.store import claim_store, feed_queries
+from paperfeed.store.lookups import normalise_name
 from paperfeed.web import params, trends
 from paperfeed.web.context import app_state, request_context
 from paperfeed.web.markdown import feed_markdown, paper_markdown, search_markdown
@@ -267,9 +268,11 @@ async def author(request: Request, name: str) -> Response:
             rows, total, backlog = feed_queries.author_papers(
                 conn, name, limit=AUTHOR_PAGE_SIZE, offset=(page_no - 1) * AUTHOR_PAGE_SIZE
             )
+            claimed_by = claim_store.claimants_of(conn, normalise_name(name))
         state.refresh_lookups(backlog)
         return {
             "name": name,
+            "claimed_by": claimed_by,
             "papers": [card(r) for r in rows],
             "total": total,
             "page": page_no,

@@ -15,9 +15,9 @@ from datetime import date
 from typing import Any
 
 from paperfeed import periods
+from paperfeed.records import is_category
 from paperfeed.search.hybrid import MODES, SORTS, SearchRequest
 
-CATEGORY_RE = re.compile(r"^[a-z][a-z\-]{0,15}(\.[A-Za-z][A-Za-z\-]{0,15})?$")
 NEW_ID_RE = re.compile(r"^(\d{4}\.\d{4,5})(v\d{1,3})?$")
 OLD_ID_RE = re.compile(r"^([a-z][a-z\-]{1,20}(?:\.[A-Z]{2})?/\d{7})(v\d{1,3})?$")
 MAX_QUERY_CHARS = 500
@@ -43,7 +43,7 @@ def category(value: str | None, field_name: str = "category") -> str | None:
     if value is None or value.strip() == "":
         return None
     value = value.strip()
-    if not CATEGORY_RE.match(value):
+    if not is_category(value):
         raise ParamError(field_name, f"{value!r} is not an arXiv category (examples: cs.LG, cs.CV, stat.ML)")
     return value
 
