@@ -197,6 +197,18 @@ def test_query_path_equals_batch_path(int8: Encoder, fp32: Encoder) -> None:
         np.testing.assert_allclose(q, enc.encode(["graph neural networks for molecules"])[0], atol=1e-6)
 
 
+def test_queries_run_on_one_thread_and_batches_on_every_core(home: Path) -> None:
+    # A second intra-op thread spins between a query's small operators: it cost a busy web
+    # server more CPU than the query itself. Indexing batches keep every core.
+    enc = Encoder(Settings(home=home), variant="int8")
+    assert enc._query_session.get_session_options().intra_op_num_threads == 1
+    assert enc._batch_session is None  # a process that only searches never opens the batch session
+    enc.encode(["protein folding"])
+    assert enc._batch_session is not None
+    assert enc._batch_session.get_session_options().intra_op_num_threads == enc.threads
+    assert enc.describe()["query_threads"] == 1
+
+
 # --- robustness ----------------------------------------------------------------------------------
 
 ODD = [

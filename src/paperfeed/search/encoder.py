@@ -39,6 +39,10 @@ MAX_POSITIONS = 512
 # A wordpiece token is rarely longer than a few characters; cutting the raw text at this many
 # characters per token of budget bounds tokenizer time on huge inputs without changing results.
 _CHARS_PER_TOKEN_CAP = 64
+# One query is a handful of small matrix products: a second intra-op thread saves about a
+# millisecond of wall time but its worker spins between the operators, and on a busy 2-core
+# web server that spinning cost more CPU than the query itself (bench/README.md, "Search CPU").
+QUERY_THREADS = 1
 
 
 def model_dir() -> Path:
@@ -219,8 +223,11 @@ class Encoder:
         if not self.path.exists():
             build_model(self.path, self.variant, self.reduce_range, self._tokenizer(MAX_POSITIONS))
             self.built = True
+        # Two sessions over the same file: queries (``encode_query``, every search) on one thread,
+        # batches (``encode``, indexing) on every core. The batch one opens on first use, so a web
+        # process that only answers searches never holds it.
         try:
-            self._session = self._open_session()
+            self._query_session = self._open_session(QUERY_THREADS)
         except Exception as exc:  # noqa: BLE001 - any load failure of a cached file means "rebuild it"
             if self.built:
                 raise
@@ -228,12 +235,13 @@ class Encoder:
             self.path.unlink(missing_ok=True)
             build_model(self.path, self.variant, self.reduce_range, self._tokenizer(MAX_POSITIONS))
             self.built = True
-            self._session = self._open_session()
+            self._query_session = self._open_session(QUERY_THREADS)
+        self._batch_session: ort.InferenceSession | None = None
         log.info("sentence encoder: %s", self.describe())
 
-    def _open_session(self) -> ort.InferenceSession:
+    def _open_session(self, threads: int) -> ort.InferenceSession:
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -253,6 +261,7 @@ class Encoder:
             "variant": self.variant + ("-rr" if self.reduce_range else ""),
             "reason": self.reason,
             "threads": self.threads,
+            "query_threads": QUERY_THREADS,
             "file": str(self.path),
             "onnxruntime": ort.__version__,
             "machine": platform.machine(),
@@ -272,8 +281,19 @@ class Encoder:
                     self._tokenizers[max_length] = tok
         return tok
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+    def _batch(self) -> ort.InferenceSession:
+        session = self._batch_session
+        if session is None:
+            with self._lock:
+                if self._batch_session is None:
+                    one_core = self.threads == QUERY_THREADS
+                    self._batch_session = self._query_session if one_core else self._open_session(self.threads)
+                session = self._batch_session
+        return session
+
+    @staticmethod
+    def _run(session: ort.InferenceSession, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, max_length: int = 256) -> np.ndarray:
         """Embed ``texts``: float32 ``(len(texts), 384)``, unit rows, in input order."""
@@ -292,10 +312,11 @@ class Encoder:
         rows = [e.ids for e in encodings]
         # Batches of similar length waste little compute on padding; results go back in order.
         order = np.argsort([len(r) for r in rows], kind="stable")
+        session = self._batch()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             ids, mask = _pad([rows[i] for i in idx])
-            out[idx] = self._run(ids, mask)
+            out[idx] = self._run(session, ids, mask)
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
@@ -303,7 +324,7 @@ class Encoder:
         cleaned = _clean(text)[: MAX_POSITIONS * _CHARS_PER_TOKEN_CAP]
         row = self._tokenizer(256).encode(cleaned).ids
         ids = np.asarray([row], dtype=np.int32)
-        return self._run(ids, np.ones_like(ids))[0]
+        return self._run(self._query_session, ids, np.ones_like(ids))[0]
 
 
 @functools.lru_cache(maxsize=4)
