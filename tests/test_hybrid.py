@@ -149,6 +149,36 @@ def test_filters_and_sorts(service: SearchService) -> None:
     assert "2401.00004" not in ids(res)
 
 
+@pytest.mark.parametrize(
+    "req",
+    [
+        SearchRequest(q="networks learning", limit=2, offset=1),
+        SearchRequest(q="networks learning", sort="upvotes", categories=["cs"], limit=2),
+        SearchRequest(q='"amino acid" -speech', mode="hybrid", limit=1),
+    ],
+    ids=["plain", "filtered-sorted", "phrase-exclusion"],
+)
+def test_card_rows_are_read_for_the_shown_page_only(
+    service: SearchService, req: SearchRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every candidate of both retrievers used to be read as a full card row (~200 per search,
+    # abstracts included) to show 20: filters now read small columns, cards the page alone.
+    import paperfeed.search.hybrid as hybrid
+
+    asked: list[list[str]] = []
+    real = hybrid.papers_by_ids
+    monkeypatch.setattr(hybrid, "papers_by_ids", lambda conn, wanted: asked.append(list(wanted)) or real(conn, wanted))
+    res = service.search(req)
+    assert res.hits and asked == [ids(res)]
+
+
+def test_paging_and_totals_match_an_unpaged_search(service: SearchService) -> None:
+    whole = service.search(SearchRequest(q="networks learning model", sort="upvotes", limit=50))
+    for offset in range(whole.total):
+        one = service.search(SearchRequest(q="networks learning model", sort="upvotes", limit=1, offset=offset))
+        assert one.total == whole.total and ids(one) == ids(whole)[offset : offset + 1]
+
+
 def test_highlight_spans(service: SearchService) -> None:
     res = service.search(SearchRequest(q="diffusion video", mode="keyword"))
     hit = res.hits[0]

@@ -25,7 +25,7 @@ from paperfeed.search.lexical import LexicalIndex
 from paperfeed.search.query import ParsedQuery, parse_query
 from paperfeed.store import upvotes
 from paperfeed.store.db import Database
-from paperfeed.store.feed_queries import papers_by_ids
+from paperfeed.store.feed_queries import existing_ids, filter_fields_by_ids, papers_by_ids
 from paperfeed.store.rows import PaperRow
 
 log = logging.getLogger(__name__)
@@ -271,20 +271,10 @@ class SearchService:
         weighting = f"weighting: {decision.explain()}" if decision else None
         kw_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(keyword)}
         sem_rank = {pid: (i + 1, s) for i, (pid, s) in enumerate(semantic)}
-        rows = fetch_papers(self.db, [pid for pid, _ in ranked])
-
-        kept: list[tuple[PaperRow, float]] = []
-        for pid, score in ranked:
-            found = rows.get(pid)
-            if found is None or not self._passes(found, pq, categories, date_from, date_to, req, pid in kw_rank):
-                continue
-            kept.append((found, score))
-        if req.sort == "date":
-            kept.sort(key=lambda ps: (ps[0].get("published") or date.min, ps[1]), reverse=True)
-        elif req.sort == "upvotes":
-            kept.sort(key=lambda ps: (paper_upvotes(ps[0]), ps[1]), reverse=True)
-
-        page = kept[req.offset : req.offset + req.limit]
+        kept = self._kept(ranked, kw_rank, pq, categories, date_from, date_to, req)
+        shown = kept[req.offset : req.offset + req.limit]
+        rows = fetch_papers(self.db, [pid for pid, _ in shown])  # full rows for the page only
+        page = [(rows[pid], score) for pid, score in shown if pid in rows]
         out: list[SearchHit] = []
         for paper, score in page:
             reasons = []
@@ -311,6 +301,44 @@ class SearchService:
         return SearchResults(
             hits=out, total=len(kept), mode=mode, warnings=warnings, took_ms=took, query=pq, fusion=decision
         )
+
+    def _kept(
+        self,
+        ranked: list[tuple[str, float]],
+        kw_rank: dict[str, tuple[int, float]],
+        pq: ParsedQuery,
+        categories: list[str],
+        date_from: date | None,
+        date_to: date | None,
+        req: SearchRequest,
+    ) -> list[tuple[str, float]]:
+        """The ranked candidates that are papers and pass every filter, in the requested order.
+
+        Reads only what the filters and the sort need (nothing but the ids for a plain query
+        sorted by relevance): the card rows are fetched afterwards for the shown page alone.
+        """
+        ids = list(dict.fromkeys(pid for pid, _ in ranked))
+        semantic_only = any(pid not in kw_rank for pid in ids)
+        text = semantic_only and bool(pq.authors or pq.phrases or pq.excluded_terms or pq.excluded_phrases)
+        needs_fields = text or bool(
+            categories or date_from or date_to or req.has_code or req.min_upvotes or req.sort != "relevance"
+        )
+        if not needs_fields:
+            with self.db.read() as conn:
+                present = existing_ids(conn, ids)
+            return [(pid, score) for pid, score in ranked if pid in present]
+        with self.db.read() as conn:
+            fields = filter_fields_by_ids(conn, ids, text=text)
+        kept = [
+            (fields[pid], score)
+            for pid, score in ranked
+            if pid in fields and self._passes(fields[pid], pq, categories, date_from, date_to, req, pid in kw_rank)
+        ]
+        if req.sort == "date":
+            kept.sort(key=lambda ps: (ps[0].get("published") or date.min, ps[1]), reverse=True)
+        elif req.sort == "upvotes":
+            kept.sort(key=lambda ps: (paper_upvotes(ps[0]), ps[1]), reverse=True)
+        return [(row["id"], score) for row, score in kept]
 
     @staticmethod
     def _passes(

@@ -398,6 +398,35 @@ def papers_by_ids(conn: Connection, ids: list[str]) -> dict[str, PaperRow]:
     return {r["id"]: r for r in _rows(conn.execute(select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(ids))))}
 
 
+# What search filters and sorts read of every candidate (a search keeps ~100-200 of them and shows
+# 20): the small columns, plus the text and authors only when the query's own constraints must be
+# checked on semantic hits. Full card rows are then read for the shown page only.
+_FILTER_COLS = [
+    papers.c.id,
+    papers.c.categories,
+    papers.c.published,
+    papers.c.listed,
+    papers.c.github_repo,
+    _UPVOTES,
+]
+_TEXT_COLS = [papers.c.title, papers.c.abstract, papers.c.authors]
+
+
+def filter_fields_by_ids(conn: Connection, ids: list[str], *, text: bool = False) -> dict[str, PaperRow]:
+    """The filterable fields of the papers ``ids`` (``text``: also title, abstract and authors)."""
+    if not ids:
+        return {}
+    cols = [*_FILTER_COLS, *_TEXT_COLS] if text else _FILTER_COLS
+    return {r["id"]: r for r in _rows(conn.execute(select(*cols).where(papers.c.id.in_(ids))))}
+
+
+def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are papers (an index may still hold one removed since)."""
+    if not ids:
+        return set()
+    return set(conn.scalars(select(papers.c.id).where(papers.c.id.in_(ids))))
+
+
 # -- stats ------------------------------------------------------------------------------------
 
 
