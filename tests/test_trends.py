@@ -195,6 +195,29 @@ def test_search_timeline_links_narrow_and_filter(corpus) -> None:
     assert html.count('class="chart-bar-link"') == 3 and '<desc id="timeline-chart-desc">' in html
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"q": "diffusion"},
+        {"q": 'ünï "code" & more=1 author:"A B"', "mode": "keyword", "sort": "date", "p": "3"},
+        {"q": "x", "from": "2024-01-01", "to": "2024-02-01", "category": "cs.LG,cs.CV", "has_code": "1",
+         "min_upvotes": "5", "sort": "upvotes", "mode": "semantic"},
+    ],
+)  # fmt: skip
+def test_bar_links_are_the_search_narrowed_to_their_dates(args: dict[str, str]) -> None:
+    # The bar links encode the search's other arguments once per timeline: the same links as
+    # encoding them for every bar.
+    from urllib.parse import urlencode
+
+    from paperfeed.web.params import search_params
+    from paperfeed.web.trends import _narrowed_to
+
+    sp = search_params(args)
+    start, end = MON, MON + timedelta(days=6)
+    expected = urlencode(sp.query_args(**{"from": start.isoformat(), "to": end.isoformat(), "p": None}))
+    assert _narrowed_to(sp)(start, end) == expected
+
+
 def test_search_feed_is_unchanged_by_the_timeline(corpus) -> None:
     _rows, c = corpus
     feed = c.get("/feeds/search.atom", params={"q": "diffusion", "mode": "keyword"})
