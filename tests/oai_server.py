@@ -80,3 +80,46 @@ class OAIReplayServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# -- a synthetic listing: many records over many pages ----------------------------------------
+
+_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">\n'
+    "<responseDate>2026-12-01T22:00:00Z</responseDate>\n<request>http://127.0.0.1/oai</request>\n<ListRecords>\n"
+)
+_TOPICS = ("graph neural networks", "diffusion models", "protein folding", "speech recognition", "robot grasping")
+
+
+def synthetic_id(i: int) -> str:
+    return f"2611.{10000 + i:05d}"
+
+
+def _record(i: int, stamp: str) -> str:
+    topic = _TOPICS[i % len(_TOPICS)]
+    return (
+        f"<record><header><identifier>oai:arXiv.org:{synthetic_id(i)}</identifier><datestamp>{stamp}</datestamp>"
+        "<setSpec>cs</setSpec></header><metadata>"
+        '<arXiv xmlns="http://arxiv.org/OAI/arXiv/">'
+        f"<id>{synthetic_id(i)}</id><created>2026-11-2{i % 8 + 1}</created>"
+        f"<authors><author><keyname>Author{i}</keyname><forenames>Ada</forenames></author></authors>"
+        f"<title>Synthetic study {i} of {topic}</title><categories>cs.LG</categories>"
+        f"<abstract>We study {topic} in setting {i}, with results on benchmark {i % 7}.</abstract>"
+        "</arXiv></metadata></record>\n"
+    )
+
+
+def synthetic_listing(
+    server: OAIReplayServer, *, pages: int, per_page: int, set_spec: str = "cs", stamp: str = "2026-11-30"
+) -> list[str]:
+    """Route a ListRecords of ``pages`` pages of ``per_page`` records for ``set_spec`` (whatever
+    ``from`` is asked) and return the arXiv ids it holds, in order."""
+    total = pages * per_page
+    for page in range(pages):
+        body = _HEAD + "".join(_record(i, stamp) for i in range(page * per_page, (page + 1) * per_page))
+        token = f"syn|{page + 1}" if page + 1 < pages else ""  # an empty token ends the list
+        body += f'<resumptionToken cursor="{page * per_page}" completeListSize="{total}">{token}</resumptionToken>\n'
+        body += "</ListRecords>\n</OAI-PMH>\n"
+        match = {"verb": "ListRecords", "set": set_spec} if page == 0 else {"resumptionToken": f"syn|{page}"}
+        server.route(match, Reply(body=body.encode()))
+    return [synthetic_id(i) for i in range(total)]

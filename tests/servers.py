@@ -51,14 +51,15 @@ class LiveServer:
 class ServeProcess:
     """``paperfeed serve`` as its own process (the real CLI, uvicorn and its settings) on a free
     loopback port, stopped (SIGTERM to its process group) when the ``with`` block ends; its output
-    goes to ``log``."""
+    goes to ``log``. The pipeline (harvest, embedding, digests) runs only with ``pipeline=True``."""
 
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *args: str, pipeline: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PAPERFEED_BASE_URL": self.url, **env}
         self.log = log
-        self.args = ["--port", str(self.port), "--no-scheduler", "--log-level", "warning", *args]
+        quiet = [] if pipeline else ["--no-pipeline"]
+        self.args = ["--port", str(self.port), *quiet, "--log-level", "warning", *args]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServeProcess:

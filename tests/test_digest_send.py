@@ -15,7 +15,6 @@ from paperfeed.config import Settings
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.compose import Composer, Topic
 from paperfeed.digest.periods import daily_period, due_period, parse_key, weekly_period
-from paperfeed.digest.schedule import start_scheduler
 from paperfeed.digest.send import LEASE_NAME, SendOptions, message_id_for, plan_date, plan_due, send_due
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
@@ -432,18 +431,6 @@ def test_dry_run_composes_without_writing(db: Database, mail_settings: Settings,
     assert composer.choose(period, Topic(), set())
     everything = composer.candidate_ids(period, Topic())
     assert composer.choose(period, Topic(), everything) == []  # all already mailed: nothing to send
-
-
-def test_scheduler_thread_sends_and_stops(db: Database, mail_settings: Settings, smtp_sink: SmtpSink) -> None:
-    seed_feed(db, date(2026, 11, 23))
-    activate(db, ["sched@example.org"])
-    stop = start_scheduler(mail_settings, db, interval=0.05, clock=lambda: datetime(2026, 11, 24, 12, 0))
-    try:
-        assert smtp_sink.wait_for(1, timeout=20)
-    finally:
-        stop()
-    assert len(smtp_sink.to("sched@example.org")) == 1
-    assert ledger(db) == {"sent": 1}
 
 
 def test_a_sender_that_loses_its_lease_stops(

@@ -31,7 +31,7 @@ DAY = date(2026, 11, 24)
 
 @pytest.fixture
 def web_settings(settings: Settings, smtp_sink: SmtpSink) -> Settings:
-    return replace(settings, smtp_url=smtp_sink.url, base_url=BASE, scheduler=False)
+    return replace(settings, smtp_url=smtp_sink.url, base_url=BASE)
 
 
 @pytest.fixture
@@ -276,19 +276,6 @@ def test_search_results_offer_a_digest(client: TestClient, db: Database, web_set
     link = re.search(r'href="(/digest/subscribe\?[^"]+)"', page.text).group(1).replace("&amp;", "&")
     form = client.get(link)
     assert 'value="graph neural networks"' in form.text and 'value="cs.LG"' in form.text
-
-
-def test_the_app_runs_the_scheduler_unless_told_not_to(web_settings: Settings, db: Database) -> None:
-    import threading
-
-    def running() -> bool:
-        return any(t.name == "paperfeed-digest-scheduler" and t.is_alive() for t in threading.enumerate())
-
-    with TestClient(create_app(replace(web_settings, scheduler=True), db)):
-        assert running()
-    assert not running()
-    with TestClient(create_app(web_settings, db)):  # scheduler=False (serve --no-scheduler)
-        assert not running()
 
 
 def test_sign_ups_are_rate_limited_per_ip(client: TestClient, db: Database, smtp_sink: SmtpSink) -> None:

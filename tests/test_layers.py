@@ -29,6 +29,9 @@ LAYERS: list[set[str]] = [
     {"community"},
     {"personal"},  # follows, claims, private feed tokens, personal views: acts for a community User
     {"digest", "library"},  # digest: its personal sections read the personal layer; library: acts for a User
+    # the self-running pipeline (leader election, scheduled harvest, embedding, digest passes)
+    # drives ingest, search and digest.
+    {"pipeline"},
     {"web"},
     {"cli"},
     {"__main__"},
@@ -164,6 +167,9 @@ def test_no_import_cycles() -> None:
         ("paperfeed.community.comments", "paperfeed.web.render", False),
         ("paperfeed.community.accounts", "paperfeed.digest.send", False),
         ("paperfeed.web.pages", "paperfeed.search.hybrid", True),
+        ("paperfeed.pipeline.runner", "paperfeed.digest.schedule", True),
+        ("paperfeed.digest.schedule", "paperfeed.pipeline.runner", False),
+        ("paperfeed.pipeline.runner", "paperfeed.web.app", False),
     ],
 )
 def test_layer_rule_itself(src: str, dst: str, ok: bool) -> None:

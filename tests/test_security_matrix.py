@@ -130,7 +130,11 @@ EXPECTED: dict[tuple[str, str], tuple[str | None, dict[str, Cell]]] = {
     ("POST", "/api/moderation/comments/{comment_id}"): ("moderate", api(200, user=no(403))),
     ("POST", "/api/moderation/entries/{paper_id:path}"): ("moderate", api(200, user=no(403))),
     ("POST", "/api/moderation/users/{username}"): ("moderate", api(200, user=no(403))),
+    # A read only admins may make (it names hosts and processes): listed in RESTRICTED_READS too.
+    ("GET", "/api/v1/status"): ("read", api(200, user=no(403), moderator=no(403))),
 }
+# Reads that not everybody may make: checked by the matrix like the state-changing routes.
+RESTRICTED_READS = frozenset({("GET", "/api/v1/status")})
 
 
 # -- discovering the routes -------------------------------------------------------------------
@@ -155,12 +159,15 @@ PROTOCOL_ENDPOINTS = frozenset({"/mcp"})
 
 
 def state_changing_routes(app: Any) -> set[tuple[str, str]]:
+    """Every state-changing route, plus the restricted reads the app has."""
     found = set()
     for path, route in _leaf_routes(app.router.routes):
         if path in PROTOCOL_ENDPOINTS:
             continue
-        for method in (getattr(route, "methods", None) or set()) & WRITE_METHODS:
+        methods = getattr(route, "methods", None) or set()
+        for method in methods & WRITE_METHODS:
             found.add((method, path))
+        found.update((method, path) for method in methods if (method, path) in RESTRICTED_READS)
     return found
 
 
@@ -286,6 +293,7 @@ def _request(world: World, method: str, route: str) -> tuple[str, dict[str, Any]
         "/api/moderation/entries/{paper_id:path}": (f"/api/moderation/entries/{pid}", {"action": "hide",
                                                                                        "reason": "m"}),
         "/api/moderation/users/{username}": ("/api/moderation/users/bob", {"action": "ban", "reason": "m"}),
+        "/api/v1/status": ("/api/v1/status", None),
     }  # fmt: skip
     path, body = api[route]
     return path, None, body

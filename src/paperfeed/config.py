@@ -49,6 +49,15 @@ def _seconds(name: str, value: str | None, default: float) -> float:
     return seconds
 
 
+def _sets(value: str | None) -> tuple[str, ...]:
+    """``PAPERFEED_HARVEST_SETS``: OAI-PMH set names, comma- or space-separated; unset means ``cs``,
+    empty (or ``none``) harvests nothing."""
+    if value is None:
+        return ("cs",)
+    names = tuple(dict.fromkeys(v for v in value.replace(",", " ").split() if v))
+    return () if names in ((), ("none",)) else names
+
+
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -66,7 +75,13 @@ class Settings:
     oai_url: str = "https://oaipmh.arxiv.org/oai"
     harvest_delay: float = 3.0
     ann_threshold: int = 20_000  # above this many vectors, use the HNSW index
-    scheduler: bool = True  # `serve` runs the digest scheduler itself
+    # `serve` runs the pipeline (paperfeed/pipeline: leader election, harvest, embedding, digests).
+    # ``from_env`` turns it on (PAPERFEED_PIPELINE, default 1); a Settings built by hand (tests,
+    # embedders) starts no background jobs unless asked to.
+    pipeline: bool = False
+    harvest_sets: tuple[str, ...] = ("cs",)  # OAI-PMH sets the pipeline harvests; () harvests nothing
+    harvest_start_days: int = 7  # a set never harvested before starts this many days back
+    leader_ttl: float = 30.0  # seconds a pipeline leader's lease lasts without renewal
     submission_window_days: int = 14
     submissions_per_day: int = 10
     query_timeout_ms: int = 2_000
@@ -90,7 +105,11 @@ class Settings:
             oai_url=env.get("PAPERFEED_OAI_URL", cls.oai_url),
             harvest_delay=float(env.get("PAPERFEED_HARVEST_DELAY", cls.harvest_delay)),
             ann_threshold=int(env.get("PAPERFEED_ANN_THRESHOLD", cls.ann_threshold)),
-            scheduler=_bool(env.get("PAPERFEED_SCHEDULER"), True),
+            # PAPERFEED_SCHEDULER is the older name (when the digest scheduler was all there was).
+            pipeline=_bool(env.get("PAPERFEED_PIPELINE"), _bool(env.get("PAPERFEED_SCHEDULER"), True)),
+            harvest_sets=_sets(env.get("PAPERFEED_HARVEST_SETS")),
+            harvest_start_days=int(env.get("PAPERFEED_HARVEST_START_DAYS", 7)),
+            leader_ttl=_seconds("PAPERFEED_LEADER_TTL", env.get("PAPERFEED_LEADER_TTL"), 30.0),
             submission_window_days=int(env.get("PAPERFEED_SUBMISSION_WINDOW_DAYS", 14)),
             submissions_per_day=int(env.get("PAPERFEED_SUBMISSIONS_PER_DAY", 10)),
             encoder=(env.get("PAPERFEED_ENCODER") or "auto").strip().lower(),

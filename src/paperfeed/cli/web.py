@@ -8,8 +8,10 @@ bundled ``data/sample/`` on first run, indexes it for search and serves on 127.0
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -28,19 +30,26 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for all interfaces)."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, min=1, max=64, help="Worker processes (each has its own cache)."),
-    no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Do not run the digest scheduler in this server."),
+    no_pipeline: bool = typer.Option(
+        False, "--no-pipeline", help="Do not run the pipeline (harvest, embedding, digests) here: cron does it."
+    ),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler", hidden=True, help="The older name of --no-pipeline."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve the web site, JSON API and feeds with uvicorn."""
     import uvicorn
 
-    if no_scheduler:
+    if no_pipeline or no_scheduler:
         # Workers are separate processes that read settings from the environment.
-        os.environ["PAPERFEED_SCHEDULER"] = "0"
+        os.environ["PAPERFEED_PIPELINE"] = "0"
     s = settings()
     db = open_database(s)  # migrate once here, not racing in every worker
     db.dispose()
-    console.print(f"paperfeed on http://{host}:{port}  (database {s.db_url.split('@')[-1]}, {workers} worker(s))")
+    pipeline = "on" if s.pipeline else "off (PAPERFEED_PIPELINE=0)"
+    console.print(
+        f"paperfeed on http://{host}:{port}  (database {s.db_url.split('@')[-1]}, {workers} worker(s), "
+        f"pipeline {pipeline})"
+    )
     uvicorn.run(
         "paperfeed.web.app:create_app_from_env",
         factory=True,
@@ -48,6 +57,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=_log_config(log_level),
         # X-Forwarded-* are handled by the app itself, for the proxies in
         # PAPERFEED_FORWARDED_ALLOW_IPS only (uvicorn's own default trusts 127.0.0.1).
         proxy_headers=False,
@@ -55,6 +65,16 @@ def serve(
         http=HTTP_PROTOCOL,
         timeout_keep_alive=s.keep_alive_timeout,  # type: ignore[arg-type]  # a float works (call_later)
     )
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, plus paperfeed's own loggers (the pipeline's leader changes, harvest
+    results and warnings) at the same level, in every worker process."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["paperfeed"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 def _has_papers(db: Database) -> bool:
@@ -97,6 +117,8 @@ def demo(
         os.environ["PAPERFEED_HOME"] = str(DEMO_HOME.resolve())
     os.environ.setdefault("PAPERFEED_BASE_URL", f"http://127.0.0.1:{port}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # The pipeline keeps the demo current; its first arXiv harvest fetches two days, not a week.
+    os.environ.setdefault("PAPERFEED_HARVEST_START_DAYS", "2")
     s = settings()
     console.print(f"demo data in {s.home}")
     db = open_database(s)

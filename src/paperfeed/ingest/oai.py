@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from sqlalchemy import Connection
 
 from paperfeed import __version__
 from paperfeed.config import Settings
@@ -48,6 +49,10 @@ _SET_SPEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,47}")
 
 class HarvestError(Exception):
     """The harvest cannot go on (HTTP failure after retries, an OAI error, a response that is not OAI-PMH)."""
+
+
+class Interrupted(HarvestError):
+    """The caller asked the harvest to stop (``keep_going`` / ``guard``); committed pages are kept."""
 
 
 class OAIError(HarvestError):
@@ -279,9 +284,15 @@ def harvest(
     on_note: Callable[[str], None] | None = None,
     client: OAIClient | None = None,
     console: Console | None = None,
+    keep_going: Callable[[], bool] | None = None,
+    guard: Callable[[Connection], bool] | None = None,
 ) -> ImportReport:
     """Harvest one set incrementally. Never raises for harvest problems: ``report.error`` says what
-    stopped the run (exit code 2); every page committed before it is kept, with its resume point."""
+    stopped the run (exit code 2); every page committed before it is kept, with its resume point.
+
+    For the pipeline's leader: ``keep_going()`` is asked before every request, and ``guard(conn)``
+    inside every page's transaction (a fencing check: False rolls the page back); either saying no
+    ends the run with ``report.error`` starting with "interrupted"."""
     report = ImportReport(source=f"OAI-PMH set {set_spec}", on_reject=on_reject)
     note = on_note or (lambda _m: None)
     if not _SET_SPEC.fullmatch(set_spec):
@@ -314,6 +325,8 @@ def harvest(
     try:
         with ProgressBar(f"harvest {set_spec}", None, unit="records", enabled=progress, console=console) as bar:
             while True:
+                if keep_going is not None and not keep_going():
+                    raise Interrupted("interrupted: asked to stop")
                 params = {"verb": "ListRecords", "resumptionToken": token} if token else base
                 try:
                     page = parse_list_records(client.get(params))
@@ -344,7 +357,9 @@ def harvest(
                 }
                 new_cursor = max(filter(None, [cursor, max_stamp]), default=None) if done else cursor
 
-                def save(conn: Any, c: str | None = new_cursor, i: dict[str, Any] = new_info) -> None:
+                def save(conn: Connection, c: str | None = new_cursor, i: dict[str, Any] = new_info) -> None:
+                    if guard is not None and not guard(conn):
+                        raise Interrupted("interrupted: no longer allowed to write (lease lost)")
                     set_ingest_state(conn, source, c, i)
 
                 write_batch(db, page.records, upsert_arxiv, report, after=save)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -179,6 +179,17 @@ class SearchService:
         cache keys pages on it, so a search cached before an index caught up is not served after."""
         vectors = self._vectors
         return (self.lexical.version(), vectors.version() if vectors is not None else None)
+
+    def watermarks(self) -> dict[str, datetime | None]:
+        """The newest database change each index of this process holds: the lexical index's last
+        paper (``modified_at``) and the vector snapshot's newest row (``created_at``; None before
+        semantic search first loads). ``paperfeed status`` compares them with the database."""
+        lexical = self.lexical.watermark()
+        vectors = self._vectors
+        return {
+            "lexical": lexical[0] if lexical else None,
+            "vectors": vectors.watermark if vectors is not None else None,
+        }
 
     def refresh(self) -> None:
         """Pick up new papers/vectors written by another process (cheap when nothing changed)."""

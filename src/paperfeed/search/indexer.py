@@ -165,10 +165,13 @@ def embed_papers(
     progress: bool = True,
     console: Console | None = None,
     text_of: Callable[[str, str], str] = _paper_text,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[int, int, float, bool]:
     """Embed new/changed papers, one committed batch at a time.
 
-    Returns ``(embedded, unchanged, seconds, resumed_rebuild)``.
+    Returns ``(embedded, unchanged, seconds, resumed_rebuild)``. ``stop()`` is asked before each
+    batch (the pipeline's leader stops when it stops leading); a stopped run leaves the rest for
+    the next one, like a killed one.
     """
     model = encoder.model_name
     redo_before = store.rebuild_mark(db)
@@ -185,6 +188,8 @@ def embed_papers(
     with _progress(console, progress and todo > 0) as bar:
         task = bar.add_task("embedding papers", total=todo, unit="papers")
         for batch in store.iter_to_embed(db, model, batch_size=batch_size, redo_before=redo_before):
+            if stop is not None and stop():
+                return done, max(0, total - todo), time.perf_counter() - t0, resumed
             texts = [text_of(p.title, p.abstract) for p in batch]
             vecs = encoder.encode(texts, batch_size=32)
             done += store.upsert_vectors(db, model, [(p.paper_id, p.content_hash) for p in batch], vecs)

@@ -490,6 +490,12 @@ def delivery_status_counts(conn: Connection, period: str | None = None) -> dict[
     return {status: int(n) for status, n in conn.execute(q)}
 
 
+def open_delivery_counts(conn: Connection) -> dict[str, int]:
+    """Rows still to send, by status (``pending``, ``sending``, ``retry``; an index range)."""
+    q = select(deliveries.c.status, func.count()).where(deliveries.c.status.in_((*OPEN_STATUSES, SENDING)))
+    return {status: int(n) for status, n in conn.execute(q.group_by(deliveries.c.status))}
+
+
 def get_delivery(conn: Connection, delivery_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).mappings().first()
     return dict(row) if row else None

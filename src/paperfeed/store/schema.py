@@ -221,6 +221,18 @@ leases = Table(
     Column("expires_at", DateTime, nullable=False),
 )
 
+# 0017: every process that runs the pipeline says it is alive every few seconds, with the state of
+# its own search indexes (``info``), so ``paperfeed status`` can show every node's index lag.
+pipeline_nodes = Table(
+    "pipeline_nodes",
+    metadata,
+    Column("holder", String(160), primary_key=True),  # the process's lease holder id
+    Column("started_at", DateTime, nullable=False),
+    Column("seen_at", DateTime, nullable=False),
+    Column("info", JSON),
+    Index("ix_pipeline_nodes_seen_at", "seen_at"),
+)
+
 # 0004 (community): personal API tokens for the write API, stored as sha256 of the token.
 api_tokens = Table(
     "api_tokens",
@@ -460,6 +472,7 @@ __all__ = [
     "deliveries",
     "digest_sent_papers",
     "leases",
+    "pipeline_nodes",
     "ingest_state",
     "embeddings",
     "api_tokens",

@@ -2,8 +2,9 @@
 
 ``create_app(settings, db)`` is called once per server process by ``paperfeed serve`` (through
 ``create_app_from_env`` under uvicorn) and by the tests. Every router is imported here by name;
-the feature route modules (digest, accounts, community, trends) also ``register(app)`` their
-template context processors and start-up / shut-down hooks (the digest scheduler) on ``app.state.pf``.
+the feature route modules (accounts, community, trends, pipeline) also ``register(app)`` their
+template context processors and start-up / shut-down hooks (the pipeline: harvest, embedding,
+digests) on ``app.state.pf``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from paperfeed.web import (
     mcp_server,
     pages,
     personal_routes,
+    pipeline_routes,
     trends,
 )
 from paperfeed.web.cache import DataVersion, ResponseCache
@@ -187,7 +189,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _include_features(app: FastAPI) -> None:
     """The feature route modules: their routers, and the hooks their ``register(app)`` adds."""
     app.include_router(digest_routes.router)  # subscriptions, confirm/unsubscribe
-    digest_routes.register(app)
     community_routes.install(app)  # sessions, CSRF, community errors: account and community routes
     app.include_router(account_routes.router)  # accounts, sessions, API tokens, profiles
     app.include_router(community_routes.router)  # votes, comments, submissions, moderation
@@ -196,6 +197,7 @@ def _include_features(app: FastAPI) -> None:
     personal_routes.register(app)
     app.include_router(trends.router)  # /trends, /api/v1/trends, chart template globals
     trends.register(app)
+    pipeline_routes.register(app)  # the pipeline (start-up / shut-down hooks) and /api/v1/status
 
 
 def create_app(

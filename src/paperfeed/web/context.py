@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from paperfeed.community.core import Community
 from paperfeed.config import Settings
 from paperfeed.search.hybrid import SearchService
+from paperfeed.search.lexical import LexicalIndex
 from paperfeed.store import lookups
 from paperfeed.store.db import Database
 from paperfeed.web.cache import DataVersion, ResponseCache
@@ -41,7 +43,7 @@ class AppState:
     cache: ResponseCache
     search_factory: Callable[[], SearchService] | None = None
     context_processors: list[ContextProcessor] = field(default_factory=list)
-    startup_hooks: list[Hook] = field(default_factory=list)  # e.g. the digest scheduler
+    startup_hooks: list[Hook] = field(default_factory=list)  # e.g. the pipeline
     shutdown_hooks: list[Hook] = field(default_factory=list)
     _search: SearchService | None = None
     _search_error: str | None = None
@@ -98,6 +100,15 @@ class AppState:
         page cache's data version (``DataVersion.extra``)."""
         search = self._search
         return search.index_version() if search is not None else None
+
+    def index_watermarks(self) -> dict[str, datetime | None]:
+        """What this process's search indexes hold (``SearchService.watermarks``), for status and
+        the pipeline's heartbeat; the lexical index in this home before search is first used."""
+        search = self._search
+        if search is not None:
+            return search.watermarks()
+        lexical = LexicalIndex(self.settings).watermark()
+        return {"lexical": lexical[0] if lexical else None}
 
     @property
     def search_unavailable(self) -> str | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, FastAPI, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -29,8 +29,7 @@ from paperfeed.community.errors import RateLimited
 from paperfeed.community.ratelimit import Rate, bucket
 from paperfeed.digest import send as digest_send
 from paperfeed.digest import subscriptions as subs
-from paperfeed.digest.schedule import start_scheduler
-from paperfeed.web.context import AppState, app_state, client_ip, community
+from paperfeed.web.context import app_state, client_ip, community
 from paperfeed.web.respond import render_page
 
 router = APIRouter(prefix="/digest", include_in_schema=False)
@@ -373,25 +372,3 @@ def unsubscribe(request: Request, form: Posted) -> Response:
         manage_url=links.manage_url,
         manage_label="Changed your mind? Resume or change your digest",
     )
-
-
-# -- the scheduler hook ---------------------------------------------------------------------------
-
-
-def register(app: FastAPI) -> None:
-    """Run the digest scheduler in every server process unless ``settings.scheduler`` is off
-    (``paperfeed serve --no-scheduler``); the sender lease lets only one of them send."""
-    state: AppState = app.state.pf
-    running: dict[str, Any] = {}
-
-    def start(st: AppState) -> None:
-        if st.settings.scheduler and "stop" not in running:
-            running["stop"] = start_scheduler(st.settings, st.db)
-
-    def stop(_st: AppState) -> None:
-        halt = running.pop("stop", None)
-        if halt is not None:
-            halt()
-
-    state.startup_hooks.append(start)
-    state.shutdown_hooks.append(stop)
