@@ -23,6 +23,7 @@ class Reply:
     fixture: str | None = None  # file in tests/fixtures/oai
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    gate: threading.Event | None = None  # when set up: the answer waits until the test opens it
 
     def content(self) -> bytes:
         return (FIXTURES / self.fixture).read_bytes() if self.fixture else self.body
@@ -45,6 +46,8 @@ class OAIReplayServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 params = dict(parse_qsl(urlsplit(self.path).query))
                 reply = server._answer(params)
+                if reply.gate is not None:
+                    reply.gate.wait(120)
                 body = reply.content()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "text/xml; charset=utf-8")
@@ -56,6 +59,12 @@ class OAIReplayServer:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client died waiting (a drill kills it): nothing to answer
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/oai"
