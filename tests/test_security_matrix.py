@@ -31,6 +31,7 @@ from paperfeed.community import accounts, comments, moderation
 from paperfeed.community.core import COMMAND_LINE
 from paperfeed.config import Settings
 from paperfeed.digest import subscriptions as subs
+from paperfeed.library import collections as library
 from paperfeed.personal import claims
 from paperfeed.store import community_store
 from paperfeed.store.db import Database
@@ -42,7 +43,7 @@ from .community_util import PASSWORD, TOKEN_RE, Web, make_user, second_browser, 
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ACTORS = ("anonymous", "junk_token", "user", "banned", "moderator", "admin", "token_without_scope", "token_with_scope")
-SCOPES = ("read", "vote", "comment", "submit", "moderate")
+SCOPES = ("read", "vote", "comment", "submit", "library", "moderate")
 RESET_TOKEN = "matrix-reset-token-" + "x" * 24
 
 
@@ -123,6 +124,22 @@ EXPECTED: dict[tuple[str, str], tuple[str | None, dict[str, Cell]]] = {
     ("POST", "/moderation/claims/{claim_id}"): (None, moderator_form()),
     ("POST", "/account/feed-token"): (None, member(201)),
     ("POST", "/account/feed-token/revoke"): (None, member(303)),
+    # The library (issue 14): collections belong to their owner (alice's "reading" is a 404 to anyone else).
+    ("POST", "/papers/{paper_id:path}/save"): (None, member(303)),
+    ("POST", "/papers/{paper_id:path}/collect"): (None, member(303)),
+    ("POST", "/papers/{paper_id:path}/feedback"): (None, member(200)),
+    ("POST", "/library/collections"): (None, member(303)),
+    ("POST", "/library/import"): (None, member(200)),
+    ("POST", "/library/{slug}/settings"): (None, member(303, moderator=no(404), admin=no(404))),
+    ("POST", "/library/{slug}/delete"): (None, member(303, moderator=no(404), admin=no(404))),
+    ("POST", "/library/{slug}/papers/{paper_id:path}/note"): (None, member(303, moderator=no(404), admin=no(404))),
+    ("POST", "/library/{slug}/papers/{paper_id:path}/remove"): (None, member(303, moderator=no(404), admin=no(404))),
+    ("POST", "/api/library"): ("library", api(201)),
+    ("POST", "/api/library/import"): ("library", api(200)),
+    ("POST", "/api/papers/{paper_id:path}/save"): ("library", api(200)),
+    ("DELETE", "/api/papers/{paper_id:path}/save"): ("library", api(200)),
+    ("POST", "/api/papers/{paper_id:path}/feedback"): ("library", api(200)),
+    ("DELETE", "/api/papers/{paper_id:path}/feedback"): ("library", api(200)),
     ("POST", "/api/papers/index"): ("submit", api(201)),
     ("POST", "/api/papers/{paper_id:path}/upvote"): ("vote", api(200)),
     ("DELETE", "/api/papers/{paper_id:path}/upvote"): ("vote", api(200)),
@@ -203,6 +220,8 @@ def _build(db: Database, settings: Settings) -> World:
     admin = make_user(c, "admin", role="admin")
     comment_id = comments.add_comment(c, user, p["id"], "a comment to act on")
     claim_id = claims.claim(c, user, p["id"], "Ada Lovelace")
+    reading = library.create_collection(c, user, "Reading")
+    library.add_paper(c, user, p["id"], reading.slug, note="a note")
     _, token_id = accounts.create_api_token(c, user, "alice's token")
     scoped = {s: accounts.create_api_token(c, admin, f"only {s}", [s])[0] for s in SCOPES}
     unscoped = {s: accounts.create_api_token(c, admin, f"all but {s}", [x for x in SCOPES if x != s])[0]
@@ -281,6 +300,15 @@ def _request(world: World, method: str, route: str) -> tuple[str, dict[str, Any]
         "/moderation/claims/{claim_id}": (f"/moderation/claims/{world.claim}", {"action": "confirm"}),
         "/account/feed-token": ("/account/feed-token", {}),
         "/account/feed-token/revoke": ("/account/feed-token/revoke", {}),
+        "/papers/{paper_id:path}/save": (f"/papers/{pid}/save", {}),
+        "/papers/{paper_id:path}/collect": (f"/papers/{pid}/collect", {"new_collection": "Matrix", "note": "n"}),
+        "/papers/{paper_id:path}/feedback": (f"/papers/{pid}/feedback", {"kind": "hidden", "on": "true"}),
+        "/library/collections": ("/library/collections", {"name": "Matrix"}),
+        "/library/import": ("/library/import", {"text": pid, "new_collection": "Imported"}),
+        "/library/{slug}/settings": ("/library/reading/settings", {"name": "Renamed", "public": "true"}),
+        "/library/{slug}/delete": ("/library/reading/delete", {}),
+        "/library/{slug}/papers/{paper_id:path}/note": (f"/library/reading/papers/{pid}/note", {"note": "new"}),
+        "/library/{slug}/papers/{paper_id:path}/remove": (f"/library/reading/papers/{pid}/remove", {}),
     }  # fmt: skip
     if route in forms:
         path, data = forms[route]
@@ -294,7 +322,13 @@ def _request(world: World, method: str, route: str) -> tuple[str, dict[str, Any]
                                                                                        "reason": "m"}),
         "/api/moderation/users/{username}": ("/api/moderation/users/bob", {"action": "ban", "reason": "m"}),
         "/api/v1/status": ("/api/v1/status", None),
+        "/api/library": ("/api/library", {"name": "Via the API"}),
+        "/api/library/import": ("/api/library/import", {"text": pid}),
+        "/api/papers/{paper_id:path}/save": (f"/api/papers/{pid}/save", {"note": "via the API"}),
+        "/api/papers/{paper_id:path}/feedback": (f"/api/papers/{pid}/feedback", {"kind": "not_interested"}),
     }  # fmt: skip
+    if method == "DELETE" and route.endswith("/feedback"):
+        return f"/api/papers/{pid}/feedback?kind=not_interested", None, None
     path, body = api[route]
     return path, None, body
 

@@ -277,13 +277,15 @@ def reset_password(c: Community, token: str, new: str) -> User:
 # -- API tokens -------------------------------------------------------------------------------
 
 
-SCOPES = ("read", "vote", "comment", "submit", "moderate")
-DEFAULT_SCOPES = ("read", "vote", "comment", "submit")  # new tokens, and tokens from before scopes
+SCOPES = ("read", "vote", "comment", "submit", "library", "moderate")
+# New tokens get these; tokens from before scopes have "read vote comment submit" (the column default).
+DEFAULT_SCOPES = ("read", "vote", "comment", "submit", "library")
 SCOPE_HELP = {
     "read": "read the JSON API (GET /api/...)",
     "vote": "upvote and take back upvotes",
     "comment": "post comments and replies",
     "submit": "submit papers to the daily feed",
+    "library": "change your library: save papers, collections, notes, imports, not interested / hide",
     "moderate": "hide comments and entries, ban users, change roles (moderators and admins only)",
 }
 

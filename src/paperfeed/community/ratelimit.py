@@ -93,6 +93,8 @@ class Limits:
     comment_ip: Rate = Rate(60, 60, burst=20)
     token_user: Rate = Rate(20, 3600, burst=10)  # API tokens created
     verify_user: Rate = Rate(3, 3600)  # "send the confirmation link again" per account
+    import_user: Rate = Rate(30, 3600, burst=10)  # library imports (each may fetch papers from arXiv)
+    import_ip: Rate = Rate(60, 3600, burst=20)
 
 
 Bucket = tuple[str, "Rate | None"]

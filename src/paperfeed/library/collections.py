@@ -28,6 +28,7 @@ from paperfeed.store.rows import PaperRow
 
 DEFAULT_NAME = "Saved"
 DEFAULT_SLUG = "saved"
+RESERVED_SLUGS = frozenset({"import", "collections", "export", "api"})  # /library/<these> are other pages
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -135,7 +136,8 @@ def clean_note(note: str | None, limits: LibraryLimits = LIMITS) -> str | None:
 
 def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    return _SLUG_CHARS.sub("-", ascii_name).strip("-")[:60] or "collection"
+    slug = _SLUG_CHARS.sub("-", ascii_name).strip("-")[:60] or "collection"
+    return slug + "-list" if slug in RESERVED_SLUGS else slug
 
 
 def _slug_key(slug: str) -> str:
@@ -191,6 +193,12 @@ def items(c: Community, collection: Collection, *, limit: int, offset: int = 0) 
         rows = store.items(conn, collection.id, limit=limit, offset=offset)
         papers = feed_queries.papers_by_ids(conn, [r["paper_id"] for r in rows])
     return [Item(r["paper_id"], r["note"], r["added_at"], papers.get(r["paper_id"])) for r in rows]
+
+
+def paper_rows(c: Community, paper_ids: list[str]) -> dict[str, PaperRow]:
+    """Card rows of some papers (for pages that name them)."""
+    with c.db.read() as conn:
+        return feed_queries.papers_by_ids(conn, [p for p in paper_ids if p and len(p) <= 32][:500])
 
 
 def memberships(c: Community, user: User | None, paper_id: str) -> list[dict[str, Any]]:

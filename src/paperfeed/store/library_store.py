@@ -344,6 +344,17 @@ def not_hidden_for(user_id: int | None) -> Any:
     )
 
 
+def papers_for_export(conn: Connection, paper_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """id -> the fields a reference export needs, for those of ``paper_ids`` that exist."""
+    cols = [papers.c.id, papers.c.title, papers.c.authors, papers.c.published, papers.c.primary_category,
+            papers.c.doi, papers.c.journal_ref, papers.c.abstract]  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(paper_ids), 500):
+        for row in conn.execute(select(*cols).where(papers.c.id.in_(list(paper_ids[start : start + 500])))):
+            out[row.id] = dict(row._mapping)
+    return out
+
+
 # -- matching an import ----------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from paperfeed.web import (
     digest_routes,
     docs,
     feeds,
+    library_routes,
     mcp_server,
     pages,
     personal_routes,
@@ -97,7 +98,7 @@ class JsonSuffix:
     are rewritten, never the API, the feeds, static files or ``/openapi.json``.
     """
 
-    PREFIXES = ("/papers/", "/authors/", "/about/", "/trends", "/following", "/for-you")
+    PREFIXES = ("/papers/", "/authors/", "/about/", "/trends", "/following", "/for-you", "/library", "/c/")
     SUFFIXES = ((".json", "json_suffix"), (".md", "md_suffix"))
 
     def __init__(self, app: ASGIApp) -> None:
@@ -195,6 +196,7 @@ def _include_features(app: FastAPI) -> None:
     community_routes.register(app)
     app.include_router(personal_routes.router)  # follows, /following, authorship claims, feed token
     personal_routes.register(app)
+    library_routes.register(app)  # save, collections, notes, import/export, not interested / hide
     app.include_router(trends.router)  # /trends, /api/v1/trends, chart template globals
     trends.register(app)
     pipeline_routes.register(app)  # the pipeline (start-up / shut-down hooks) and /api/v1/status
