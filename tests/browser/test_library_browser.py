@@ -111,7 +111,7 @@ def test_import_bibtex_then_save_and_dismiss_in_place(browser: Any, site: Site) 
     save = card.locator("button.save")
     assert save.get_attribute("aria-pressed") == "false"
     save.click()
-    page.wait_for_function("document.querySelector('article.card button.save.saved') !== null")
+    card.locator("button.save.saved").wait_for()
     assert save.inner_text().strip() == "Saved"
     assert page.evaluate("window.__noReload") == 1
 

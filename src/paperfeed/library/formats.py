@@ -32,6 +32,7 @@ import rispy
 from bibtexparser import middlewares
 from bibtexparser.model import Entry as BibEntry
 from bibtexparser.model import Field
+from pylatexenc.latex2text import LatexNodes2Text
 from pylatexenc.latexencode import UnicodeToLatexEncoder
 from rispy.writer import RisWriter
 
@@ -98,7 +99,8 @@ def _tex_text(text: str) -> str:
             return "\\" + m.group(1)
         return {2: r"\textbackslash{}", 3: r"\textasciitilde{}", 4: r"\textasciicircum{}", 5: r"\$"}[m.lastindex or 5]
 
-    return _ENCODER.unicode_to_latex(_SPECIAL.sub(one, text))
+    escaped = _SPECIAL.sub(one, text)
+    return escaped if escaped.isascii() else _ENCODER.unicode_to_latex(escaped)
 
 
 def tex_escape(text: str, *, keep_math: bool = False) -> str:
@@ -111,15 +113,18 @@ def tex_escape(text: str, *, keep_math: bool = False) -> str:
     return "".join(out)
 
 
-def _cite_key(p: ExportPaper, used: set[str]) -> str:
+def _cite_key(p: ExportPaper, used: dict[str, int]) -> str:
+    """Google Scholar's style, ``vaswani2017attention``; repeats get b, c, ... (``used``: key -> count)."""
     family = split_name(p.authors[0])[0] if p.authors else "anon"
     word = next((w for w in re.findall(r"[A-Za-z]+", p.title) if len(w) > 3), "paper")
     base = re.sub(r"[^a-z0-9]", "", (_ascii(family) + (str(p.published.year) if p.published else "") + word).lower())
-    key, n = base or "paper", 1
+    key = base = base or "paper"
+    n = used.get(base, 0)
     while key in used:
         n += 1
-        key = f"{base}{chr(ord('a') + n - 2) if n <= 27 else n}"
-    used.add(key)
+        key = f"{base}{chr(ord('a') + n) if n < 26 else n}"
+    used[base] = n
+    used.setdefault(key, 0)
     return key
 
 
@@ -129,7 +134,7 @@ def _ascii(text: str) -> str:
 
 def to_bibtex(papers: Sequence[ExportPaper]) -> str:
     lib = bibtexparser.Library()
-    used: set[str] = set()
+    used: dict[str, int] = {}
     for p in papers:
         fields = [
             Field("title", "{" + tex_escape(p.title, keep_math=True) + "}"),
@@ -303,11 +308,22 @@ def _entry(ref: str, title: object, doi_text: object, arxiv_sources: Iterable[ob
     return ImportEntry(ref=ref, title=_first(title), arxiv_id=arxiv, doi=doi, note=_first(note))
 
 
+_LATEX = LatexNodes2Text()
+
+
+def _decode(value: str) -> str:
+    """A BibTeX value as text: LaTeX accents and commands decoded, case-protecting braces dropped.
+    Only values with a backslash go through the (slow) LaTeX parser."""
+    if "\\" in value:
+        return _LATEX.latex_to_text(value)
+    return value.replace("{", "").replace("}", "")
+
+
 def parse_bibtex(text: str) -> list[ImportEntry]:
-    lib = bibtexparser.parse_string(text, append_middleware=[middlewares.LatexDecodingMiddleware()])
+    lib = bibtexparser.parse_string(text)
     out: list[tuple[int, ImportEntry]] = []
     for e in lib.entries:
-        f = {k.lower(): v for k, v in ((x.key, x.value) for x in e.fields) if isinstance(v, str)}
+        f = {k.lower(): _decode(v) for k, v in ((x.key, x.value) for x in e.fields) if isinstance(v, str)}
         archive = (f.get("archiveprefix") or f.get("eprinttype") or "").lower()
         eprint = f.get("eprint") if archive in ("", "arxiv") else None
         sources = [eprint, f.get("arxivid"), f.get("arxiv"), f.get("url"), f.get("journal"), f.get("note"),
