@@ -30,6 +30,7 @@ class PgServer:
         self.dir: Path | None = None
         self.port = 0
         self._prefix: list[str] = []
+        self._opts = ""
 
     @property
     def available(self) -> bool:
@@ -48,12 +49,29 @@ class PgServer:
             check=True,
             capture_output=True,
         )
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self.resume()
+        return f"postgresql+psycopg://paperfeed@127.0.0.1:{self.port}/postgres"
+
+    def pause(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data (an outage): ``fast`` ends sessions and shuts down
+        cleanly, ``immediate`` is a crash (recovery from the WAL on :meth:`resume`)."""
+        assert self.pg_ctl and self.dir is not None
         subprocess.run(
-            [*self._prefix, self.pg_ctl, "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"],
+            [*self._prefix, self.pg_ctl, "-D", str(self.dir / "data"), "-m", mode, "-w", "stop"],
             check=True,
             capture_output=True,
         )
+
+    def resume(self) -> None:
+        """Start the server (again) on the same port and data directory; returns once it accepts."""
+        assert self.pg_ctl and self.dir is not None
+        subprocess.run(
+            [*self._prefix, self.pg_ctl, "-D", str(self.dir / "data"), "-o", self._opts, "-l", str(self.dir / "log"),
+             "-w", "start"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -61,7 +79,6 @@ class PgServer:
                 break
             except OSError:
                 time.sleep(0.2)
-        return f"postgresql+psycopg://paperfeed@127.0.0.1:{self.port}/postgres"
 
     def create_database(self, name: str) -> str:
         import psycopg

@@ -48,6 +48,7 @@ from paperfeed.digest.periods import FREQUENCIES, DigestPeriod, due_period, is_d
 from paperfeed.digest.subscriptions import Prefs, Tokens, confirm_url, links_for, mailbox_of, new_nonce
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
+from paperfeed.store import faults
 from paperfeed.store.db import Database, utcnow
 from paperfeed.store.leases import Lease, holder_dead, process_holder
 
@@ -620,8 +621,12 @@ def send_now(
     row stays queued for the next scheduled run."""
     try:
         return Sender(settings, db, transport=transport).run(ids=[delivery_id])
-    except Exception:  # never surface mail trouble to the person who just signed up
-        log.exception("digest: immediate send of delivery %s failed; it stays queued", delivery_id)
+    except Exception as err:  # never surface mail trouble to the person who just signed up
+        if faults.classify(err) is None:
+            log.exception("digest: immediate send of delivery %s failed; it stays queued", delivery_id)
+        else:  # the database is down or full: expected during an outage, no traceback
+            log.warning("digest: immediate send of delivery %s failed (%s); it stays queued", delivery_id,
+                        faults.describe(err))  # fmt: skip
         return SendReport(transport_error="failed; queued")
 
 

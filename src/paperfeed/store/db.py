@@ -21,9 +21,17 @@ from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 from paperfeed.config import Settings
+from paperfeed.store.faults import DatabaseBusy
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 WRITE_WAIT_S = 10.0  # = PRAGMA busy_timeout: how long a writer waits for the write lock
+# PostgreSQL: a request never waits long on a database that is down or overloaded. Connecting
+# gives up after CONNECT_TIMEOUT_S (a refused connection fails at once anyway); a request that
+# finds every pooled connection busy gives up after POOL_TIMEOUT_S. Either way the web tier
+# answers 503 with Retry-After (store/faults.py), and pre-ping replaces connections that died
+# with a restarted server on their next checkout, so service resumes as soon as it is back.
+CONNECT_TIMEOUT_S = 3
+POOL_TIMEOUT_S = 5.0
 
 
 def new_id(result: CursorResult[Any]) -> int:
@@ -81,7 +89,15 @@ class Database:
         else:
             if url.startswith("postgresql://") or url.startswith("postgres://"):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self.engine = create_engine(
+                url,
+                echo=echo,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=POOL_TIMEOUT_S,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+            )
         self.dialect = self.engine.dialect.name
         self._write_lock = threading.RLock()  # re-entrant: a writer may call a helper that writes
 
@@ -109,7 +125,7 @@ class Database:
         # Bounded like the busy timeout, so a writer that waits on another thread's write fails
         # the same way it did without the lock instead of hanging.
         if not self._write_lock.acquire(timeout=WRITE_WAIT_S):
-            raise TimeoutError(f"database is locked: no write slot in this process for {WRITE_WAIT_S:.0f} s")
+            raise DatabaseBusy(f"database is locked: no write slot in this process for {WRITE_WAIT_S:.0f} s")
         try:
             with self.engine.connect() as conn:
                 conn.info["pf_immediate"] = True

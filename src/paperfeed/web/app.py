@@ -40,6 +40,7 @@ from paperfeed.web import (
     pipeline_routes,
     trends,
 )
+from paperfeed.web.availability import Availability
 from paperfeed.web.cache import DataVersion, ResponseCache
 from paperfeed.web.context import AppState
 from paperfeed.web.respond import STATIC, JSONResponse, build_templates, error_response, wants_json
@@ -276,6 +277,9 @@ def create_app(
                   include_in_schema=False)  # fmt: skip
     running.append(mcp.session_manager.run)
 
+    # Database faults (down, restarting, disk full) as 503/507 with Retry-After: around everything
+    # that reads the database (sessions and tokens included), inside the ones that shape answers.
+    app.add_middleware(Availability)
     app.add_middleware(JsonSuffix)
     app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)

@@ -132,8 +132,11 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def request_context(request: Request, active: str = "") -> dict[str, Any]:
-    """Template variables shared by all pages: the request, nav state, the visitor's slot."""
+def request_context(request: Request, active: str = "", *, visitor: bool = True) -> dict[str, Any]:
+    """Template variables shared by all pages: the request, nav state, the visitor's slot.
+
+    ``visitor=False`` leaves the visitor out (shown as signed out): for the page that says the
+    database is unreachable, which must render without asking it who is signed in."""
     state = app_state(request)
     ctx: dict[str, Any] = {
         "request": request,
@@ -144,6 +147,6 @@ def request_context(request: Request, active: str = "") -> dict[str, Any]:
         "q": " ".join(request.query_params.get("q", "").split())[:MAX_QUERY_CHARS] if active == "search" else "",
         "base_url": state.settings.base_url,
     }
-    for processor in state.context_processors:
+    for processor in state.context_processors if visitor else ():
         ctx.update(processor(request))
     return ctx

@@ -276,8 +276,11 @@ def render_html(request: Request, template: str, context: dict[str, Any]) -> byt
     return env.get_template(template).render(context).encode()
 
 
-def error_response(request: Request, status: int, message: str, *, title: str | None = None, **extra: Any) -> Response:
-    """A helpful error: JSON ``{"detail": ...}`` for API/JSON requests, a page for people."""
+def error_response(
+    request: Request, status: int, message: str, *, title: str | None = None, visitor: bool = True, **extra: Any
+) -> Response:
+    """A helpful error: JSON ``{"detail": ...}`` for API/JSON requests, a page for people
+    (``visitor=False``: rendered without looking up who is signed in, see ``request_context``)."""
     api = request.url.path.startswith(("/api/", "/feeds/", "/openapi")) or wants_json(request)
     if api:
         return JSONResponse({"detail": message, **extra}, status_code=status)
@@ -287,9 +290,11 @@ def error_response(request: Request, status: int, message: str, *, title: str | 
         405: "Method not allowed",
         422: "Invalid input",
         500: "Server error",
+        503: "Temporarily unavailable",
+        507: "Storage full",
     }
     ctx = {
-        **request_context(request),
+        **request_context(request, visitor=visitor),
         "status": status,
         "title": title or titles.get(status, "Error"),
         "message": message,
