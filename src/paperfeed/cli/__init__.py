@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from paperfeed.cli import admin, search
@@ -12,6 +14,7 @@ from paperfeed.cli import mcp as mcp_cli
 from paperfeed.cli import status as status_cli
 from paperfeed.cli import users as users_cli
 from paperfeed.cli import web as web_cli
+from paperfeed.cli.common import fault_exit
 
 app = typer.Typer(
     name="paperfeed",
@@ -32,4 +35,10 @@ status_cli.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    try:
+        app()
+    except Exception as err:  # a full disk or an unreachable database: a message and an exit code
+        found = fault_exit(err)
+        if found is None:
+            raise
+        sys.exit(found.exit_code)

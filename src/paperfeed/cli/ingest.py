@@ -15,7 +15,7 @@ from datetime import date
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperfeed.cli.common import console, database, fail, out, settings
+from paperfeed.cli.common import console, database, fail, fault_exit, out, settings
 from paperfeed.config import Settings
 from paperfeed.ingest.arxiv_file import import_arxiv_file
 from paperfeed.ingest.files import UnusableInput
@@ -50,6 +50,9 @@ def _run(work: Callable[[Database], ImportReport], s: Settings | None = None) ->
     except KeyboardInterrupt:
         raise fail("interrupted; every committed batch is kept, run the same command again to finish", 130) from None
     except SQLAlchemyError as exc:
+        found = fault_exit(exc, "every committed batch is kept")
+        if found is not None:
+            raise found from None
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise fail(f"database error: {detail}; every committed batch is kept") from None
     finally:

@@ -12,6 +12,7 @@ ends every server-side session of the user and revokes every API token. Tokens c
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -27,7 +28,10 @@ from paperfeed.community.errors import CommunityError, Conflict, Forbidden, NotF
 from paperfeed.community.ratelimit import Backoff, Bucket, bucket, human_wait
 from paperfeed.mail.mailbox import take_mail_slot
 from paperfeed.store import community_store as store
+from paperfeed.store import faults
 from paperfeed.store import token_store as tokens
+
+log = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,29}")
 USERNAME_HELP = "3-30 characters: letters, digits, '-' or '_', starting with a letter or digit"
@@ -354,8 +358,13 @@ def api_token(c: Community, token: str) -> ApiToken | None:
     now = c.now()
     used = row.get("token_used_at")
     if used is None or (now - used) > timedelta(minutes=5):  # a write per call would serialise API use
-        with c.db.write() as conn:
-            tokens.touch_api_token(conn, row["token_id"], now)
+        try:
+            with c.db.write() as conn:
+                tokens.touch_api_token(conn, row["token_id"], now)
+        except Exception as err:  # "last used" is bookkeeping: a full disk must not refuse the token
+            if faults.classify(err) is None:
+                raise
+            log.warning("token's last use not recorded (%s)", faults.describe(err))
     return ApiToken(int(row["token_id"]), User.from_row(row), parse_scopes(row["token_scopes"]))
 
 

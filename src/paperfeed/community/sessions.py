@@ -11,6 +11,7 @@ cookie. Expired rows are pruned whenever somebody signs in.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,10 @@ from typing import Any
 
 from paperfeed.community.accounts import sha256
 from paperfeed.community.core import Community, User, strip_controls
+from paperfeed.store import faults
 from paperfeed.store import session_store as store
+
+log = logging.getLogger(__name__)
 
 TTL = timedelta(days=30)
 TOUCH_EVERY = timedelta(hours=1)
@@ -54,8 +58,14 @@ def resolve(c: Community, secret: str) -> Found | None:
         return None
     renewed = now - row["session_seen_at"] >= TOUCH_EVERY
     if renewed:
-        with c.db.write() as conn:
-            store.touch_session(conn, row["session_id"], now, now + TTL)
+        try:
+            with c.db.write() as conn:
+                store.touch_session(conn, row["session_id"], now, now + TTL)
+        except Exception as err:  # bookkeeping: a full disk or busy database must not sign anyone out
+            if faults.classify(err) is None:
+                raise
+            log.warning("session not renewed (%s); it stays valid until it expires", faults.describe(err))
+            renewed = False
     return Found(User.from_row(row), renewed)
 
 
