@@ -1,4 +1,5 @@
-"""Admin commands: ``paperfeed db upgrade``, ``paperfeed db rerender-comments`` and ``paperfeed stats``."""
+"""Admin commands: ``paperfeed db upgrade``, ``db copy`` (in ``db_copy.py``), ``db rerender-comments``
+and ``paperfeed stats``."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import orjson
 import typer
 from rich.markup import escape
 
+from paperfeed.cli import db_copy
 from paperfeed.cli.common import database, out, settings
 from paperfeed.community import comments
 from paperfeed.community.core import Community
 from paperfeed.store import stats as stats_queries
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app.command("copy")(db_copy.copy_cmd)
 
 
 @db_app.command("upgrade")

@@ -32,6 +32,7 @@ from paperfeed.store import faults
 from paperfeed.store import token_store as tokens
 
 log = logging.getLogger(__name__)
+_quiet = faults.QuietLog(60.0)  # the database cannot be written: say so once a minute, not per request
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,29}")
 USERNAME_HELP = "3-30 characters: letters, digits, '-' or '_', starting with a letter or digit"
@@ -364,7 +365,7 @@ def api_token(c: Community, token: str) -> ApiToken | None:
         except Exception as err:  # "last used" is bookkeeping: a full disk must not refuse the token
             if faults.classify(err) is None:
                 raise
-            log.warning("token's last use not recorded (%s)", faults.describe(err))
+            _quiet.warn(log, "touch", "token's last use not recorded (%s)", faults.describe(err))
     return ApiToken(int(row["token_id"]), User.from_row(row), parse_scopes(row["token_scopes"]))
 
 

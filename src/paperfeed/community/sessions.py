@@ -23,6 +23,7 @@ from paperfeed.store import faults
 from paperfeed.store import session_store as store
 
 log = logging.getLogger(__name__)
+_quiet = faults.QuietLog(60.0)  # the database cannot be written: say so once a minute, not per request
 
 TTL = timedelta(days=30)
 TOUCH_EVERY = timedelta(hours=1)
@@ -64,7 +65,7 @@ def resolve(c: Community, secret: str) -> Found | None:
         except Exception as err:  # bookkeeping: a full disk or busy database must not sign anyone out
             if faults.classify(err) is None:
                 raise
-            log.warning("session not renewed (%s); it stays valid until it expires", faults.describe(err))
+            _quiet.warn(log, "touch", "session not renewed (%s); it stays valid until it expires", faults.describe(err))
             renewed = False
     return Found(User.from_row(row), renewed)
 

@@ -17,7 +17,10 @@ result codes, PostgreSQL's SQLSTATE classes).
 from __future__ import annotations
 
 import errno
+import logging
 import sqlite3
+import threading
+import time
 from enum import Enum
 
 from sqlalchemy import exc as sa_exc
@@ -97,3 +100,26 @@ def describe(err: BaseException) -> str:
     orig = getattr(err, "orig", None) or err
     text = str(orig).strip().splitlines()
     return f"{type(orig).__name__}: {text[0] if text else ''}"
+
+
+class QuietLog:
+    """A warning at most once per key every ``every`` seconds, saying how many were left out: an
+    outage fails every request, and the operator needs one line about it, not thousands."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def warn(self, logger: logging.Logger, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.every:
+                self._quiet[key] = self._quiet.get(key, 0) + 1
+                return
+            self._last[key] = now
+            quiet = self._quiet.pop(key, 0)
+        more = f" ({quiet} more like it since the last report)" if quiet else ""
+        logger.warning(message + "%s", *args, more)

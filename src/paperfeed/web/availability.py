@@ -17,13 +17,11 @@ checkout (``store/db.py``), so the first request after the database returns is s
 from __future__ import annotations
 
 import logging
-import threading
-import time
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paperfeed.store.faults import Fault, classify, describe
+from paperfeed.store.faults import Fault, QuietLog, classify, describe
 from paperfeed.web.respond import error_response
 
 log = logging.getLogger(__name__)
@@ -49,31 +47,10 @@ ANSWERS: dict[Fault, tuple[int, int, str, str]] = {
 }
 
 
-class _Throttled:
-    """One log line per fault kind per interval, counting the ones left out."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last: dict[Fault, float] = {}
-        self._quiet: dict[Fault, int] = {}
-
-    def warn(self, fault: Fault, err: BaseException, method: str, path: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last.get(fault, -LOG_EVERY_S) < LOG_EVERY_S:
-                self._quiet[fault] = self._quiet.get(fault, 0) + 1
-                return
-            self._last[fault] = now
-            quiet = self._quiet.pop(fault, 0)
-        what = "database unavailable" if fault is Fault.UNAVAILABLE else "storage full"
-        more = f" ({quiet} more requests refused since the last report)" if quiet else ""
-        log.warning("%s: %s %s answered %d: %s%s", what, method, path, ANSWERS[fault][0], describe(err), more)
-
-
 class Availability:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.throttle = _Throttled()
+        self.quiet = QuietLog(LOG_EVERY_S)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,8 +70,10 @@ class Availability:
             fault = classify(err)
             if fault is None or started:
                 raise
-            self.throttle.warn(fault, err, scope["method"], scope["path"])
             status, retry_after, code, message = ANSWERS[fault]
+            what = "database unavailable" if fault is Fault.UNAVAILABLE else "storage full"
+            self.quiet.warn(log, code, "%s: %s %s answered %d: %s", what, scope["method"], scope["path"], status,
+                            describe(err))  # fmt: skip
             request = Request(scope)
             response = error_response(request, status, message, visitor=False, error=code)
             response.headers["Retry-After"] = str(retry_after)
