@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +45,6 @@ from sqlalchemy import select  # noqa: E402
 from tests import factories as f  # noqa: E402
 from tests.pgserver import PgServer  # noqa: E402
 
-from bench_community import start_server  # noqa: E402 - a sibling script
 from paperfeed.community import accounts  # noqa: E402
 from paperfeed.community.core import Community, User, user_row_by_name  # noqa: E402
 from paperfeed.config import Settings  # noqa: E402
@@ -85,6 +88,30 @@ def seed(db: Database, settings: Settings, n_users: int, n_papers: int) -> tuple
     return people, ids
 
 
+def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``paperfeed serve`` in its own process group (so every worker goes when it is stopped),
+    waiting as long as a loaded machine needs for it to answer."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_SECRET_KEY": settings.secret_key,
+           "PAPERFEED_DATABASE_URL": settings.database_url or "",
+           "PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"}  # fmt: skip
+    cmd = [sys.executable, "-c", "from paperfeed.cli import main; main()", "serve", "--port", str(port),
+           "--workers", str(workers), "--no-scheduler", "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url + "/about/ranking", timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit("the server did not start")
+
+
 def worker(url: str, person: tuple[str, int, str], papers: list[str], stop: float, log: Log, seed_: int) -> None:
     token, uid, ip = person
     rng = random.Random(seed_)
@@ -92,7 +119,13 @@ def worker(url: str, person: tuple[str, int, str], papers: list[str], stop: floa
     rng.shuffle(todo)
     n = 0
     with httpx.Client(base_url=url, timeout=30, headers={"X-Forwarded-For": ip}) as client:
-        csrf = CSRF_RE.search(client.get("/digest/subscribe").text).group(1)  # type: ignore[union-attr]
+        csrf = ""
+        while not csrf and time.monotonic() < stop:  # the form's CSRF token (retried: the machine may be slow)
+            try:
+                found = CSRF_RE.search(client.get("/digest/subscribe").text)
+                csrf = found.group(1) if found else ""
+            except httpx.HTTPError:
+                time.sleep(0.5)
         api = {"Authorization": f"Bearer {token}"}
         while time.monotonic() < stop:
             n += 1
@@ -158,7 +191,7 @@ def main() -> None:
         db.migrate()
         people, papers = seed(db, settings, args.connections, 400)
         db.dispose()
-        proc, base = start_server(settings, args.workers, {"PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"})
+        proc, base = start_server(settings, args.workers)
         log = Log()
         start = time.monotonic()
         stop = start + args.before + args.outage + args.after
@@ -213,6 +246,12 @@ def main() -> None:
             "before_latency_p50_ms": round(pct([a.t1 - a.t0 for a in before], 0.5) * 1000, 1),
             "before_latency_p99_ms": round(pct([a.t1 - a.t0 for a in before], 0.99) * 1000, 1),
             "transport_errors": sum(1 for a in answers if a.status == 0),
+            "transport_errors_before_during_after": [
+                sum(1 for a in answers if a.status == 0 and a.t0 < t_down),
+                sum(1 for a in answers if a.status == 0 and t_down <= a.t0 < t_back),
+                sum(1 for a in answers if a.status == 0 and a.t0 >= t_back),
+            ],
+            "load_average": os.getloadavg()[0],
             "failures_before_outage": sorted({f"{a.kind} {a.status}" for a in failed if a.t1 < t_down}),
             "rate_limited_429": sum(1 for a in answers if a.status == 429),
             "recovery_first_success_s": round(first_ok - t_back, 3) if first_ok is not None else None,
@@ -237,8 +276,8 @@ def main() -> None:
             raise SystemExit(1)
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
         pg.stop()
 
 
