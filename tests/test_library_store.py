@@ -139,6 +139,12 @@ def test_feedback_undo_and_signals(world) -> None:  # type: ignore[no-untyped-de
     assert sig.excluded_ids == {p1, p4}
     assert sig.saved[0].at < sig.upvoted[0].at < sig.not_interested[0].at
 
+    memo: dict[str, object] = {}
+    assert lib.reader_state(c, alice, p1, memo) == {"saved"}
+    assert lib.reader_state(c, alice, p4, memo) == {"hidden"}
+    assert lib.reader_state(c, alice, p2, memo) == set()  # upvoted only: the vote button shows that
+    assert lib.reader_state(c, bob, p4, {}) == set()  # bob has no Saved collection yet: feedback only
+
     undo = feedback.set_feedback(c, alice, p4, "hidden", False)
     assert (undo.active, undo.changed) == (False, True)
     with c.db.read() as conn:

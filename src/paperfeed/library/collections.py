@@ -219,6 +219,19 @@ def saved_among(c: Community, user: User | None, paper_ids: list[str]) -> set[st
         return store.item_ids(conn, int(row["id"]), ids) if row is not None else set()
 
 
+def reader_state(c: Community, user: User, paper_id: str, memo: dict[str, object]) -> set[str]:
+    """``saved`` and the feedback kinds of one paper for one reader (a card's buttons): one query a
+    card; ``memo`` (one per request) keeps the reader's Saved collection id between cards."""
+    if not paper_id or len(paper_id) > 32:
+        return set()
+    with c.db.read() as conn:
+        if "saved_id" not in memo:
+            row = store.get_default_collection(conn, user.id)
+            memo["saved_id"] = int(row["id"]) if row is not None else None
+        saved_id = memo["saved_id"]
+        return store.reader_state(conn, user.id, saved_id if isinstance(saved_id, int) else None, paper_id)
+
+
 # -- writing ----------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from paperfeed.records import title_key
@@ -331,6 +331,20 @@ def feedback_list(conn: Connection, user_id: int, kind: str, *, limit: int, offs
         .offset(offset)
     )
     return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def reader_state(conn: Connection, user_id: int, saved_collection_id: int | None, paper_id: str) -> set[str]:
+    """What one reader did with one paper, in one indexed query: ``saved`` (in the collection
+    ``saved_collection_id``) and the feedback kinds. For drawing a card's buttons."""
+    feedback_kinds = select(paper_feedback.c.kind).where(
+        paper_feedback.c.user_id == user_id, paper_feedback.c.paper_id == paper_id
+    )
+    if saved_collection_id is None:
+        return set(conn.scalars(feedback_kinds))
+    saved = select(literal("saved")).where(
+        collection_items.c.collection_id == saved_collection_id, collection_items.c.paper_id == paper_id
+    )
+    return set(conn.scalars(union_all(saved, feedback_kinds)))
 
 
 def not_hidden_for(user_id: int | None) -> Any:

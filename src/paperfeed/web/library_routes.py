@@ -70,16 +70,18 @@ def library_state(paper_id: str) -> dict[str, bool]:
     user = view.user if view is not None else None
     if user is None or view is None:
         return {"signed_in": False, "saved": False, "not_interested": False, "hidden": False}
-    cache: dict[str, dict[str, bool]] | None = getattr(view, "pf_library", None)
-    if cache is None:
-        cache = {}
-        setattr(view, "pf_library", cache)  # noqa: B010 - per-request memo on the visitor object
-    if paper_id not in cache:
-        c = view.community
-        kinds = feedback.feedback_among(c, user, [paper_id]).get(paper_id, set())
-        cache[paper_id] = {"signed_in": True, "saved": paper_id in lib.saved_among(c, user, [paper_id]),
-                           "not_interested": "not_interested" in kinds, "hidden": "hidden" in kinds}  # fmt: skip
-    return cache[paper_id]
+    memo: dict[str, object] | None = getattr(view, "pf_library", None)
+    if memo is None:
+        memo = {}
+        setattr(view, "pf_library", memo)  # noqa: B010 - per-request memo on the visitor object
+    key = "paper:" + paper_id
+    if key not in memo:
+        got = lib.reader_state(view.community, user, paper_id, memo)
+        memo[key] = {"signed_in": True, "saved": "saved" in got, "not_interested": "not_interested" in got,
+                     "hidden": "hidden" in got}  # fmt: skip
+    state = memo[key]
+    assert isinstance(state, dict)
+    return state
 
 
 def library_panel(paper_id: str) -> dict[str, Any]:
