@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"paperfeed", "config", "records", "latex", "latex_text", "periods", "ranking"},  # pure code, settings; base
     {"store"},  # the only code that runs SQL
     {"ingest", "search", "mail", "cards"},
+    {"recs"},  # the "for you" ranker: store/ (and search/) only
     {"community"},
     {"personal"},  # follows, claims, private feed tokens, personal views: acts for a community User
     {"digest", "library"},  # digest: its personal sections read the personal layer; library: acts for a User

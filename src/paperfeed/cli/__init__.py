@@ -11,6 +11,7 @@ from paperfeed.cli import digest as digest_cli
 from paperfeed.cli import index as index_cli
 from paperfeed.cli import ingest as ingest_cli
 from paperfeed.cli import mcp as mcp_cli
+from paperfeed.cli import recs as recs_cli
 from paperfeed.cli import status as status_cli
 from paperfeed.cli import users as users_cli
 from paperfeed.cli import web as web_cli
@@ -32,6 +33,7 @@ digest_cli.register(app)
 users_cli.register(app)
 mcp_cli.register(app)
 status_cli.register(app)
+recs_cli.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

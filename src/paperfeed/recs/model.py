@@ -1,0 +1,318 @@
+"""The per-user "for you" model: pure numpy/scipy/scikit-learn, no I/O.
+
+The same code ranks the ``/for-you`` page, the digest's for-you section and the offline
+evaluation (``paperfeed eval-recs``), so the figures in bench/README.md are the product's.
+
+A paper is two feature blocks:
+
+* **text**: TF-IDF of title + abstract, word 1-2-grams (English stop words dropped, sublinear
+  tf, l2-normalised), hashed into :data:`TEXT_DIM` buckets so that any paper, old or new, has a
+  vector without refitting a vocabulary; the idf comes from a reference sample of recent papers
+  (:meth:`TextSpace.fit`). Authors' own rare terms (method names, datasets) are what tell one
+  researcher's papers from the next, and an embedding alone blurs them.
+* **embedding**: the MiniLM vector the search already stores (float32, L2-normalised).
+
+Author names are never features: the text is title + abstract only.
+
+The user model (:func:`fit`) blends four scores, each standardised against the background
+sample so the blend (and the ``relevance`` a digest threshold compares against) means the same
+for every user:
+
+1. a linear classifier (liblinear L2 logistic regression) on ``[text, EMB_SCALE * embedding]``
+   with the library as positives (recent saves weigh more), a random sample of recent papers
+   as background negatives, and "not interested" papers as real negatives with a higher weight;
+2. nearest-library similarity (max cosine of the embedding, and of the text vector, to any
+   positive), which keeps a small side interest from being outvoted by a large main one; a
+   "not interested" paper subtracts its own similarity, so papers like it sink;
+3. a category prior: the share of the library in the candidate's categories (smoothed, log);
+4. outside the model, the caller adds popularity and recency with the user's own weights
+   (:mod:`paperfeed.recs.ranker`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression
+
+TEXT_DIM = 2**20
+EMB_SCALE = 1.0  # weight of the embedding block next to the (unit-norm) text block
+POSITIVE_C = 1.0  # inverse regularisation of the classifier
+NEGATIVE_WEIGHT = 3.0  # a "not interested" counts this many background papers
+HALF_LIFE = 60.0  # library items older than this many days (before the newest) weigh half
+MIN_WEIGHT = 0.25
+
+# Blend weights of the standardised components (tuned on a development sample of users that is
+# disjoint from the evaluation sample; bench/README.md).
+W_CLASSIFIER = 1.0
+W_NEAREST_EMB = 0.5
+W_NEAREST_TEXT = 0.5
+W_CATEGORY = 0.6
+W_NEGATIVE = 0.7  # how hard similarity to a "not interested" paper pushes down
+
+_VECTORIZER = HashingVectorizer(
+    n_features=TEXT_DIM,
+    ngram_range=(1, 2),
+    stop_words="english",
+    strip_accents="unicode",
+    lowercase=True,
+    token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b",
+    alternate_sign=False,
+    norm=None,
+    dtype=np.float32,
+)
+
+
+def paper_text(title: str, abstract: str) -> str:
+    """What the text features read: title and abstract, never the authors."""
+    return f"{title}\n{abstract}"
+
+
+def count_matrix(texts: Sequence[str]) -> sp.csr_matrix:
+    """Hashed term counts of texts (float32 CSR); :meth:`TextSpace.weigh` turns them into TF-IDF.
+    Kept apart so that callers can cache counts per paper and refit the idf cheaply."""
+    if not texts:
+        return sp.csr_matrix((0, TEXT_DIM), dtype=np.float32)
+    return _VECTORIZER.transform(texts).tocsr()
+
+
+@dataclass(frozen=True)
+class TextSpace:
+    """Hashed TF-IDF with idf from a reference sample (``idf`` is dense over :data:`TEXT_DIM`)."""
+
+    idf: np.ndarray  # float32 (TEXT_DIM,)
+    docs: int
+
+    @classmethod
+    def fit(cls, counts: sp.csr_matrix) -> TextSpace:
+        """idf from the document frequencies of a reference sample's :func:`count_matrix`."""
+        n = counts.shape[0]
+        df = np.bincount(counts.indices, minlength=TEXT_DIM).astype(np.float64)
+        idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+        return cls(idf, n)
+
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """Sublinear tf x idf, rows l2-normalised."""
+        x = counts.astype(np.float32, copy=True)
+        x.data = (1.0 + np.log(x.data)) * self.idf[x.indices]
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ x)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return self.weigh(count_matrix(texts))
+
+    def top_terms(self, row: sp.csr_matrix, k: int = 5) -> list[int]:
+        """Bucket ids of a text vector's heaviest terms (for explanations)."""
+        order = np.argsort(-row.data)[:k]
+        return [int(row.indices[i]) for i in order]
+
+
+@dataclass
+class Features:
+    """Feature blocks of a set of papers, row ``i`` describing ``ids[i]``."""
+
+    ids: list[str]
+    text: sp.csr_matrix  # (n, TEXT_DIM), l2-normalised rows
+    emb: np.ndarray  # float32 (n, dim), L2-normalised rows; zero rows where a vector is missing
+    categories: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> Features:
+        idx = np.asarray(rows, dtype=np.int64)
+        return Features([self.ids[i] for i in idx], self.text[idx], self.emb[idx], [self.categories[i] for i in idx])
+
+    @staticmethod
+    def stack(parts: Sequence[Features]) -> Features:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            raise ValueError("no features to stack")
+        return Features(
+            [i for p in parts for i in p.ids],
+            sp.vstack([p.text for p in parts], format="csr"),
+            np.vstack([p.emb for p in parts]),
+            [c for p in parts for c in p.categories],
+        )
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training paper: its row in the training features and its weight."""
+
+    row: int
+    weight: float
+
+
+def age_weights(ages_days: Sequence[float]) -> np.ndarray:
+    """Weight of a library item by its age relative to the newest one: halves every
+    :data:`HALF_LIFE` days, never below :data:`MIN_WEIGHT` (old interests still count)."""
+    a = np.asarray(ages_days, dtype=np.float64)
+    if not len(a):
+        return a
+    a = a - a.min()
+    return np.maximum(0.5 ** (a / HALF_LIFE), MIN_WEIGHT)
+
+
+@dataclass
+class Component:
+    """A score standardised by its mean and spread over the background sample."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Component:
+        if not len(values):
+            return cls(0.0, 1.0)
+        std = float(values.std())
+        return cls(float(values.mean()), std if std > 1e-9 else 1.0)
+
+    def z(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+
+@dataclass
+class UserModel:
+    """What :func:`fit` learned for one user; :meth:`score` ranks any candidate features."""
+
+    coef_text: np.ndarray  # float32 (TEXT_DIM,)
+    coef_emb: np.ndarray  # float32 (dim,)
+    intercept: float
+    pos: Features  # the library (positives), for nearest-paper scores and reasons
+    pos_weight: np.ndarray
+    neg: Features | None  # "not interested" papers
+    category_share: dict[str, float]
+    parts: dict[str, Component]
+    background_blend: np.ndarray  # sorted blended scores of the background: relevance percentiles
+
+    def classifier(self, f: Features) -> np.ndarray:
+        return np.asarray(f.text @ self.coef_text).ravel() + f.emb @ self.coef_emb + self.intercept
+
+    def nearest(self, f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per candidate: max embedding cosine, max text cosine to a positive (weighted), and the
+        row of the closest positive (blend of both)."""
+        se = f.emb @ self.pos.emb.T  # (n, p)
+        st = np.asarray((f.text @ self.pos.text.T).todense())
+        w = self.pos_weight[None, :] ** 0.5
+        se_w, st_w = se * w, st * w
+        best = np.argmax(se_w + st_w, axis=1)
+        return se_w.max(axis=1), st_w.max(axis=1), best
+
+    def negative_similarity(self, f: Features) -> np.ndarray:
+        if self.neg is None or not len(self.neg):
+            return np.zeros(len(f), dtype=np.float32)
+        se = f.emb @ self.neg.emb.T
+        st = np.asarray((f.text @ self.neg.text.T).todense())
+        return np.asarray((se + st).max(axis=1)).ravel()
+
+    def category(self, f: Features) -> np.ndarray:
+        k = max(len(self.category_share), 1)
+        floor = 0.5 / (k + 10)
+        out = np.empty(len(f), dtype=np.float32)
+        for i, cats in enumerate(f.categories):
+            share = max((self.category_share.get(c, 0.0) for c in cats), default=0.0)
+            out[i] = np.log(share + floor)
+        return out
+
+    def components(self, f: Features) -> dict[str, np.ndarray]:
+        emb, text, _ = self.nearest(f)
+        return {
+            "classifier": self.classifier(f),
+            "nearest_emb": emb,
+            "nearest_text": text,
+            "category": self.category(f),
+            "negative": self.negative_similarity(f),
+        }
+
+    def blend(self, comps: dict[str, np.ndarray]) -> np.ndarray:
+        p = self.parts
+        score = (
+            W_CLASSIFIER * p["classifier"].z(comps["classifier"])
+            + W_NEAREST_EMB * p["nearest_emb"].z(comps["nearest_emb"])
+            + W_NEAREST_TEXT * p["nearest_text"].z(comps["nearest_text"])
+            + W_CATEGORY * p["category"].z(comps["category"])
+        )
+        if self.neg is not None and len(self.neg):
+            score = score - W_NEGATIVE * p["negative"].z(comps["negative"]).clip(min=0.0)
+        return np.asarray(score, dtype=np.float64)
+
+    def score(self, f: Features) -> np.ndarray:
+        """The blended relevance score of each candidate (higher is better)."""
+        if not len(f):
+            return np.zeros(0)
+        return self.blend(self.components(f))
+
+    def percentile(self, scores: np.ndarray) -> np.ndarray:
+        """Share of the background sample each score beats, 0..1 (what thresholds compare)."""
+        bg = self.background_blend
+        if not len(bg):
+            return np.zeros(len(scores))
+        return np.searchsorted(bg, scores, side="right") / len(bg)
+
+
+def _category_share(cats: Sequence[tuple[str, ...]], weights: np.ndarray) -> dict[str, float]:
+    hist: dict[str, float] = {}
+    for cs, w in zip(cats, weights, strict=True):
+        for j, c in enumerate(cs):
+            hist[c] = hist.get(c, 0.0) + float(w) * (1.0 if j == 0 else 0.5)  # primary counts double
+    total = sum(hist.values()) or 1.0
+    return {c: v / total for c, v in hist.items()}
+
+
+def fit(
+    pos: Features,
+    background: Features,
+    *,
+    pos_weight: np.ndarray | None = None,
+    neg: Features | None = None,
+    neg_weight: np.ndarray | None = None,
+) -> UserModel:
+    """Fit a user's model: ``pos`` (library) against ``background`` (+ ``neg``).
+
+    ``background`` is a random sample of recent papers; ids that are also positives or
+    negatives are dropped from it. Needs at least one positive.
+    """
+    if not len(pos):
+        raise ValueError("a user model needs at least one positive paper")
+    pw = np.ones(len(pos)) if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    exclude = set(pos.ids) | (set(neg.ids) if neg is not None else set())
+    keep = [i for i, pid in enumerate(background.ids) if pid not in exclude]
+    bg = background.take(keep)
+    has_neg = neg is not None and len(neg) > 0
+    parts = [pos, bg] + ([neg] if has_neg and neg is not None else [])
+    train = Features.stack(parts)
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(bg) + (len(neg) if has_neg and neg is not None else 0))])
+    # Balance the classes like a class_weight="balanced" fit, with per-item weights inside.
+    w_pos = pw * (len(bg) / max(pw.sum(), 1e-9))
+    w_bg = np.ones(len(bg))
+    w_neg = (
+        (np.ones(len(neg)) if neg_weight is None else np.asarray(neg_weight)) * NEGATIVE_WEIGHT
+        if has_neg and neg is not None
+        else np.zeros(0)
+    )
+    sw = np.concatenate([w_pos, w_bg, w_neg])
+    x = sp.hstack([train.text, sp.csr_matrix(train.emb * EMB_SCALE)], format="csr")
+    clf = LogisticRegression(C=POSITIVE_C, solver="liblinear", max_iter=200)
+    clf.fit(x, y, sample_weight=sw)
+    coef = np.asarray(clf.coef_, dtype=np.float32).ravel()
+    model = UserModel(
+        coef_text=coef[:TEXT_DIM],
+        coef_emb=coef[TEXT_DIM:] * EMB_SCALE,
+        intercept=float(clf.intercept_[0]),
+        pos=pos,
+        pos_weight=pw / pw.max(),
+        neg=neg if has_neg else None,
+        category_share=_category_share(pos.categories, pw),
+        parts={},
+        background_blend=np.zeros(0),
+    )
+    comps = model.components(bg)
+    model.parts = {k: Component.of(v) for k, v in comps.items()}
+    model.background_blend = np.sort(model.blend(comps))
+    return model

@@ -1,0 +1,174 @@
+"""The offline evaluation protocol of issue 14 (``paperfeed eval-recs``), as data: no ranking here.
+
+* **Users** are author name strings, exactly as the listing file gives them (no normalising),
+  with 6 to 40 papers in ``arxiv_cs_listings.jsonl.gz``.
+* A user's papers are taken in **listing order** (the file's order: first listing day, then
+  position); the **last two** are the test papers, all earlier ones the library.
+* For each test paper, the **candidates** are all papers first listed on that same day (one real
+  daily feed), and **every paper of the user listed that day** is relevant. Library papers
+  listed that day (rare: a user with three or more papers that day) are taken out of both the
+  candidates and the relevant set: a for-you feed never offers what is already in the library,
+  and keeping them would hand every library-fitted ranker a free hit.
+* A sample of users is drawn with a fixed seed; rankers see text, categories, embeddings and
+  popularity, never author names (:class:`Corpus` hands rankers no author field at all).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIN_PAPERS = 6
+MAX_PAPERS = 40
+TEST_PAPERS = 2
+
+
+@dataclass
+class Corpus:
+    """The listing papers in file order. Rankers read ``ids``/``titles``/``abstracts``/
+    ``categories``/``days``/``upvotes``; ``authors`` is only for building the protocol."""
+
+    ids: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    abstracts: list[str] = field(default_factory=list)
+    categories: list[tuple[str, ...]] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)  # first listing day, ISO
+    authors: list[list[str]] = field(default_factory=list)
+    upvotes: dict[str, int] = field(default_factory=dict)  # HF daily-papers upvotes, where known
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, pid: str, title: str, abstract: str, categories: str, day: str, authors: list[str]) -> None:
+        self.ids.append(pid)
+        self.titles.append(title)
+        self.abstracts.append(abstract)
+        self.categories.append(tuple(categories.split()))
+        self.days.append(day)
+        self.authors.append(authors)
+
+    def day_rows(self) -> dict[str, list[int]]:
+        """Row numbers of the papers first listed on each day."""
+        out: dict[str, list[int]] = defaultdict(list)
+        for i, d in enumerate(self.days):
+            out[d].append(i)
+        return dict(out)
+
+    def listing_days(self) -> list[str]:
+        return sorted(set(self.days))
+
+
+def read_listings(path: Path) -> Corpus:
+    """Read ``arxiv_cs_listings.jsonl.gz`` (or a plain ``.jsonl``) in file order."""
+    corpus = Corpus()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                authors = r.get("authors_list")
+                if authors is None:
+                    authors = [a.strip() for a in str(r.get("authors") or "").split(",") if a.strip()]
+                corpus.add(
+                    str(r["id"]),
+                    str(r.get("title") or ""),
+                    str(r.get("abstract") or ""),
+                    str(r.get("categories") or ""),
+                    str(r["update_date"])[:10],
+                    [str(a) for a in authors],
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{n}: not a listing record ({exc})") from exc
+    return corpus
+
+
+def read_hf_upvotes(paths: Iterable[Path]) -> dict[str, int]:
+    """arXiv id -> upvotes from Hugging Face daily-papers dumps (the by-day ``.jsonl.gz`` file or
+    raw ``.json`` day files); the highest count seen for an id wins."""
+    out: dict[str, int] = {}
+
+    def take(entries: Iterable[dict[str, object]]) -> None:
+        for e in entries:
+            paper = e.get("paper") if isinstance(e, dict) else None
+            if not isinstance(paper, dict):
+                continue
+            pid, up = paper.get("id"), paper.get("upvotes")
+            if isinstance(pid, str) and isinstance(up, int):
+                out[pid] = max(out.get(pid, 0), up)
+
+    for path in paths:
+        if path.name.endswith(".jsonl.gz") or path.name.endswith(".jsonl"):
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        rec = json.loads(line)
+                        take(rec.get("papers") or [])
+        elif path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, list):
+                take(data)
+    return out
+
+
+@dataclass(frozen=True)
+class Query:
+    """One test paper of one user: rank ``candidates`` (corpus rows) with ``library`` as the
+    user's history; ``relevant`` are the user's candidate papers."""
+
+    user: str
+    test_row: int
+    day: str
+    library: tuple[int, ...]
+    candidates: tuple[int, ...]
+    relevant: frozenset[int]
+
+
+def user_papers(corpus: Corpus) -> dict[str, list[int]]:
+    """Author name string -> rows of their papers, in listing order."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for i, names in enumerate(corpus.authors):
+        for name in dict.fromkeys(names):  # an author listed twice on one paper counts once
+            out[name].append(i)
+    return dict(out)
+
+
+def eligible_users(corpus: Corpus) -> dict[str, list[int]]:
+    return {u: rows for u, rows in user_papers(corpus).items() if MIN_PAPERS <= len(rows) <= MAX_PAPERS}
+
+
+def sample_users(users: Iterable[str], n: int, seed: int) -> list[str]:
+    """A fixed-seed sample (sorted names first, so the draw does not depend on dict order)."""
+    pool = sorted(users)
+    if n >= len(pool):
+        return pool
+    return random.Random(seed).sample(pool, n)
+
+
+def queries_for(user: str, rows: list[int], corpus: Corpus, by_day: dict[str, list[int]]) -> list[Query]:
+    library = tuple(rows[:-TEST_PAPERS])
+    lib = set(library)
+    mine = set(rows)
+    out = []
+    for t in rows[-TEST_PAPERS:]:
+        day = corpus.days[t]
+        cands = tuple(r for r in by_day[day] if r not in lib)
+        relevant = frozenset(r for r in cands if r in mine)
+        out.append(Query(user, t, day, library, cands, relevant))
+    return out
+
+
+def build_queries(corpus: Corpus, n_users: int, seed: int) -> list[Query]:
+    users = eligible_users(corpus)
+    by_day = corpus.day_rows()
+    out: list[Query] = []
+    for u in sample_users(users, n_users, seed):
+        out.extend(queries_for(u, users[u], corpus, by_day))
+    return out

@@ -1,0 +1,338 @@
+"""The "for you" ranker: a user's signals in, ranked papers with a score, a relevance and the
+reasons out. The web page (/for-you), the private feeds, the digest section and
+``paperfeed eval-recs`` all call this module.
+
+Interface (stable; other layers build on it):
+
+* :class:`UserSignals` - what a user told us: saves, upvotes, claimed (authored) papers as
+  positives (:class:`Signal` with a weight and a time), "not interested" papers as negatives,
+  hidden papers, followed and excluded categories, excluded words, and :class:`Weights`
+  (popularity, recency, learn from upvotes). The caller (the ``library``/``personal`` code)
+  builds it from the database; this module never reads user tables.
+* :class:`Ranker` - one per process (it caches paper features and the background sample):
+  ``ranker.candidates()`` lists what a for-you page shows (the last 7 listing days plus the
+  daily picks), ``ranker.fit(signals)`` learns the user's model (``None`` when there is nothing
+  to learn from: cold start), ``ranker.rank(signals, candidates, model=...)`` returns
+  :class:`RankedPaper` items, best first.
+* :class:`RankedPaper` - ``score`` orders the list (model + popularity + recency by the user's
+  weights); ``relevance`` (0..1) is the share of random recent papers the paper's *model* score
+  beats, so a digest threshold of 0.98 keeps about the top 2% of a day, whatever the user;
+  ``reasons`` are short human sentences with the library paper they point to.
+
+Hidden, "not interested", excluded-category and excluded-word papers and the user's own
+positives never appear in the result.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from paperfeed.recs import model as m
+from paperfeed.store import recs_queries as q
+from paperfeed.store.db import Database
+
+BACKGROUND_SIZE = 2000
+BACKGROUND_DAYS = 60  # listing days the background sample is drawn from
+CANDIDATE_DAYS = 7
+POPULAR_UPVOTES = 10  # "popular" reason from this many upvotes
+NEAR_COSINE = 0.45  # "close to X in your library" needs at least this embedding cosine
+
+
+@dataclass(frozen=True)
+class Signal:
+    paper_id: str
+    weight: float = 1.0
+    at: datetime | None = None  # when it was saved/upvoted/claimed (recent counts more)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The user's dials. ``popularity`` and ``recency`` add that many standard units of
+    log-upvotes and freshness to the model score (0 = off)."""
+
+    popularity: float = 0.15
+    recency: float = 0.1
+    learn_from_upvotes: bool = True
+
+
+@dataclass(frozen=True)
+class UserSignals:
+    saves: tuple[Signal, ...] = ()
+    upvotes: tuple[Signal, ...] = ()
+    authored: tuple[Signal, ...] = ()  # claimed papers (confirmed by a moderator)
+    not_interested: tuple[Signal, ...] = ()
+    hidden: frozenset[str] = frozenset()
+    followed_categories: frozenset[str] = frozenset()
+    excluded_categories: frozenset[str] = frozenset()
+    excluded_words: tuple[str, ...] = ()
+    weights: Weights = field(default_factory=Weights)
+
+    def positives(self) -> list[Signal]:
+        """Saves, claimed papers and (unless turned off) upvotes; one entry per paper, the
+        highest weight and the latest time win."""
+        groups = [self.saves, self.authored] + ([self.upvotes] if self.weights.learn_from_upvotes else [])
+        best: dict[str, Signal] = {}
+        for group in groups:
+            for s in group:
+                cur = best.get(s.paper_id)
+                if cur is None or s.weight > cur.weight:
+                    best[s.paper_id] = s
+        return list(best.values())
+
+    def excluded_ids(self) -> set[str]:
+        """Papers never to offer: hidden, dismissed, and what the user already has."""
+        return (
+            set(self.hidden)
+            | {s.paper_id for s in self.not_interested}
+            | {s.paper_id for s in (*self.saves, *self.authored, *self.upvotes)}
+        )
+
+
+ReasonKind = Literal["library", "category", "popular", "recent"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: ReasonKind
+    text: str  # e.g. "close to “Attention Is All You Need” in your library"
+    paper_id: str | None = None  # the library paper a "library" reason points to
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class RankedPaper:
+    paper_id: str
+    score: float
+    relevance: float  # 0..1, see the module docstring
+    reasons: tuple[Reason, ...]
+
+
+def _word_filter(words: Sequence[str]) -> re.Pattern[str] | None:
+    words = [w.strip() for w in words if w.strip()]
+    if not words:
+        return None
+    return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+
+
+def blend_extras(model_scores: np.ndarray, upvotes: np.ndarray, ages_days: np.ndarray, weights: Weights) -> np.ndarray:
+    """The final order: model score + popularity + recency by the user's weights.
+    log1p(upvotes) / log1p(50) is about 1 for a well-liked paper; recency is 1 today, 0.5 a
+    week ago."""
+    pop = np.log1p(np.maximum(upvotes, 0)) / math.log1p(50.0)
+    rec = 0.5 ** (np.maximum(ages_days, 0) / 7.0)
+    return model_scores + weights.popularity * pop + weights.recency * rec
+
+
+@dataclass
+class _Background:
+    newest: date | None
+    space: m.TextSpace
+    features: m.Features
+
+
+class Ranker:
+    """Ranks papers for users of one database. Thread-safe; caches per-paper features (text
+    counts, vectors) and the background sample (refreshed when a newer listing day appears)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        model_name: str | None = None,
+        background_size: int = BACKGROUND_SIZE,
+        background_days: int = BACKGROUND_DAYS,
+    ) -> None:
+        self.db = db
+        self.model_name = model_name
+        self.background_size = background_size
+        self.background_days = background_days
+        self._lock = threading.Lock()
+        self._facts: dict[str, q.PaperFacts] = {}
+        self._counts: dict[str, sp.csr_matrix] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+        self._dim = 0
+        self._bg: _Background | None = None
+
+    # -- data ------------------------------------------------------------------------------
+    def candidates(
+        self, *, days: int = CANDIDATE_DAYS, picks: bool = True, on_or_before: date | None = None
+    ) -> list[str]:
+        with self.db.read() as conn:
+            return q.candidate_ids(conn, days=days, picks=picks, on_or_before=on_or_before)
+
+    def _load(self, ids: Sequence[str]) -> None:
+        missing = [i for i in dict.fromkeys(ids) if i not in self._facts]
+        if not missing:
+            return
+        with self.db.read() as conn:
+            facts = q.paper_facts(conn, missing)
+            vecs = q.vectors_for(conn, list(facts), self.model_name)
+        found = [i for i in missing if i in facts]
+        counts = m.count_matrix([m.paper_text(facts[i].title, facts[i].abstract) for i in found])
+        with self._lock:
+            for n, pid in enumerate(found):
+                self._facts[pid] = facts[pid]
+                self._counts[pid] = counts[n]
+            for pid, v in vecs.items():
+                self._vectors[pid] = v
+                self._dim = self._dim or len(v)
+
+    def _background(self) -> _Background:
+        with self.db.read() as conn:
+            newest = q.newest_listed(conn)
+        bg = self._bg
+        if bg is not None and bg.newest == newest:
+            return bg
+        with self.db.read() as conn:
+            ids = q.background_ids(conn, size=self.background_size, window_days=self.background_days)
+        self._load(ids)
+        ids = [i for i in ids if i in self._facts]
+        counts = sp.vstack([self._counts[i] for i in ids], format="csr") if ids else m.count_matrix([])
+        space = m.TextSpace.fit(counts)
+        bg = _Background(newest, space, self._features(ids, space))
+        self._bg = bg
+        return bg
+
+    def _features(self, ids: Sequence[str], space: m.TextSpace) -> m.Features:
+        ids = [i for i in ids if i in self._facts]
+        counts = sp.vstack([self._counts[i] for i in ids], format="csr") if ids else m.count_matrix([])
+        dim = self._dim or 1
+        emb = np.zeros((len(ids), dim), dtype=np.float32)
+        for r, pid in enumerate(ids):
+            v = self._vectors.get(pid)
+            if v is not None and len(v) == dim:
+                emb[r] = v
+        return m.Features(list(ids), space.weigh(counts), emb, [self._facts[i].categories for i in ids])
+
+    # -- model -----------------------------------------------------------------------------
+    def fit(self, signals: UserSignals) -> m.UserModel | None:
+        """The user's model, or None when there are no positives (cold start)."""
+        positives = signals.positives()
+        if not positives:
+            return None
+        bg = self._background()
+        self._load([s.paper_id for s in positives] + [s.paper_id for s in signals.not_interested])
+        pos_sig = [s for s in positives if s.paper_id in self._facts]
+        if not pos_sig:
+            return None
+        pos = self._features([s.paper_id for s in pos_sig], bg.space)
+        pw = signal_weights(pos_sig)
+        neg_sig = [s for s in signals.not_interested if s.paper_id in self._facts]
+        neg = self._features([s.paper_id for s in neg_sig], bg.space) if neg_sig else None
+        return m.fit(pos, bg.features, pos_weight=pw, neg=neg)
+
+    # -- ranking ---------------------------------------------------------------------------
+    def rank(
+        self,
+        signals: UserSignals,
+        candidates: Sequence[str] | None = None,
+        *,
+        model: m.UserModel | None = None,
+        limit: int | None = None,
+        today: date | None = None,
+    ) -> list[RankedPaper]:
+        """Rank ``candidates`` (default: :meth:`candidates`) for the user. Pass ``model`` from
+        :meth:`fit` to reuse it; otherwise it is fitted here."""
+        ids = list(dict.fromkeys(self.candidates() if candidates is None else candidates))
+        self._load(ids)
+        ids = self._allowed(ids, signals)
+        if not ids:
+            return []
+        if model is None:
+            model = self.fit(signals)
+        bg = self._background()
+        with self.db.read() as conn:
+            pop = q.popularity(conn, ids)
+        up = np.array([pop.get(i, self._facts[i].upvotes) for i in ids], dtype=np.float64)
+        day = today or bg.newest or date.today()
+        ages = np.array([_age(self._facts[i], day) for i in ids], dtype=np.float64)
+        feats = self._features(ids, bg.space)
+        if model is None:
+            base = self._cold_scores(feats, signals)
+            rel = np.zeros(len(ids))
+            nearest = None
+        else:
+            comps = model.components(feats)
+            base = model.blend(comps)
+            rel = model.percentile(base)
+            _, _, nearest = model.nearest(feats)
+            near_cos = feats.emb @ model.pos.emb.T if len(model.pos) else None
+        final = blend_extras(base, up, ages, signals.weights)
+        order = np.argsort(-final, kind="stable")
+        if limit is not None:
+            order = order[:limit]
+        out = []
+        for r in order:
+            reasons: list[Reason] = []
+            if model is not None and nearest is not None and near_cos is not None:
+                j = int(nearest[r])
+                if near_cos[r, j] >= NEAR_COSINE or model.percentile(base[r : r + 1])[0] >= 0.9:
+                    lib_id = model.pos.ids[j]
+                    title = self._facts[lib_id].title
+                    reasons.append(Reason("library", f"close to “{title}” in your library", lib_id, title))
+            reasons.extend(self._other_reasons(ids[r], signals, model, int(up[r]), float(ages[r])))
+            out.append(RankedPaper(ids[r], float(final[r]), float(rel[r]), tuple(reasons)))
+        return out
+
+    def _allowed(self, ids: list[str], signals: UserSignals) -> list[str]:
+        drop = signals.excluded_ids()
+        words = _word_filter(signals.excluded_words)
+        cats = signals.excluded_categories
+        out = []
+        for i in ids:
+            f = self._facts.get(i)
+            if f is None or i in drop:
+                continue
+            if cats and any(c in cats for c in f.categories):
+                continue
+            if words is not None and (words.search(f.title) or words.search(f.abstract)):
+                continue
+            out.append(i)
+        return out
+
+    def _cold_scores(self, feats: m.Features, signals: UserSignals) -> np.ndarray:
+        follow = signals.followed_categories
+        return np.array([1.0 if follow and any(c in follow for c in cs) else 0.0 for cs in feats.categories])
+
+    def _other_reasons(
+        self, pid: str, signals: UserSignals, model: m.UserModel | None, upvotes: int, age: float
+    ) -> list[Reason]:
+        f = self._facts[pid]
+        out: list[Reason] = []
+        followed = [c for c in f.categories if c in signals.followed_categories]
+        if followed:
+            out.append(Reason("category", f"in {followed[0]}, a category you follow"))
+        elif model is not None:
+            top = max(f.categories, key=lambda c: model.category_share.get(c, 0.0), default=None)
+            if top is not None and model.category_share.get(top, 0.0) >= 0.15:
+                out.append(Reason("category", f"in your category {top}"))
+        if upvotes >= POPULAR_UPVOTES:
+            out.append(Reason("popular", f"popular: {upvotes} upvotes"))
+        if age <= 1.0:
+            out.append(Reason("recent", "new today"))
+        return out
+
+
+def _age(f: q.PaperFacts, today: date) -> float:
+    d = f.listed or f.feed_date
+    return float((today - d).days) if d is not None else 30.0
+
+
+def signal_weights(signals: Sequence[Signal]) -> np.ndarray:
+    """Each positive's own weight times an age weight (recent saves count more)."""
+    times = [s.at for s in signals]
+    base = np.array([max(s.weight, 0.0) for s in signals], dtype=np.float64)
+    if all(t is not None for t in times) and times:
+        newest = max(t for t in times if t is not None)
+        ages = [(newest - t).total_seconds() / 86400.0 for t in times if t is not None]
+        base = base * m.age_weights(ages)
+    return np.maximum(base, 1e-6)

@@ -1,0 +1,267 @@
+"""The "for you" ranker (paperfeed.recs) and ``paperfeed eval-recs``: the evaluation protocol,
+the metrics on hand-checked cases, the ranker on a real slice (data/sample), and the CLI."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from paperfeed.cli import app
+from paperfeed.config import Settings
+from paperfeed.ingest.arxiv_file import import_arxiv_file
+from paperfeed.ingest.hf_daily import import_hf_daily
+from paperfeed.recs import evaluate as ev
+from paperfeed.recs import metrics, protocol
+from paperfeed.recs.ranker import Ranker, Signal, UserSignals, Weights
+from paperfeed.store.db import Database
+
+from .conftest import SAMPLE
+
+LISTINGS = SAMPLE / "arxiv_cs_listings.sample.jsonl.gz"
+HF = SAMPLE / "hf_daily_papers.sample.jsonl.gz"
+
+
+# -- protocol -----------------------------------------------------------------------------------
+def _write_listing(path: Path, rows: list[tuple[str, str, list[str], str]]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for pid, day, authors, cats in rows:
+            rec = {
+                "id": pid,
+                "title": f"Paper {pid}",
+                "abstract": f"About {pid}.",
+                "authors": ", ".join(authors),
+                "authors_list": authors,
+                "categories": cats,
+                "update_date": day,
+            }
+            fh.write(orjson.dumps(rec).decode() + "\n")
+    return path
+
+
+def test_protocol_split_candidates_and_relevance(tmp_path: Path) -> None:
+    # Ann has 7 papers: 5 library, the last two (same day d3, with one more of hers listed that
+    # day *before* them in file order, which is then library) are the tests.
+    rows = [
+        ("a1", "2026-01-01", ["Ann"], "cs.CL"),
+        ("a2", "2026-01-01", ["Ann", "Bo"], "cs.CL"),
+        ("x1", "2026-01-01", ["Cy"], "cs.CV"),
+        ("a3", "2026-01-02", ["Ann"], "cs.CL"),
+        ("a4", "2026-01-02", ["Ann"], "cs.LG"),
+        ("x2", "2026-01-03", ["Cy"], "cs.CV"),
+        ("a5", "2026-01-03", ["Ann"], "cs.CL"),
+        ("a6", "2026-01-03", ["Ann"], "cs.CL"),
+        ("x3", "2026-01-03", ["Bo"], "cs.AI"),
+        ("a7", "2026-01-04", ["Ann"], "cs.CL"),
+        ("x4", "2026-01-04", ["Cy"], "cs.CV"),
+    ]
+    corpus = protocol.read_listings(_write_listing(tmp_path / "l.jsonl.gz", rows))
+    users = protocol.eligible_users(corpus)
+    assert set(users) == {"Ann"}  # Bo (2) and Cy (4) have fewer than 6 papers
+    qs = protocol.queries_for("Ann", users["Ann"], corpus, corpus.day_rows())
+    ids = corpus.ids
+    assert [ids[q.test_row] for q in qs] == ["a6", "a7"]
+    for q in qs:
+        assert [ids[r] for r in q.library] == ["a1", "a2", "a3", "a4", "a5"]
+    # a5 is library and listed on the test day: out of the candidates and the relevant set.
+    assert sorted(ids[r] for r in qs[0].candidates) == ["a6", "x2", "x3"]
+    assert {ids[r] for r in qs[0].relevant} == {"a6"}
+    assert sorted(ids[r] for r in qs[1].candidates) == ["a7", "x4"]
+    assert {ids[r] for r in qs[1].relevant} == {"a7"}
+
+
+def test_user_with_41_papers_is_not_a_user(tmp_path: Path) -> None:
+    rows = [(f"p{i}", "2026-01-01", ["Prolific"], "cs.CL") for i in range(41)]
+    rows += [(f"q{i}", "2026-01-01", ["Six"], "cs.CL") for i in range(6)]
+    corpus = protocol.read_listings(_write_listing(tmp_path / "l.jsonl.gz", rows))
+    assert set(protocol.eligible_users(corpus)) == {"Six"}
+
+
+def test_sample_of_users_is_fixed_by_the_seed() -> None:
+    pool = [f"u{i}" for i in range(100)]
+    assert protocol.sample_users(pool, 10, 3) == protocol.sample_users(reversed(pool), 10, 3)
+    assert protocol.sample_users(pool, 10, 3) != protocol.sample_users(pool, 10, 4)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+def test_metrics_on_a_hand_checked_case() -> None:
+    ranked = [5, 1, 7, 9]
+    rel = {1, 7}
+    assert metrics.recall_at(ranked, rel) == 1.0
+    assert metrics.recall_at(ranked, rel, k=2) == 0.5
+    assert metrics.reciprocal_rank(ranked, rel) == 0.5
+    expected = (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert metrics.ndcg_at(ranked, rel) == pytest.approx(expected)
+    assert metrics.ndcg_at([1, 7, 5], rel) == pytest.approx(1.0)
+    # Relevant paper at rank 11: outside the cut for recall and nDCG, inside MRR.
+    late = list(range(100, 110)) + [1]
+    assert (metrics.recall_at(late, {1}), metrics.ndcg_at(late, {1})) == (0.0, 0.0)
+    assert metrics.reciprocal_rank(late, {1}) == pytest.approx(1 / 11)
+
+
+def test_bootstrap_interval() -> None:
+    const = metrics.bootstrap([0.25] * 50, rounds=200)
+    assert (const.mean, const.low, const.high) == (0.25, 0.25, 0.25)
+    half = metrics.bootstrap([0.0, 1.0] * 200, rounds=500, seed=1)
+    assert half.mean == 0.5
+    # The standard error of a 400-sample mean of a fair coin is 0.025: the 95% interval is about ±0.049.
+    assert 0.43 < half.low < 0.47 and 0.53 < half.high < 0.57
+    assert not metrics.Interval(0.3, 0.28, 0.32).overlaps(metrics.Interval(0.4, 0.35, 0.45))
+    assert metrics.Interval(0.3, 0.28, 0.36).overlaps(metrics.Interval(0.4, 0.35, 0.45))
+
+
+# -- the ranker on a real slice -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    home = tmp_path_factory.mktemp("recs-home")
+    database = Database(Settings(home=home).db_url)
+    database.migrate()
+    import_arxiv_file(database, LISTINGS, progress=False)
+    import_hf_daily(database, HF, progress=False)
+    yield database
+    database.dispose()
+
+
+SPEECH = re.compile(r"\b(speech|spoken|speaker|asr|voice|audio)\b", re.IGNORECASE)
+
+
+def _speech_library(db: Database, ranker: Ranker, n: int = 25) -> list[str]:
+    """Real papers about speech, listed before the candidates' week."""
+    ids = ranker.candidates(days=30, picks=False)
+    ranker._load(ids)
+    lib = [
+        i
+        for i in ids
+        if SPEECH.search(ranker._facts[i].title)
+        and ranker._facts[i].listed is not None
+        and ranker._facts[i].listed < date(2026, 6, 22)
+    ]
+    return sorted(lib)[:n]
+
+
+def _is_speech(ranker: Ranker, pid: str) -> bool:
+    f = ranker._facts[pid]
+    return bool(SPEECH.search(f.title) or len(SPEECH.findall(f.abstract)) >= 2)
+
+
+def test_own_topic_ranks_above_unrelated_papers(sample_db: Database) -> None:
+    ranker = Ranker(sample_db)
+    lib = _speech_library(sample_db, ranker)
+    signals = UserSignals(saves=tuple(Signal(i) for i in lib), weights=Weights(popularity=0.0, recency=0.0))
+    cands = ranker.candidates()
+    ranked = ranker.rank(signals, cands)
+    assert ranked and not {r.paper_id for r in ranked} & set(lib)  # the library itself is never offered
+    base = sum(_is_speech(ranker, r.paper_id) for r in ranked) / len(ranked)
+    top = sum(_is_speech(ranker, r.paper_id) for r in ranked[:20]) / 20
+    assert base < 0.1 and top >= 0.6, (base, top)
+    # Relevance is a percentile against random recent papers: the top is near 1, the tail low.
+    assert ranked[0].relevance > 0.95 and np.median([r.relevance for r in ranked]) < 0.8
+    # Reasons name real library papers, with their real titles.
+    lib_reasons = [why for r in ranked[:10] for why in r.reasons if why.kind == "library"]
+    assert lib_reasons
+    for why in lib_reasons:
+        assert why.paper_id in lib and why.title == ranker._facts[why.paper_id].title
+        assert why.title in why.text
+
+
+def test_not_interested_lowers_similar_papers(sample_db: Database) -> None:
+    ranker = Ranker(sample_db)
+    lib = _speech_library(sample_db, ranker)
+    weights = Weights(popularity=0.0, recency=0.0)
+    before = ranker.rank(UserSignals(saves=tuple(Signal(i) for i in lib), weights=weights))
+    disliked = before[0].paper_id
+    # The candidate most like the dismissed one (by text), among the top 30.
+    feats = ranker._features([r.paper_id for r in before[1:30]], ranker._background().space)
+    target = ranker._features([disliked], ranker._background().space)
+    twin = feats.ids[int(np.argmax((feats.text @ target.text.T).toarray().ravel()))]
+    after = ranker.rank(
+        UserSignals(saves=tuple(Signal(i) for i in lib), not_interested=(Signal(disliked),), weights=weights)
+    )
+    pos_before = [r.paper_id for r in before].index(twin)
+    pos_after = [r.paper_id for r in after].index(twin)
+    assert disliked not in {r.paper_id for r in after}
+    assert pos_after > pos_before, (pos_before, pos_after)
+
+
+def test_filters_and_cold_start(sample_db: Database) -> None:
+    ranker = Ranker(sample_db)
+    cands = ranker.candidates()
+    ranker._load(cands)
+    hidden = cands[0]
+    signals = UserSignals(
+        hidden=frozenset({hidden}),
+        followed_categories=frozenset({"cs.RO"}),
+        excluded_categories=frozenset({"cs.CV"}),
+        excluded_words=("diffusion",),
+    )
+    ranked = ranker.rank(signals, cands)
+    got = {r.paper_id for r in ranked}
+    assert hidden not in got
+    for r in ranked:
+        f = ranker._facts[r.paper_id]
+        assert "cs.CV" not in f.categories
+        assert not re.search(r"\bdiffusion\b", f.title + " " + f.abstract, re.IGNORECASE)
+    # No library yet: followed categories first, each saying so.
+    first = ranked[0]
+    assert "cs.RO" in ranker._facts[first.paper_id].categories
+    assert any(w.kind == "category" and "cs.RO" in w.text for w in first.reasons)
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+def test_eval_recs_cli_on_the_sample(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "eval-recs",
+            "--listings", str(LISTINGS),
+            "--hf", str(HF),
+            "--users", "4",
+            "--rounds", "100",
+            "--ranker", "popularity",
+            "--ranker", "category",
+            "--ranker", "arxiv-sanity-lite",
+            "--json",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = orjson.loads(res.stdout.strip().splitlines()[-1])
+    assert data["users"] == 4 and data["queries"] == 8 and data["seed"] == 14
+    assert [r["ranker"] for r in data["results"]] == ["popularity", "category", "arxiv-sanity-lite"]
+    for r in data["results"]:
+        nd = r["ndcg@10"]
+        assert 0.0 <= nd["low"] <= nd["mean"] <= nd["high"] <= 1.0
+    # Vector rankers without a home with vectors: a clear error, not a traceback.
+    empty = tmp_path / "home"
+    db = Database(Settings(home=empty).db_url)
+    db.migrate()
+    db.dispose()
+    res = runner.invoke(
+        app, ["eval-recs", "--listings", str(LISTINGS), "--hf", str(HF), "--users", "2", "--home", str(empty)]
+    )
+    assert res.exit_code == 2 and "embeddings table is empty" in res.output
+
+
+def test_rankers_never_see_author_names(tmp_path: Path) -> None:
+    """Renaming every author (keeping who wrote what) changes no ranking: names are not features."""
+    corpus = protocol.read_listings(LISTINGS)
+    queries = protocol.build_queries(corpus, 3, 14)
+    renamed = protocol.read_listings(LISTINGS)
+    renamed.authors = [[f"author-{hash(a) % 10**9}" for a in names] for names in renamed.authors]
+    orders = []
+    for c in (corpus, renamed):
+        ctx = ev.Context(c, np.zeros((len(c), 4), dtype=np.float32), 14)
+        names = ("category", "arxiv-sanity-lite", "paperfeed")
+        ctx.prepare(names)
+        orders.append(
+            [ev.RANK_FUNCS[n](q, ctx, np.random.default_rng(i)) for i, q in enumerate(queries) for n in names]
+        )
+    assert orders[0] == orders[1]
