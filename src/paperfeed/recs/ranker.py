@@ -7,8 +7,9 @@ Interface (stable; other layers build on it):
 * :class:`UserSignals` - what a user told us: saves, upvotes, claimed (authored) papers as
   positives (:class:`Signal` with a weight and a time), "not interested" papers as negatives,
   hidden papers, followed and excluded categories, excluded words, and :class:`Weights`
-  (popularity, recency, learn from upvotes). The caller (the ``library``/``personal`` code)
-  builds it from the database; this module never reads user tables.
+  (popularity, recency, learn from upvotes). The caller (the ``personal`` code) builds it with
+  :func:`from_library` from ``store.library_store.user_signals`` plus follows, claims and the
+  user's settings; this module never reads user tables itself.
 * :class:`Ranker` - one per process (it caches paper features and the background sample):
   ``ranker.candidates()`` lists what a for-you page shows (the last 7 listing days plus the
   daily picks), ``ranker.fit(signals)`` learns the user's model (``None`` when there is nothing
@@ -37,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from paperfeed.recs import model as m
+from paperfeed.store import library_store
 from paperfeed.store import recs_queries as q
 from paperfeed.store.db import Database
 
@@ -95,6 +97,30 @@ class UserSignals:
             | {s.paper_id for s in self.not_interested}
             | {s.paper_id for s in (*self.saves, *self.authored, *self.upvotes)}
         )
+
+
+def from_library(
+    lib: library_store.UserSignals,
+    *,
+    authored: Sequence[str] = (),
+    followed_categories: frozenset[str] = frozenset(),
+    excluded_categories: frozenset[str] = frozenset(),
+    excluded_words: Sequence[str] = (),
+    weights: Weights | None = None,
+) -> UserSignals:
+    """The ranker's input from the library's read (``store.library_store.user_signals``) plus
+    what the personal layer knows (claimed papers, follows, exclusions, the user's dials)."""
+    return UserSignals(
+        saves=tuple(Signal(s.paper_id, 1.0, s.at) for s in lib.saved),
+        upvotes=tuple(Signal(s.paper_id, 1.0, s.at) for s in lib.upvoted),
+        authored=tuple(Signal(pid, 1.0, None) for pid in authored),
+        not_interested=tuple(Signal(s.paper_id, 1.0, s.at) for s in lib.not_interested),
+        hidden=frozenset(s.paper_id for s in lib.hidden),
+        followed_categories=followed_categories,
+        excluded_categories=excluded_categories,
+        excluded_words=tuple(excluded_words),
+        weights=weights or Weights(),
+    )
 
 
 ReasonKind = Literal["library", "category", "popular", "recent"]
@@ -328,11 +354,13 @@ def _age(f: q.PaperFacts, today: date) -> float:
 
 
 def signal_weights(signals: Sequence[Signal]) -> np.ndarray:
-    """Each positive's own weight times an age weight (recent saves count more)."""
-    times = [s.at for s in signals]
+    """Each positive's own weight times an age weight (recent saves count more; a signal without
+    a time, such as a claimed paper, counts as new)."""
     base = np.array([max(s.weight, 0.0) for s in signals], dtype=np.float64)
-    if all(t is not None for t in times) and times:
-        newest = max(t for t in times if t is not None)
-        ages = [(newest - t).total_seconds() / 86400.0 for t in times if t is not None]
-        base = base * m.age_weights(ages)
+    times = [s.at for s in signals if s.at is not None]
+    if times:
+        newest = max(times)
+        ages = [0.0 if s.at is None else (newest - s.at).total_seconds() / 86400.0 for s in signals]
+        a = np.asarray(ages)
+        base = base * np.maximum(0.5 ** (a / m.HALF_LIFE), m.MIN_WEIGHT)
     return np.maximum(base, 1e-6)
