@@ -261,3 +261,29 @@ def test_two_nodes_on_one_postgresql(
     finally:
         oai.stop()
         db.dispose()
+
+
+def test_a_search_and_the_embedding_step_loading_the_encoder_at_once_share_one(
+    tmp_path: Path, model_file: Path
+) -> None:
+    """The leader's embedding thread and a search thread may both load the encoder first thing:
+    one load, one encoder (two at once used to build or open it twice, and a race on the model's
+    temporary file made one of them fail)."""
+    from paperfeed.search.encoder import get_encoder
+
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    os.link(model_file, home / "models" / model_file.name)
+    barrier = threading.Barrier(3)
+    got: list[object] = []
+
+    def load() -> None:
+        barrier.wait(10)
+        got.append(get_encoder(Settings(home=home, secret_key="x")))
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(got) == 3 and got[0] is got[1] is got[2]

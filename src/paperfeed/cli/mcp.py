@@ -23,7 +23,8 @@ def mcp(
     from paperfeed.web.app import create_app
     from paperfeed.web.mcp_server import build_server
 
-    app = create_app(Settings.from_env())
+    # An agent's subprocess serves tools only: the pipeline (harvest, embedding, digests) is the servers' job.
+    app = create_app(Settings.from_env(pipeline=False))
     state = app.state.pf
     for hook in list(state.startup_hooks):
         hook(state)

@@ -327,6 +327,9 @@ class Encoder:
         return self._run(self._query_session, ids, np.ones_like(ids))[0]
 
 
+_LOADING = threading.Lock()  # one first load per process: two threads must not build the file twice
+
+
 @functools.lru_cache(maxsize=4)
 def _shared_encoder(home: Path, requested: str) -> Encoder:
     # Only ``home`` and the variant matter to an Encoder, so the cache key is just those two.
@@ -337,4 +340,7 @@ def get_encoder(settings: Settings) -> Encoder:
     """The shared encoder for ``settings`` (one per home and requested variant; first load ~0.3 s)."""
     requested = (settings.encoder or "auto").strip().lower()
     choose_variant(requested)  # a bad PAPERFEED_ENCODER fails here, clearly, before any loading
-    return _shared_encoder(settings.home, requested)
+    # A search and the pipeline's embedding step may ask at the same moment; the first builds the
+    # model file (seconds, on a new home) while the other waits for it.
+    with _LOADING:
+        return _shared_encoder(settings.home, requested)
