@@ -280,3 +280,22 @@ def test_only_the_leader_sends_digests(db: Database, settings: Settings, smtp_si
             p.stop()
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [f"r{i}@example.org" for i in range(4)]
     assert sum(p.digest._topics is not None for p in pipelines) == 1  # one process ran digest passes
+
+
+def test_an_unreachable_database_is_one_warning_and_the_pipeline_stands_by(
+    db: Database, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = Database(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/paperfeed?connect_timeout=2")
+    p = Pipeline(replace(settings, harvest_sets=()), down)
+    with caplog.at_level(logging.INFO, logger="paperfeed"):
+        for _ in range(3):
+            p.beat()
+        assert not p.leading()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and warnings[0].startswith("pipeline: the database cannot be reached (")
+        assert "Traceback" not in caplog.text
+        p.db = p.lease.db = db  # the database is back
+        p.beat()
+    assert p.leading() and "pipeline: the database is back" in caplog.text
+    p.stop()
+    down.dispose()

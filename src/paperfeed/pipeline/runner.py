@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from paperfeed import __version__
 from paperfeed.config import Settings
 from paperfeed.pipeline.digest_job import EVERY as DIGEST_EVERY
@@ -43,6 +45,13 @@ from paperfeed.store.db import Database, utcnow
 from paperfeed.store.leases import Lease
 
 log = logging.getLogger(__name__)
+
+
+def _first_line(exc: BaseException) -> str:
+    """A database error in one line (drivers put the statement and a link on the lines after)."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
 
 LEADER = "pipeline-leader"
 NODE_FORGET = timedelta(days=1)  # heartbeat rows older than this are deleted
@@ -77,6 +86,7 @@ class Pipeline:
         self.stopping = threading.Event()
         self.started_at = utcnow()
         self._valid_until = 0.0  # monotonic: past this, we do not act as leader
+        self._db_down = False
         self._wakes: list[threading.Event] = []
         self._threads: list[threading.Thread] = []
         self.harvest = HarvestJob(settings, db, holder=self.lease.holder, sleep=self._sleep)
@@ -112,9 +122,15 @@ class Pipeline:
         began = time.monotonic()
         try:
             ok = self.lease.renew() if self.lease.held else self.lease.acquire()
-        except Exception:
-            log.warning("pipeline: cannot reach the database to renew the leader lease", exc_info=True)
+        except DBAPIError as exc:  # the database is down or restarting: say so once, not every beat
+            if not self._db_down:
+                log.warning("pipeline: the database cannot be reached (%s); standing by", _first_line(exc))
+            self._db_down = True
             ok = False
+        else:
+            if self._db_down:
+                log.info("pipeline: the database is back")
+            self._db_down = False
         if ok:
             self._valid_until = began + self.ttl.total_seconds()
             if not was:
@@ -153,7 +169,9 @@ class Pipeline:
                 if not lead or self.leading():
                     try:
                         work()
-                    except Exception:  # the next round may work (database restarting, ...)
+                    except DBAPIError as exc:  # the next round may work (database restarting, ...)
+                        log.warning("pipeline: %s pass failed: %s", name, _first_line(exc))
+                    except Exception:
                         log.exception("pipeline: %s pass failed", name)
                 wake.wait(every())
                 wake.clear()
