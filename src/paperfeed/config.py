@@ -82,6 +82,8 @@ class Settings:
     harvest_sets: tuple[str, ...] = ("cs",)  # OAI-PMH sets the pipeline harvests; () harvests nothing
     harvest_start_days: int = 7  # a set never harvested before starts this many days back
     leader_ttl: float = 30.0  # seconds a pipeline leader's lease lasts without renewal
+    index_follow: bool = True  # each `serve` process keeps its search indexes current (search/follower.py)
+    index_poll: float = 1.0  # seconds between its looks at the database
     submission_window_days: int = 14
     submissions_per_day: int = 10
     query_timeout_ms: int = 2_000
@@ -110,6 +112,8 @@ class Settings:
             harvest_sets=_sets(env.get("PAPERFEED_HARVEST_SETS")),
             harvest_start_days=int(env.get("PAPERFEED_HARVEST_START_DAYS", 7)),
             leader_ttl=_seconds("PAPERFEED_LEADER_TTL", env.get("PAPERFEED_LEADER_TTL"), 30.0),
+            index_follow=_bool(env.get("PAPERFEED_INDEX_FOLLOW"), True),
+            index_poll=_seconds("PAPERFEED_INDEX_POLL", env.get("PAPERFEED_INDEX_POLL"), 1.0),
             submission_window_days=int(env.get("PAPERFEED_SUBMISSION_WINDOW_DAYS", 14)),
             submissions_per_day=int(env.get("PAPERFEED_SUBMISSIONS_PER_DAY", 10)),
             encoder=(env.get("PAPERFEED_ENCODER") or "auto").strip().lower(),

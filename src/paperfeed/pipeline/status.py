@@ -68,6 +68,9 @@ class Status(TypedDict):
     harvest: dict[str, Any]  # harvest_job.HarvestRecord
     embedding: EmbeddingInfo
     indexes: list[IndexLag]  # the answering process's own (or this home's, from the CLI)
+    # The answering process's index follower (search/follower.IndexState: last look and catch-up,
+    # errors); None from the CLI or where it does not run.
+    follower: dict[str, Any] | None
     nodes: list[NodeInfo]
     digest: DigestInfo
 
@@ -105,9 +108,15 @@ def _node(row: dict[str, Any]) -> NodeInfo:
     )
 
 
-def collect(settings: Settings, db: Database, own_indexes: dict[str, datetime | None]) -> Status:
+def collect(
+    settings: Settings,
+    db: Database,
+    own_indexes: dict[str, datetime | None],
+    follower: dict[str, Any] | None = None,
+) -> Status:
     """The whole status. ``own_indexes``: the watermarks of the caller's own indexes (a web
-    process's, or the lexical index in this home for the CLI)."""
+    process's, or the lexical index in this home for the CLI); ``follower``: its index
+    follower's state."""
     model = default_model(db)
     with db.read() as conn:
         now = leases.database_now(conn)
@@ -132,6 +141,7 @@ def collect(settings: Settings, db: Database, own_indexes: dict[str, datetime | 
         harvest=dict(harvest),
         embedding=embedding,
         indexes=indexes,
+        follower=follower,
         nodes=nodes,
         digest=DigestInfo(sender=sender, last_pass=last_digest, open=open_deliveries),
     )

@@ -145,6 +145,14 @@ class SearchService:
         self._semantic_error: str | None = None
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._checked_at = time.monotonic()
+        # Set while an IndexFollower (search/follower.py) refreshes in the background: queries
+        # then never spend their own time on it.
+        self.followed = False
+
+    @property
+    def vectors(self) -> Any:
+        """The vector index once a semantic search loaded it (None before, or without vectors)."""
+        return self._vectors
 
     # -- semantic side (lazy) ----------------------------------------------------------------
     def _semantic(self) -> tuple[Any, Any] | None:
@@ -200,8 +208,9 @@ class SearchService:
             self._semantic_error = None  # try loading again on the next query
 
     def _maybe_refresh(self) -> None:
-        """``refresh`` at most every REFRESH_EVERY_S, from whichever query comes first."""
-        if time.monotonic() - self._checked_at < REFRESH_EVERY_S:
+        """``refresh`` at most every REFRESH_EVERY_S, from whichever query comes first (unless a
+        follower thread does it)."""
+        if self.followed or time.monotonic() - self._checked_at < REFRESH_EVERY_S:
             return
         try:
             self.refresh()

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # An HNSW graph with many removed nodes searches worse: past this share, build it afresh.
 MAX_TOMBSTONE_SHARE = 0.1
+LEXICAL_LOCK_WAIT = 60.0  # seconds `paperfeed index` waits for another lexical updater to finish
 
 
 class IndexerBusy(RuntimeError):
@@ -153,7 +154,8 @@ def _update_lexical(settings: Settings, db: Database, *, rebuild: bool, progress
     except ImportError:
         log.info("lexical index module not available; skipping it")
         return None
-    return int(LexicalIndex(settings).update(db, rebuild=rebuild, progress=progress))
+    # A web process's follower may hold the lock for a moment (one small catch-up): wait for it.
+    return int(LexicalIndex(settings).update(db, rebuild=rebuild, progress=progress, wait=LEXICAL_LOCK_WAIT))
 
 
 def embed_papers(

@@ -308,16 +308,23 @@ class LexicalIndex:
 
     # -- writing -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _update_lock(self) -> Iterator[None]:
+    def _update_lock(self, wait: float = 0.0) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
         if fcntl is None:  # pragma: no cover - tantivy's writer lock still guards the files
             yield
             return
         with open(self.root / ".update.lock", "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LexicalIndexBusy("another process is updating the lexical index; try again later") from None
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LexicalIndexBusy(
+                            "another process is updating the lexical index; try again later"
+                        ) from None
+                    time.sleep(0.05)
             try:
                 yield
             finally:
@@ -347,19 +354,32 @@ class LexicalIndex:
             elif path.is_file() and path.name.startswith("state.") and path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)
 
-    def update(self, db: Database, *, rebuild: bool = False, progress: bool = True) -> int:
+    def update(
+        self,
+        db: Database,
+        *,
+        rebuild: bool = False,
+        progress: bool = True,
+        overlap: timedelta = OVERLAP,
+        commit_every: int = COMMIT_EVERY_DOCS,
+        wait: float = 0.0,
+    ) -> int:
         """Index papers added or changed since the last run; returns the number of documents written.
 
         With ``rebuild`` (or when the index is missing, unreadable or of an older format) a new
         index is built from all papers while the old one keeps serving searches. Interrupting
-        (Ctrl-C) keeps what was committed; the next call resumes from there. Raises
-        :class:`LexicalIndexBusy` when another process is updating.
+        (Ctrl-C) keeps what was committed; the next call resumes from there. ``overlap``: how far
+        before the watermark changes are re-read (late commits); ``commit_every``: documents per
+        commit (readers see each commit). Raises :class:`LexicalIndexBusy` when another process is
+        updating for longer than ``wait`` seconds.
         """
 
         def rows(since: Watermark | None) -> tuple[int | None, Iterable[dict[str, Any]]]:
             return count_papers_since(db, since), iter_papers_since(db, since)
 
-        return self._run(rows, rebuild=rebuild, progress=progress)
+        return self._run(
+            rows, rebuild=rebuild, progress=progress, overlap=overlap, commit_every=commit_every, wait=wait
+        )
 
     def build_from_rows(
         self, rows: Iterable[dict[str, Any]], *, total: int | None = None, progress: bool = True
@@ -368,8 +388,18 @@ class LexicalIndex:
         database, then switch to it. For evaluations and benchmarks on corpora kept in files."""
         return self._run(lambda _since: (total, rows), rebuild=True, progress=progress, fresh=True)
 
-    def _run(self, source: Any, *, rebuild: bool, progress: bool, fresh: bool = False) -> int:
-        with self._update_lock():
+    def _run(
+        self,
+        source: Any,
+        *,
+        rebuild: bool,
+        progress: bool,
+        fresh: bool = False,
+        overlap: timedelta = OVERLAP,
+        commit_every: int = COMMIT_EVERY_DOCS,
+        wait: float = 0.0,
+    ) -> int:
+        with self._update_lock(wait):
             state = self._read_state() or _State()
             if fresh:
                 state.building = None
@@ -384,7 +414,10 @@ class LexicalIndex:
             target = state.building or state.active
             assert target is not None
             building = state.building is not None
-            written = self._ingest(state, target, source, incremental=not building, progress=progress)
+            written = self._ingest(
+                state, target, source, incremental=not building, progress=progress, overlap=overlap,
+                commit_every=commit_every,
+            )  # fmt: skip
             if building:
                 state.active, state.building = target, None
                 self._write_state(state)
@@ -392,11 +425,21 @@ class LexicalIndex:
                 log.info("lexical index: switched to %s (%d documents)", target.dir, target.docs_written)
             return written
 
-    def _ingest(self, state: _State, gen: _Generation, source: Any, *, incremental: bool, progress: bool) -> int:
+    def _ingest(
+        self,
+        state: _State,
+        gen: _Generation,
+        source: Any,
+        *,
+        incremental: bool,
+        progress: bool,
+        overlap: timedelta = OVERLAP,
+        commit_every: int = COMMIT_EVERY_DOCS,
+    ) -> int:
         index = self._open(gen)
         since = gen.watermark
         if incremental and since is not None:
-            since = (since[0] - OVERLAP, "")
+            since = (since[0] - overlap, "")
         total, rows = source(since)
         try:
             writer = index.writer(self.writer_heap_mb * 1_000_000, self.writer_threads)
@@ -440,7 +483,7 @@ class LexicalIndex:
                 if last.get("modified_at") is not None:
                     watermark = (last["modified_at"], last["id"])
                 bar.advance(len(batch))
-                if pending >= COMMIT_EVERY_DOCS or time.monotonic() - last_commit > COMMIT_EVERY_SECONDS:
+                if pending >= commit_every or time.monotonic() - last_commit > COMMIT_EVERY_SECONDS:
                     commit(watermark)
             commit(watermark)
         except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """Reads that feed the lexical index: stream papers changed since a watermark, oldest change first.
 
-Runs during ``LexicalIndex.update`` (``paperfeed index`` and after imports). Papers come in keyset
+Runs during ``LexicalIndex.update`` (``paperfeed index``, and each web process's index follower,
+which also polls :func:`change_probe`). Papers come in keyset
 pages ordered by ``(modified_at, id)``: each page is its own short read, so a long (re)build never
 holds a transaction open, and an interrupted build resumes from the last row it wrote.
 """
@@ -50,6 +51,21 @@ def count_papers_since(db: Database, watermark: Watermark | None) -> int:
         stmt = stmt.where(cond)
     with db.read() as conn:
         return int(conn.scalar(stmt) or 0)
+
+
+def change_probe(db: Database, since: datetime | None) -> tuple[datetime | None, int | None]:
+    """The newest ``modified_at`` and how many papers changed at or after ``since`` (None without
+    one): moves with any commit that an index following the papers table has to read, also a late
+    one whose ``modified_at`` lies before the newest. One statement, two lookups in
+    ``ix_papers_modified_at``; what each web process's index follower polls (search/follower.py)."""
+    newest = select(func.max(papers.c.modified_at)).scalar_subquery()
+    if since is None:
+        with db.read() as conn:
+            return conn.scalar(select(newest)), None
+    recent = select(func.count()).select_from(papers).where(papers.c.modified_at >= since).scalar_subquery()
+    with db.read() as conn:
+        row = conn.execute(select(newest, recent)).one()
+    return row[0], int(row[1] or 0)
 
 
 def _row(r: Any) -> dict[str, Any]:

@@ -223,6 +223,9 @@ def create_app(
 
     # Catch the author/category lookup tables up with whatever was imported while we were down.
     state.startup_hooks.append(lambda st: st.refresh_lookups())
+    # Keep this process's search indexes current with the database (search/follower.py).
+    state.startup_hooks.append(lambda st: st.start_follower())
+    state.shutdown_hooks.append(lambda st: st.stop_follower())
 
     # Async context managers that live as long as the app (the MCP session manager).
     running: list[Callable[[], AbstractAsyncContextManager[Any]]] = []

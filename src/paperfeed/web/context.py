@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from paperfeed.community.core import Community
 from paperfeed.config import Settings
+from paperfeed.search.follower import IndexFollower, IndexState
 from paperfeed.search.hybrid import SearchService
 from paperfeed.search.lexical import LexicalIndex
 from paperfeed.store import lookups
@@ -45,6 +46,7 @@ class AppState:
     context_processors: list[ContextProcessor] = field(default_factory=list)
     startup_hooks: list[Hook] = field(default_factory=list)  # e.g. the pipeline
     shutdown_hooks: list[Hook] = field(default_factory=list)
+    follower: IndexFollower | None = None  # keeps this process's search indexes current
     _search: SearchService | None = None
     _search_error: str | None = None
     _search_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,6 +111,25 @@ class AppState:
             return search.watermarks()
         lexical = LexicalIndex(self.settings).watermark()
         return {"lexical": lexical[0] if lexical else None}
+
+    def start_follower(self) -> None:
+        """Start this process's index follower (``settings.index_follow``); a start-up hook."""
+        if not self.settings.index_follow or self.follower is not None:
+            return
+        service = self.search()
+        if service is not None:
+            self.follower = IndexFollower(self.settings, self.db, service)
+            self.follower.start()
+
+    def stop_follower(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+
+    def follower_state(self) -> IndexState | None:
+        """This process's index follower (catch-ups, errors), for ``/api/v1/status``; None when
+        it does not run. How far the indexes are behind is ``index_watermarks`` + pipeline/lag."""
+        return self.follower.state() if self.follower is not None else None
 
     @property
     def search_unavailable(self) -> str | None:

@@ -40,7 +40,8 @@ def status(request: Request) -> Response:
     Admins only."""
     require_role(viewer(request).user, "admin")
     state = app_state(request)
-    body = collect(state.settings, state.db, state.index_watermarks())
+    follower = state.follower_state()
+    body = collect(state.settings, state.db, state.index_watermarks(), follower.as_dict() if follower else None)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
