@@ -24,6 +24,7 @@ SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 # uvicorn's HTTP protocol plus a request-header deadline and size cap (uvicorn has neither); named
 # like the app factory, so the CLI does not import the web stack before it serves.
 HTTP_PROTOCOL = "paperfeed.web.server:HeaderDeadlineProtocol"
+WORKER_HEALTHCHECK_S = 30  # seconds a worker process may take to answer uvicorn's health check
 
 
 def serve(
@@ -64,6 +65,9 @@ def serve(
         # uvicorn has no timeout for reading request headers: this protocol adds one (and a size cap).
         http=HTTP_PROTOCOL,
         timeout_keep_alive=s.keep_alive_timeout,  # type: ignore[arg-type]  # a float works (call_later)
+        # uvicorn kills a worker that does not answer its health check in 5 s, also one still
+        # importing on a busy machine, and then its replacement the same way, forever.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 
