@@ -184,12 +184,22 @@ class IndexFollower:
         sweep = self._changed_since_sweep and time.monotonic() - self._swept_at > SWEEP_EVERY
         if probe == self._seen and not sweep:
             return 0
+        newest = probe[1]
+        moved = self._seen is None or watermark != self._seen[0]
+        if not sweep and moved and watermark is not None and newest is not None and watermark[0] >= newest:
+            # The index already holds the newest change (another process on this home wrote it,
+            # or we just started on a current index): no re-read of the overlap window now; a
+            # commit that landed late, behind the watermark, moves the probe or meets the sweep.
+            self._seen, self._changed_since_sweep = probe, True
+            return 0
         try:
             written = self.writer.update(
                 self.db, progress=False, overlap=OVERLAP if sweep else FOLLOW_OVERLAP, commit_every=COMMIT_EVERY
             )
         except LexicalIndexBusy:
-            return 0  # another process on this home is writing; our reader reloads on its commit
+            if sweep:  # another process on this home is writing: its pass counts as ours
+                self._swept_at = time.monotonic()
+            return 0  # our reader reloads on its commit
         self._seen = probe
         self._catch_ups += 1
         self._docs_written += written
@@ -199,7 +209,7 @@ class IndexFollower:
         else:
             self._changed_since_sweep = True
         if written:
-            log.info("index follower: %d paper(s) indexed", written)
+            log.debug("index follower: %d paper(s) indexed", written)
         return written
 
     def _follow_vectors(self) -> None:
