@@ -3,7 +3,7 @@ finds it by search (issue 13: p95 <= 10 s, through the page cache).
 
     python bench/bench_index_lag.py [--corpus data/sample | ../shared/data/arxiv_daily]
                                     [--writes 40] [--gap 0.5] [--workers 2] [--bulk 2000]
-                                    [--database-url postgresql://...]
+                                    [--database-url postgresql://...] [--home DIR]
 
 Builds a throwaway home (the corpus imported, the keyword index built as `paperfeed index` leaves
 it), starts ``paperfeed serve`` as a subprocess (its own interpreter, like production), then
@@ -14,6 +14,7 @@ another node would), and polls ``/papers/search.json`` every 20 ms. Two figures 
 all have it (requests land on any worker, so this is when every worker's index and page cache
 serve it). ``--bulk N`` then commits N papers in one transaction and times the last one's arrival.
 Vectors are not part of this lag: they come from whoever embeds (the pipeline leader).
+``--home DIR`` reuses (or keeps, when new) a prepared home instead of a throwaway one.
 """
 
 from __future__ import annotations
@@ -145,14 +146,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bulk", type=int, default=2000, help="papers in the one-transaction bulk write (0: skip)")
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--home", type=Path, default=None, help="a prepared home to reuse (set up when empty)")
     args = ap.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="paperfeed-lag-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="paperfeed-lag-"))
     env = {**os.environ, "PAPERFEED_HOME": str(home), "PAPERFEED_SECRET_KEY": "bench"}
     if args.database_url:
         env["PAPERFEED_DATABASE_URL"] = args.database_url
     settings = Settings(home=home, database_url=args.database_url, secret_key="bench")
-    setup(settings, args.corpus)
+    if not (home / "index" / "lexical" / "state.json").exists():
+        setup(settings, args.corpus)
     port = _free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "paperfeed"), "serve", "--port", str(port), "--workers", str(args.workers),

@@ -68,7 +68,9 @@ class ServeProcess:
                 [str(Path(sys.executable).parent / "paperfeed"), "serve", *self.args],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 60
+        # A start-up deadline, not a timing check: on a busy 2-core machine (load 20-30, several
+        # test runs at once) importing the app alone took 45 s per worker.
+        deadline = time.monotonic() + 180
         while True:
             try:
                 with urllib.request.urlopen(f"{self.url}/about/ranking", timeout=5) as r:
