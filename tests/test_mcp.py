@@ -33,7 +33,8 @@ from mcp import Client  # noqa: E402
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-TOOLS = {"search_papers", "daily_papers", "get_paper", "similar_papers", "upvote", "submit_paper"}
+TOOLS = {"search_papers", "daily_papers", "get_paper", "similar_papers", "upvote", "submit_paper", "for_you",
+         "following"}  # fmt: skip
 PAPER = "2604.08546"
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -139,6 +140,20 @@ def test_http_write_tools_need_a_token_with_the_scope(site: dict[str, Any]) -> N
     api = httpx.post(site["url"] + "/api/papers/index", json={"arxivId": PAPER},
                      headers={"Authorization": f"Bearer {site['voter']}"}, timeout=30)  # fmt: skip
     assert sub[0].is_error and api.status_code >= 400 and api.json()["detail"] in sub[0].content[0].text
+
+
+def test_personal_tools_need_a_token_and_answer_like_the_api(site: dict[str, Any]) -> None:
+    """for_you / following are the token owner's personal views: a token with 'read', never anonymous."""
+    _t, anonymous = anyio.run(_http_calls, site["url"], None, [("for_you", {}), ("following", {})])
+    assert all(r.is_error and "needs an API token" in r.content[0].text for r in anonymous)
+    _t, got = anyio.run(_http_calls, site["url"], site["reader"], [("for_you", {"limit": 5}), ("following", {})])
+    headers = {"Authorization": f"Bearer {site['reader']}"}
+    api = httpx.get(site["url"] + "/api/v1/me/for-you", params={"limit": 5}, headers=headers, timeout=30).json()
+    mine = _structured(got[0])
+    assert [p["id"] for p in mine["papers"]] == [p["id"] for p in api["papers"]] and len(mine["papers"]) == 5
+    assert all(p["why"] for p in mine["papers"]) and mine["cold_start"] is True
+    api_following = httpx.get(site["url"] + "/api/v1/me/following", headers=headers, timeout=30).json()
+    assert _structured(got[1]) == api_following
 
 
 def test_a_browser_session_cannot_act_through_mcp(site: dict[str, Any]) -> None:

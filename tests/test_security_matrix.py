@@ -140,6 +140,8 @@ EXPECTED: dict[tuple[str, str], tuple[str | None, dict[str, Cell]]] = {
     ("DELETE", "/api/papers/{paper_id:path}/save"): ("library", api(200)),
     ("POST", "/api/papers/{paper_id:path}/feedback"): ("library", api(200)),
     ("DELETE", "/api/papers/{paper_id:path}/feedback"): ("library", api(200)),
+    ("POST", "/for-you/settings"): (None, member(303)),
+    ("POST", "/for-you/reset"): (None, member(303)),
     ("POST", "/api/papers/index"): ("submit", api(201)),
     ("POST", "/api/papers/{paper_id:path}/upvote"): ("vote", api(200)),
     ("DELETE", "/api/papers/{paper_id:path}/upvote"): ("vote", api(200)),
@@ -309,6 +311,8 @@ def _request(world: World, method: str, route: str) -> tuple[str, dict[str, Any]
         "/library/{slug}/delete": ("/library/reading/delete", {}),
         "/library/{slug}/papers/{paper_id:path}/note": (f"/library/reading/papers/{pid}/note", {"note": "new"}),
         "/library/{slug}/papers/{paper_id:path}/remove": (f"/library/reading/papers/{pid}/remove", {}),
+        "/for-you/settings": ("/for-you/settings", {"popularity": "0.5", "exclude_words": "quantum"}),
+        "/for-you/reset": ("/for-you/reset", {}),
     }  # fmt: skip
     if route in forms:
         path, data = forms[route]

@@ -69,16 +69,21 @@ class Topic:
 
 @dataclass
 class Section:
-    key: str  # top | trending | topic
+    key: str  # top | trending | topic | for_you | following (personal_sections.py)
     title: str
     ids: list[str] = field(default_factory=list)
+    why: dict[str, list[str]] = field(default_factory=dict)  # personal sections: paper id -> reasons
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "ids": list(self.ids)}
+        out: dict[str, Any] = {"key": self.key, "title": self.title, "ids": list(self.ids)}
+        if self.why:
+            out["why"] = {k: list(v) for k, v in self.why.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Section:
-        return cls(str(data["key"]), str(data["title"]), [str(i) for i in data["ids"]])
+        why = {str(k): [str(x) for x in v] for k, v in (data.get("why") or {}).items()}
+        return cls(str(data["key"]), str(data["title"]), [str(i) for i in data["ids"]], why)
 
 
 @dataclass
@@ -258,9 +263,10 @@ class Composer:
         blocks = []
         count = 0
         for s in sections:
-            cards = [c for c in (self._card(pid) for pid in s.ids) if c is not None]
-            count += len(cards)
-            blocks.append({"title": s.title, "html": [c[0] for c in cards], "text": [c[1] for c in cards]})
+            shown = [(pid, c) for pid, c in ((pid, self._card(pid)) for pid in s.ids) if c is not None]
+            count += len(shown)
+            blocks.append({"title": s.title, "html": [c[0] for _, c in shown], "text": [c[1] for _, c in shown],
+                           "why": [s.why.get(pid, []) for pid, _ in shown]})  # fmt: skip
         what = "weekly" if period.frequency == "weekly" else "daily"
         topic = (
             f" on “{prefs.query[:60]}”"

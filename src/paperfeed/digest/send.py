@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfoNotFoundError
 from paperfeed.config import Settings
 from paperfeed.digest.compose import Composer, Section, Topic
 from paperfeed.digest.periods import FREQUENCIES, DigestPeriod, due_period, is_digest_key, parse_key, period_for
+from paperfeed.digest.personal_sections import PersonalSections
 from paperfeed.digest.subscriptions import Prefs, Tokens, confirm_url, links_for, mailbox_of, new_nonce
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
@@ -198,6 +199,7 @@ class Sender:
         self._own_transport = transport is None
         self.transport = transport or mailer.open_transport(settings, per_connection=self.options.per_connection)
         self.composer = composer or Composer(settings, db)
+        self.personal = PersonalSections(settings, db)  # "For you" and "Following" sections
         self.clock = clock
         self.owner = owner or process_holder()
         self.lease = lease
@@ -364,6 +366,7 @@ class Sender:
                 broken[(period, topic)] = f"compose failed: {exc}"
         with self.db.read() as conn:
             reserved = store.reserved_papers(conn, (r["subscription_id"] for r, _, _ in fresh), candidates)
+        self.personal.prepare([r["email"] for r, _, _ in fresh])
         had: dict[int, set[str]] = {}
         for sub_id, pid in reserved:
             had.setdefault(sub_id, set()).add(pid)
@@ -373,7 +376,7 @@ class Sender:
                 postpone.append((row["id"], broken[(period, topic)]))
                 continue
             seen = had.setdefault(row["subscription_id"], set())
-            sections = self.composer.choose(period, topic, seen)
+            sections = self.personal.apply(row, period, self.composer.choose(period, topic, seen))
             if not sections:
                 settle.append((row["id"], store.EMPTY, None))
                 continue

@@ -461,6 +461,27 @@ feed_tokens = Table(
     Index("ix_feed_tokens_user", "user_id"),
 )
 
+# 0018: a user's personal settings: the for-you dials (None: the ranker's default), exclusions
+# (and whether they also filter the daily feed and the digest), the last reset of what the ranker
+# learned, and the personal digest sections.
+personal_settings = Table(
+    "personal_settings",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("popularity", Float),
+    Column("recency", Float),
+    Column("learn_from_upvotes", Boolean, nullable=False, server_default="1"),
+    Column("exclude_words", JSON),  # list[str]
+    Column("exclude_categories", Text),  # space separated
+    Column("filter_daily", Boolean, nullable=False, server_default="0"),
+    Column("filter_digest", Boolean, nullable=False, server_default="0"),
+    Column("reset_at", DateTime),  # upvotes and "not interested" before this are forgotten
+    Column("digest_for_you", Boolean, nullable=False, server_default="0"),
+    Column("digest_threshold", Float),  # relevance 0..1; None: the default
+    Column("digest_following", Boolean, nullable=False, server_default="0"),
+    Column("updated_at", DateTime, nullable=False),
+)
+
 __all__ = [
     "metadata",
     "papers",
@@ -489,4 +510,5 @@ __all__ = [
     "follows",
     "authorship_claims",
     "feed_tokens",
+    "personal_settings",
 ]

@@ -34,6 +34,7 @@ from paperfeed.web import (
     docs,
     feeds,
     library_routes,
+    for_you_routes,
     mcp_server,
     pages,
     personal_routes,
@@ -198,6 +199,8 @@ def _include_features(app: FastAPI) -> None:
     app.include_router(personal_routes.router)  # follows, /following, authorship claims, feed token
     personal_routes.register(app)
     library_routes.register(app)  # save, collections, notes, import/export, not interested / hide
+    app.include_router(for_you_routes.router)  # /for-you, its controls
+    app.include_router(for_you_routes.api_router)  # /api/v1/me/for-you, /api/v1/me/following (token: read)
     app.include_router(trends.router)  # /trends, /api/v1/trends, chart template globals
     trends.register(app)
     pipeline_routes.register(app)  # the pipeline (start-up / shut-down hooks) and /api/v1/status

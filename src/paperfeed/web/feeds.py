@@ -29,6 +29,7 @@ from paperfeed.cards import Card, card
 from paperfeed.community.core import Community, User
 from paperfeed.latex_text import to_plain
 from paperfeed.personal import feed_tokens, following
+from paperfeed.personal.for_you import for_you_view
 from paperfeed.store import feed_queries
 from paperfeed.web import params
 from paperfeed.web.context import AppState, app_state, community
@@ -242,8 +243,13 @@ def _following_cards(state: AppState, c: Community, user: User) -> tuple[str, st
     return "Following", "/following", data["papers"]
 
 
+def _for_you_cards(state: AppState, c: Community, user: User) -> tuple[str, str, list[dict[str, Any]]]:
+    return "For you", "/for-you", for_you_view(c, user, limit=MAX_ITEMS)["papers"]
+
+
 PRIVATE_VIEWS: dict[str, Callable[[AppState, Community, User], tuple[str, str, list[dict[str, Any]]]]] = {
     "following": _following_cards,
+    "for-you": _for_you_cards,
 }
 
 

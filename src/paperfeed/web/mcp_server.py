@@ -9,6 +9,9 @@
 * ``similar_papers`` (arXiv id, k) = ``GET /api/v1/papers/{id}/similar``
 * ``upvote`` (arXiv id, up) and ``submit_paper`` (arXiv id or URL): need an API token with the
   ``vote`` / ``submit`` scope - ``Authorization: Bearer`` on ``/mcp``, ``PAPERFEED_TOKEN`` for stdio.
+* ``for_you`` (limit) = ``GET /api/v1/me/for-you`` and ``following`` = ``GET /api/v1/me/following``:
+  the token owner's personal views; need a token with the ``read`` scope (personal data, so
+  never anonymous).
 
 Each tool calls the same builder as its JSON endpoint (``web/api.py``) and returns the same JSON.
 Security: the HTTP transport never looks at cookies (a browser's session cannot act through it, so
@@ -33,6 +36,8 @@ from paperfeed import __version__, periods
 from paperfeed.community import accounts, submissions, votes
 from paperfeed.community.core import Community, User, require_active
 from paperfeed.community.errors import CommunityError
+from paperfeed.personal.following import following_view, service_search
+from paperfeed.personal.for_you import for_you_view
 from paperfeed.web import params
 from paperfeed.web.context import AppState
 from paperfeed.web.page_data import daily_papers_data, paper_detail_data, similar_data, v1_search_data, v1_search_params
@@ -71,7 +76,7 @@ def _bounded(name: str, value: int, low: int, high: int) -> int:
 
 
 def build_server(state: AppState, community: Community, *, stdio_token: str | None = None) -> MCPServer:
-    """The server with its six tools. ``stdio_token``: the API token of a stdio session (the HTTP
+    """The server with its eight tools. ``stdio_token``: the API token of a stdio session (the HTTP
     transport reads ``Authorization: Bearer`` per request instead)."""
     server = MCPServer(
         name="paperfeed",
@@ -183,6 +188,23 @@ def build_server(state: AppState, community: Community, *, stdio_token: str | No
         if data is None:
             raise ToolInputError(f"arXiv:{pid} is not in this paperfeed")
         return _json(data)
+
+    @server.tool(annotations=READ)
+    def for_you(ctx: Context[Any, Any], limit: int = 20) -> dict[str, Any]:
+        """Recent papers ranked for the token's owner from their library, upvotes, authored papers
+        and "not interested" feedback, each with why (reasons) and relevance (0..1). Needs an API
+        token with the 'read' scope. Same answer as GET /api/v1/me/for-you."""
+        user = caller(ctx, "read")
+        _bounded("limit", limit, 1, 100)
+        return _json(for_you_view(community, user, limit=limit))
+
+    @server.tool(annotations=READ)
+    def following(ctx: Context[Any, Any]) -> dict[str, Any]:
+        """New papers (the last 7 listing days) from the authors, categories and saved searches the
+        token's owner follows, each with why. Needs an API token with the 'read' scope. Same answer
+        as GET /api/v1/me/following."""
+        user = caller(ctx, "read")
+        return _json(following_view(community, user, service_search(state.search())))
 
     @server.tool(annotations=WRITE)
     def upvote(paper_id: str, ctx: Context[Any, Any], up: bool = True) -> dict[str, Any]:

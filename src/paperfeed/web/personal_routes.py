@@ -19,6 +19,7 @@ from starlette.responses import Response
 from paperfeed.community.core import User, require_role
 from paperfeed.community.errors import CommunityError
 from paperfeed.personal import claims, feed_tokens, following, follows
+from paperfeed.personal.settings import settings_of
 from paperfeed.web.context import app_state, community
 from paperfeed.web.redirects import redirect, referer_path, safe_next, signin_redirect
 from paperfeed.web.respond import JSONResponse, render_page, wants_json
@@ -66,9 +67,25 @@ def _claims_queue() -> list[dict[str, Any]]:
     return claims.queue(view.community, view.user)
 
 
+def _daily_excluded(p: dict[str, Any]) -> bool:
+    """For the daily feed: whether the signed-in reader excluded this paper there (their words and
+    categories, with "also hide them from my daily feed" on). Settings load once per request."""
+    view = current_viewer()
+    if view is None or view.user is None:
+        return False
+    prefs = getattr(view, "pf_personal_settings", None)
+    if prefs is None:
+        prefs = settings_of(view.community, view.user.id)
+        setattr(view, "pf_personal_settings", prefs)  # noqa: B010 - a per-request memo on the viewer
+    if not prefs.filter_daily:
+        return False
+    return prefs.excludes(p.get("title") or "", p.get("abstract") or "", p.get("categories") or [])
+
+
 def register(app: FastAPI) -> None:
     env = app.state.templates
     env.globals["following"] = _following
+    env.globals["daily_excluded"] = _daily_excluded
     env.globals["my_feed_token"] = _my_feed_token
     env.globals["my_claims"] = _my_claims
     env.globals["claims_queue"] = _claims_queue
