@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from paperfeed.cards import card
 from paperfeed.community.core import Community, User
 from paperfeed.personal.follows import Follow, follows_of
 from paperfeed.personal.settings import PersonalSettings, settings_of
-from paperfeed.recs.ranker import RankedPaper, Ranker, Signal, UserSignals, Weights
+from paperfeed.recs.ranker import RankedPaper, Ranker, UserSignals, Weights, from_library
 from paperfeed.store import claim_store, feed_queries, library_store
 from paperfeed.store.db import Database
 from paperfeed.store.lookups import normalise_name
@@ -42,15 +42,19 @@ def ranker_for(db: Database) -> Ranker:
         return found
 
 
-def _signals(sigs: Any, since: datetime | None) -> tuple[tuple[Signal, ...], tuple[str, ...]]:
-    """(signals to learn from, paper ids only to keep out) - a reset forgets the older ones."""
-    learn, old = [], []
-    for s in sigs:
-        if since is not None and s.at is not None and s.at <= since:
-            old.append(s.paper_id)
-        else:
-            learn.append(Signal(s.paper_id, 1.0, s.at))
-    return tuple(learn), tuple(old)
+def _forget_before_reset(lib: library_store.UserSignals, since: datetime | None) -> library_store.UserSignals:
+    """After a reset, upvotes and "not interested" clicks made before it teach the ranker nothing;
+    those papers still stay out of the list (as hidden ones do)."""
+    if since is None:
+        return lib
+
+    def old(s: library_store.Signal) -> bool:
+        return s.at <= since
+
+    gone = tuple(s for s in (*lib.upvoted, *lib.not_interested) if old(s))
+    upvoted = tuple(s for s in lib.upvoted if not old(s))
+    dismissed = tuple(s for s in lib.not_interested if not old(s))
+    return replace(lib, upvoted=upvoted, not_interested=dismissed, hidden=(*lib.hidden, *gone))
 
 
 def user_signals(c: Community, user: User, prefs: PersonalSettings, follows: list[Follow]) -> UserSignals:
@@ -58,14 +62,9 @@ def user_signals(c: Community, user: User, prefs: PersonalSettings, follows: lis
     with c.db.read() as conn:
         lib = library_store.user_signals(conn, user.id)
         authored = claim_store.confirmed_paper_ids(conn, user.id)
-    upvotes, old_up = _signals(lib.upvoted, prefs.reset_at)
-    dismissed, old_no = _signals(lib.not_interested, prefs.reset_at)
-    return UserSignals(
-        saves=tuple(Signal(s.paper_id, 1.0, s.at) for s in lib.saved),
-        upvotes=upvotes,
-        authored=tuple(Signal(pid, 1.0, None) for pid in authored),
-        not_interested=dismissed,
-        hidden=frozenset({s.paper_id for s in lib.hidden} | set(old_up) | set(old_no)),
+    return from_library(
+        _forget_before_reset(lib, prefs.reset_at),
+        authored=authored,
         followed_categories=frozenset(f.value for f in follows if f.kind == "category"),
         excluded_categories=frozenset(prefs.exclude_categories),
         excluded_words=prefs.exclude_words,
