@@ -68,6 +68,7 @@ def test_unconfirmed_accounts_cannot_claim(db: Database, settings: Settings) -> 
         claims.claim(c, fresh, p["id"], "Ada Lovelace")
 
 
+@pytest.mark.slow
 def test_claim_pages_profile_and_author_page(db: Database, settings: Settings) -> None:
     w = web(settings, db)
     p = f.add_paper(db, authors=["Ada Lovelace", "Alan Turing"], title="Notes on the analytical engine")

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
+import pytest
+
 from paperfeed.community.core import Community
 from paperfeed.config import Settings
 from paperfeed.digest import subscriptions as subs
@@ -45,6 +47,7 @@ TOPICS = [
 ]
 
 
+@pytest.mark.slow  # fits per-user models (liblinear) several times
 def test_for_you_and_following_sections(db: Database, settings: Settings, smtp_sink: SmtpSink) -> None:
     mail_settings = replace(settings, smtp_url=smtp_sink.url, base_url="https://paperfeed.example")
     c = Community(settings=mail_settings, db=db)

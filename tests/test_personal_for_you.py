@@ -104,6 +104,7 @@ def test_settings_are_validated_and_reset_forgets(db: Database, settings: Settin
     )
 
 
+@pytest.mark.slow  # fits per-user models (liblinear) several times
 def test_for_you_ranks_explains_and_learns(db: Database, settings: Settings) -> None:
     world = _world(db)
     w = web(settings, db)
@@ -136,6 +137,7 @@ def test_for_you_ranks_explains_and_learns(db: Database, settings: Settings) -> 
     assert for_you.for_you_view(c, alice)["papers"][0]["why"][0] == "from Ada Lovelace, an author you follow"
 
 
+@pytest.mark.slow  # fits per-user models (liblinear) several times
 def test_for_you_page_controls_api_and_private_feed(db: Database, settings: Settings) -> None:
     world = _world(db)
     w = web(settings, db)
