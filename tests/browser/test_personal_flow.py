@@ -64,7 +64,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for i in range(80):
         t = TOPICS[i % len(TOPICS)]
         f.add_paper(db, title=f"Advances in {t} {i}", abstract=f"We report on {t} and {TOPICS[(i * 7) % 16]}.",
-                    authors=["Someone Else"], categories="physics.gen-ph", listed=DAY - timedelta(days=i % 20))  # fmt: skip
+                    authors=["Someone Else"], categories="physics.gen-ph",
+                    listed=DAY - timedelta(days=i % 20))  # fmt: skip
     for p in graph:
         f.add_daily(db, p["id"], DAY)
     app = create_app(settings, db)
@@ -112,9 +113,11 @@ def test_import_rank_dismiss_follow_feed_and_digest(browser: Any, site: Site, tm
         page.click("main form.cform button[type=submit]")
     result = page.locator("main").inner_text()
     assert "A Treatise on Things Nobody Indexed" in page.locator("table.unmatched").inner_text()
-    assert site.lib[0]["title"] in result and site.lib[1]["title"] in result
-    page.goto(f"{site.url}/library")
-    assert "Saved" in page.locator("main").inner_text()
+    assert "2 added" in result and "by arxiv id" in result and "by doi" in result
+    with page.expect_navigation():
+        page.click("main a.btn:has-text('Open Saved')")
+    library = page.locator("main").inner_text()
+    assert site.lib[0]["title"] in library and site.lib[1]["title"] in library
 
     # 2. For you: the library's topic first, a reason on every card.
     page.goto(f"{site.url}/for-you")
@@ -129,9 +132,7 @@ def test_import_rank_dismiss_follow_feed_and_digest(browser: Any, site: Site, tm
     top = ranked[0]
     card = page.locator(f".cards.for-you .lib-actions[data-paper='{top}']")
     card.locator("form.feedback-form button", has_text="Not interested").first.click()
-    page.wait_for_function(
-        "id => document.querySelector(`.lib-actions[data-paper='${id}'] .fb[aria-pressed=true]`)", arg=top
-    )
+    page.locator("article.card.dismissed .dismissed-note").first.wait_for()  # in place, with an Undo
     page.reload()
     after = _card_ids(page)
     assert top not in after and after != ranked
@@ -162,8 +163,9 @@ def test_import_rank_dismiss_follow_feed_and_digest(browser: Any, site: Site, tm
     assert "Settings saved" in page.locator("main").inner_text()
     assert not errors, errors
     subs.bulk_activate(site.db, [("alice@example.org", subs.Prefs())], now=datetime(2026, 1, 1))
-    report = send_due(replace(site.settings, base_url=site.url), site.db, day=DAY + timedelta(days=1),
-                      clock=lambda: datetime.combine(DAY + timedelta(days=1), datetime.min.time()) + timedelta(hours=9))  # fmt: skip
+    send_day = DAY + timedelta(days=1)
+    report = send_due(replace(site.settings, base_url=site.url), site.db, day=send_day,
+                      clock=lambda: datetime.combine(send_day, datetime.min.time()) + timedelta(hours=9))  # fmt: skip
     assert report.sent == 1, report
     text = site.sink.messages[-1].msg.get_body(("plain",)).get_content()
     section = text.split("== For you ==", 1)[1].split("\n== ", 1)[0]
