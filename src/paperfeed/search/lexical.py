@@ -146,6 +146,7 @@ class LexicalIndex:
         self._reader: _Reader | None = None
         self._state_sig: tuple[int, int, int] | None = None
         self._warned_sig: object = object()  # nothing warned about yet
+        self._warned_missing = False
 
     # -- state file ----------------------------------------------------------------------------
     @property
@@ -214,8 +215,12 @@ class LexicalIndex:
                         raise
                     self._warn_once(sig, f"cannot open the lexical index ({exc}); run `paperfeed index`")
                     reader = None
-            elif self._warned_sig != sig:
-                self._warn_once(sig, "no lexical index yet; run `paperfeed index`")
+            elif not self._warned_missing:  # once: a first build rewrites state.json every batch
+                self._warned_missing = True
+                log.warning(
+                    "no lexical index yet: keyword search finds nothing until it is built "
+                    "(`paperfeed serve` builds it by itself, and so does `paperfeed index`)"
+                )
             self._reader, self._state_sig = reader, sig
             return reader
 
