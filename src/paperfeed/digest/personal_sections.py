@@ -48,6 +48,7 @@ class PersonalSections:
         self._search_failed = False
         self._users: dict[str, dict[str, Any]] = {}
         self._candidates: dict[tuple[date, date], list[PaperRow]] = {}
+        self._searched: dict[tuple[str, str, date, date, int], list[str]] = {}
 
     def prepare(self, emails: list[str]) -> None:
         """Look up, in one query, which of these subscribers want a personal section."""
@@ -65,13 +66,25 @@ class PersonalSections:
         return self._candidates[key]
 
     def _search_fn(self) -> following.SearchFn | None:
+        """Followed searches through one search service, each (query, mode, period) run once per
+        sending run however many subscribers follow it."""
         if self._search is None and not self._search_failed:
             try:
                 self._search = SearchService(self.community.settings, self.db)
             except Exception:  # no index yet: saved searches are left out, the rest still works
                 log.exception("digest: search unavailable for followed searches")
                 self._search_failed = True
-        return following.service_search(self._search)
+        run = following.service_search(self._search)
+        if run is None:
+            return None
+
+        def cached(query: str, mode: str, start: date, end: date, limit: int) -> list[str]:
+            key = (query, mode, start, end, limit)
+            if key not in self._searched:
+                self._searched[key] = run(query, mode, start, end, limit)
+            return self._searched[key]
+
+        return cached
 
     def apply(self, row: dict[str, Any], period: DigestPeriod, sections: list[Section]) -> list[Section]:
         """The subscriber's sections: the personal ones first, then ``sections`` (filtered by the
