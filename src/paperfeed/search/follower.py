@@ -6,7 +6,8 @@ Every ``paperfeed serve`` process runs one (``PAPERFEED_INDEX_FOLLOW=1``, the de
 watermark (``store.search_source.change_probe``: two lookups in one index) - and when the answer
 moved, it catches the lexical index up from its watermark, committing every batch so searches
 see each batch at once. The vector snapshot refreshes from the ``embeddings`` table on the same
-beat (``VectorIndex.refresh``: a ``stat`` and two lookups when nothing changed). Vectors are
+beat (``VectorIndex.refresh``: a ``stat`` and two lookups when nothing changed; where PostgreSQL
+holds the vectors (pgvector) there is no vector index to follow). Vectors are
 written by whoever embeds (the pipeline leader, ``paperfeed index``); until a new paper has one,
 the keyword side of hybrid search finds it. So a paper committed by any process on any machine
 (a web submission, an import, a harvest, another node) is searchable in every process about one
@@ -52,6 +53,7 @@ FOLLOW_OVERLAP = timedelta(seconds=60)
 SWEEP_EVERY = 300.0
 COMMIT_EVERY = 1  # commit after every batch the source yields (search_source reads 2,000 rows a batch)
 WRITER_HEAP_MB = 64  # a small writer: catch-ups are small, and the process is serving requests
+DATABASE_VECTORS = "pgvector"  # the vector index's mode where PostgreSQL holds and searches the vectors
 MAX_BACKOFF = 5.0  # seconds between tries while the database (or the disk) fails: back within 5 s of it
 ERROR_LOG_EVERY = 60.0
 
@@ -66,9 +68,11 @@ class IndexState:
     following: bool  # the follower thread runs (False: stopped, or never started)
     lexical_docs: int  # documents in the keyword index
     lexical_watermark: datetime | None  # modified_at of the newest paper it holds
-    vector_mode: str  # exact | hnsw | rebuilding | "not loaded" (before the first semantic search)
-    vectors: int  # vectors this process searches
-    vector_watermark: datetime | None  # created_at of the newest vector it has read
+    # exact | hnsw | rebuilding | pgvector (PostgreSQL searches them) | "not loaded" (before the
+    # first semantic search)
+    vector_mode: str
+    vectors: int | None  # vectors this process holds (None: not loaded, or in the database)
+    vector_watermark: datetime | None  # created_at of the newest vector it has read (None: as above)
     last_check_at: datetime | None  # the follower's last completed look at the database
     last_catch_up_at: datetime | None  # its last look that read changes
     catch_ups: int
@@ -213,8 +217,10 @@ class IndexFollower:
         return written
 
     def _follow_vectors(self) -> None:
-        if self.service.vectors is not None:
-            self.service.refresh()  # cheap when nothing changed; picks up a new HNSW file too
+        vectors = self.service.vectors
+        if vectors is not None:
+            if vectors.mode != DATABASE_VECTORS:  # with pgvector, PostgreSQL is the index: nothing to follow
+                self.service.refresh()  # cheap when nothing changed; picks up a new HNSW file too
             return
         # Not loaded (no semantic search yet, or nothing to load before): when vectors appear,
         # let the next semantic search load them instead of repeating "semantic index is empty".
@@ -229,13 +235,15 @@ class IndexFollower:
         lexical = self.service.lexical
         watermark = lexical.watermark()
         vectors = self.service.vectors
+        mode = str(vectors.mode) if vectors is not None else "not loaded"
+        own = vectors is not None and mode != DATABASE_VECTORS  # held by this process (no SQL to describe)
         return IndexState(
             following=self.running,
             lexical_docs=lexical.count(),
             lexical_watermark=watermark[0] if watermark else None,
-            vector_mode=str(vectors.mode) if vectors is not None else "not loaded",
-            vectors=len(vectors) if vectors is not None else 0,
-            vector_watermark=vectors.watermark if vectors is not None else None,
+            vector_mode=mode,
+            vectors=len(vectors) if own else None,
+            vector_watermark=vectors.watermark if own else None,
             last_check_at=self._last_check_at,
             last_catch_up_at=self._last_catch_up_at,
             catch_ups=self._catch_ups,
