@@ -44,6 +44,7 @@ from paperfeed.search.lexical import OVERLAP, LexicalIndex, LexicalIndexBusy
 from paperfeed.store import embeddings as vector_store
 from paperfeed.store import search_source
 from paperfeed.store.db import Database, utcnow
+from paperfeed.store.search_source import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class IndexFollower:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one look at a time (the thread, or a caller of run_once)
         self._seen: tuple[Any, ...] | None = None  # the probe the last completed catch-up started from
+        self._own_watermark: Watermark | None = None  # the index's watermark after our last catch-up
         self._vectors_seen: tuple[int, datetime | None] | None = None
         self._changed_since_sweep = False
         self._swept_at = time.monotonic()
@@ -189,11 +191,13 @@ class IndexFollower:
         if probe == self._seen and not sweep:
             return 0
         newest = probe[1]
-        moved = self._seen is None or watermark != self._seen[0]
-        if not sweep and moved and watermark is not None and newest is not None and watermark[0] >= newest:
-            # The index already holds the newest change (another process on this home wrote it,
-            # or we just started on a current index): no re-read of the overlap window now; a
-            # commit that landed late, behind the watermark, moves the probe or meets the sweep.
+        # Moved by another process on this home (or we just started); after our own catch-up the
+        # next look re-reads the overlap window once, for commits that landed behind our read.
+        by_other = self._seen is None or watermark not in (self._seen[0], self._own_watermark)
+        if not sweep and by_other and watermark is not None and newest is not None and watermark[0] >= newest:
+            # The index already holds the newest change: no re-read of the overlap window here
+            # (the writer does it); a commit that lands late, behind the watermark, moves the
+            # probe's count or meets the sweep.
             self._seen, self._changed_since_sweep = probe, True
             return 0
         try:
@@ -204,7 +208,7 @@ class IndexFollower:
             if sweep:  # another process on this home is writing: its pass counts as ours
                 self._swept_at = time.monotonic()
             return 0  # our reader reloads on its commit
-        self._seen = probe
+        self._seen, self._own_watermark = probe, self.writer.watermark()
         self._catch_ups += 1
         self._docs_written += written
         self._last_catch_up_at = utcnow()
