@@ -24,7 +24,7 @@ from paperfeed.search.lexical import LexicalIndex
 from paperfeed.store.db import Database
 
 from . import factories as f
-from .community_util import community, make_user
+from .community_util import community, make_user, web
 from .oai_server import OAIReplayServer, Reply
 from .pgserver import PgServer
 from .servers import ServeProcess
@@ -80,6 +80,23 @@ def test_two_workers_on_one_home_share_one_writer(settings: Settings, db: Databa
     assert _found(two, "zeppelin") == [new["id"]]  # the second worker's reader reloaded the commit
     assert second.run_once() == 0 and second.state().docs_written == 0  # nothing left to write
     assert first.state().docs_written == 2
+
+
+def test_status_api_shows_this_processs_follower(settings: Settings, db: Database) -> None:
+    f.add_paper(db, title="Graph networks for weather", abstract="Forecasts.")
+    w = web(settings, db)
+    make_user(w.community, "root", role="admin")
+    w.sign_in("root")
+    assert w.client.get("/api/v1/status").json()["follower"] is None  # not started (no lifespan here)
+    state = w.client.app.state.pf
+    state.start_follower()
+    try:
+        assert _within(DEADLINE_S, lambda: state.follower.state().catch_ups > 0)
+        shown = w.client.get("/api/v1/status").json()["follower"]
+    finally:
+        state.stop_follower()
+    assert shown["following"] is True and shown["lexical_docs"] == 1 and shown["errors"] == 0
+    assert shown["lexical_watermark"] is not None and shown["vector_mode"] == "not loaded"
 
 
 @pytest.fixture
