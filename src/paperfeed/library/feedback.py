@@ -2,9 +2,11 @@
 ranker) and "hide" (never show this paper in my feeds again). One click each, and undoable: the
 answer to every action carries what undoes it.
 
-Hidden papers leave the signed-in user's daily/week/month feed, "new on arXiv", trending and
-for-you lists (the store's ``library_store.not_hidden_for`` clause); search and the paper's own
-page still find them, since looking a paper up on purpose is not a feed. The lists are on
+Hidden papers leave the signed-in user's feeds: the card macro (``web/templates/macros.html``) does
+not draw them on the daily/week/month pages, "new on arXiv", trending, Following and similar-paper
+lists; the for-you ranking drops them through ``library_store.user_signals``; SQL that lists papers
+can use ``library_store.not_hidden_for``. Search, author pages and the paper's own page still find
+them (marked, with "unhide"), since looking a paper up on purpose is not a feed. The lists are on
 ``/library`` with an Undo button per paper.
 """
 
