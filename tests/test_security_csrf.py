@@ -27,7 +27,7 @@ from paperfeed.web.security import CSRF_EXEMPT
 
 from . import factories as f
 from .community_util import PASSWORD, TOKEN_RE, make_user, unlimited, web
-from .test_security_matrix import state_changing_routes
+from .test_security_matrix import WRITE_METHODS, state_changing_routes
 
 # Rows a refused request may legitimately touch: rate-limit counters and session bookkeeping.
 _UNTRACKED = re.compile(r"rate_limit|session|signin_failures")
@@ -46,7 +46,8 @@ def _write_routes(app: Any, values: dict[str, str]) -> list[tuple[str, str]]:
     """(method, concrete path) for every state-changing route, path parameters filled in."""
     out = []
     for method, template in sorted(state_changing_routes(app)):
-        if not template.startswith(CSRF_EXEMPT):
+        # Only writes carry a CSRF token; the matrix's admin-only reads (RESTRICTED_READS) are not writes.
+        if method in WRITE_METHODS and not template.startswith(CSRF_EXEMPT):
             out.append((method, re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "1"), template)))
     return out
 
