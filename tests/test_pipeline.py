@@ -266,7 +266,7 @@ def test_only_the_leader_sends_digests(db: Database, settings: Settings, smtp_si
         p = add_paper(db, upvotes=i, listed=day, published=day - timedelta(days=2))
         add_daily(db, p["id"], day)
     subs.bulk_activate(db, [(f"r{i}@example.org", subs.Prefs()) for i in range(4)], now=datetime(2026, 1, 1))
-    s = replace(settings, harvest_sets=(), smtp_url=smtp_sink.url, leader_ttl=5.0)
+    s = replace(settings, harvest_sets=(), smtp_url=smtp_sink.url, leader_ttl=30.0)
     fast = Intervals(embed=60.0, digest=0.2)
     pipelines = [Pipeline(s, db, intervals=fast, encoder=CountingEncoder) for _ in range(3)]
     for p in pipelines:

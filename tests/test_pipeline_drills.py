@@ -65,7 +65,7 @@ def node_env(home: Path, db_url: str, model: Path, **extra: str) -> dict[str, st
         "PAPERFEED_DATABASE_URL": db_url,
         "PAPERFEED_SECRET_KEY": SECRET,
         "PAPERFEED_HARVEST_SETS": "cs",
-        "PAPERFEED_LEADER_TTL": "3",
+        "PAPERFEED_LEADER_TTL": "10",  # a dead leader on this machine is replaced at once anyway
         **extra,
     }
 
