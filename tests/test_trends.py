@@ -16,7 +16,7 @@ from paperfeed.search.lexical_query import words_needed
 from paperfeed.search.query import parse_query
 from paperfeed.search.trends import TrendCounter, bucket_end, bucket_start, bucket_starts, choose_unit
 from paperfeed.store.schema import votes
-from paperfeed.web.charts import bars, lines, nice_max
+from paperfeed.web.charts import bar_marks, bars, lines, nice_max, table_rows
 
 from . import factories as f
 from .webutil import client
@@ -271,6 +271,24 @@ def test_chart_geometry() -> None:
     assert g["shade"] == [{"x": 10, "w": 20}] and [b["selected"] for b in g["bars"]] == [False, True, True]
     ln = lines(["a", "b"], [[0, 10], [5, 5]])
     assert ln["lines"][0] == "0.0,295.0 1000.0,5.0" and ln["max"] == 10
+
+
+def test_bar_and_table_markup_is_escaped_and_linked() -> None:
+    url = "/papers/search?q=a&b=<c>"
+    buckets = [
+        {"start": MON, "end": MON + timedelta(days=6), "label": "2025-01-06", "count": 3, "url": url},
+        {"start": MON + timedelta(days=7), "end": MON + timedelta(days=13), "label": "2025-01-13", "count": 0},
+    ]
+    marks = str(bar_marks(bars(buckets), buckets, "papers & <more>"))
+    assert marks.count('class="chart-bar-link"') == 1 and 'data-start="2025-01-06"' in marks
+    assert 'href="/papers/search?q=a&amp;b=&lt;c&gt;"' in marks
+    assert "<title>2025-01-06: 3 papers &amp; &lt;more&gt;</title>" in marks
+    assert marks.count('class="chart-hit"') == 2 and marks.count('class="chart-fill"') == 1  # 0: no bar
+    assert str(table_rows(buckets)) == (
+        '<tr><th scope="row">2025-01-06</th><td>2025-01-12</td>'
+        '<td><a href="/papers/search?q=a&amp;b=&lt;c&gt;">3</a></td></tr>'
+        '<tr><th scope="row">2025-01-13</th><td>2025-01-19</td><td>0</td></tr>'
+    )
 
 
 def test_trend_queries_on_both_databases(any_db) -> None:

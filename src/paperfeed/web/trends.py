@@ -522,5 +522,11 @@ def paper_votes(state: AppState, paper_id: str) -> dict[str, Any] | None:
 def register(app: FastAPI) -> None:
     """Template globals for the charts, and the API route (pages come in through ``router``)."""
     env = app.state.templates
-    env.globals.update(chart_bars=charts.bars, chart_lines=charts.lines, chart_value=charts.fmt_value)
+    env.globals.update(
+        chart_bars=charts.bars,
+        chart_bar_marks=charts.bar_marks,
+        chart_table_rows=charts.table_rows,
+        chart_lines=charts.lines,
+        chart_value=charts.fmt_value,
+    )
     app.include_router(api_router)
