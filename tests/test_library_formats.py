@@ -122,3 +122,21 @@ def test_google_scholar_ris_csl_and_id_lists() -> None:
 def test_unreadable_input_is_a_clear_error(text: str, fmt: str, message: str) -> None:
     with pytest.raises(FormatError, match=message):
         formats.parse(text, fmt)
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ("@article{a,\r\n  title={T},\r\n  eprint={2405.15738}\r\n}\r\n", "bibtex"),
+        ("TY  - JOUR\r\nTI  - T\r\nUR  - https://arxiv.org/abs/2405.15738\r\nER  - \r\n", "ris"),
+        ('[{"id": "a", "title": "T", "URL": "https://arxiv.org/abs/2405.15738"}]', "csl-json"),
+        ("2405.15738\r\n", "ids"),
+    ],
+)
+def test_pasted_text_with_a_byte_order_mark_reads_like_the_file(text: str, fmt: str) -> None:
+    """A BOM survives in pasted text and in the API's JSON ``text`` (an editor's UTF-8 file read as
+    a string); an upload's bytes lose it in decoding. Both must read the same (found by the
+    attacker review: a pasted BibTeX file with a BOM was 'not a BibTeX file')."""
+    for auto in ("auto", fmt):
+        got, entries = formats.parse("\ufeff" + text, auto)
+        assert (got, [e.arxiv_id for e in entries]) == (fmt, ["2405.15738"])

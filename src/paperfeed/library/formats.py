@@ -407,6 +407,7 @@ def parse(text: str, fmt: str = "auto") -> tuple[str, list[ImportEntry]]:
     """(the format read, its entries). Raises :class:`FormatError` when nothing in it can be read."""
     if fmt not in IMPORT_FORMATS:
         raise FormatError(f"Unknown import format {fmt[:20]!r}: use {', '.join(IMPORT_FORMATS)}.")
+    text = text.removeprefix("\ufeff")  # pasted text and the API's string keep a BOM that decoding drops
     if fmt == "auto":
         fmt = detect(text)
     parser = {"bibtex": parse_bibtex, "ris": parse_ris, "csl-json": parse_csl_json, "ids": parse_ids}[fmt]
