@@ -140,3 +140,19 @@ def test_pasted_text_with_a_byte_order_mark_reads_like_the_file(text: str, fmt: 
     for auto in ("auto", fmt):
         got, entries = formats.parse("\ufeff" + text, auto)
         assert (got, [e.arxiv_id for e in entries]) == (fmt, ["2405.15738"])
+
+
+def test_ris_export_keeps_every_value_on_its_own_line() -> None:
+    """RIS is one tag a line: a line break in a title, abstract or note (arXiv abstracts have them, and
+    anybody can post one to arXiv) must not start a line that reads as a tag, or a public
+    collection's export would carry references nobody saved (found by the attacker review)."""
+    forged = "\nER  - \nTY  - BOOK\nTI  - Injected\nUR  - https://evil.example/\n"
+    paper = ExportPaper("2501.00001", "A title" + forged, ("Ada Lovelace",), date(2025, 1, 1), "cs.LG",
+                        abstract="First line.\r\nER  - \r\nTY  - JOUR\u2028TI  - Also injected",
+                        note="my note\rER  - " + forged)  # fmt: skip
+    refs = rispy.loads(formats.to_ris([paper]))
+    assert len(refs) == 1 and refs[0]["urls"] == ["https://arxiv.org/abs/2501.00001"]
+    assert refs[0]["primary_title"] == "A title ER  -  TY  - BOOK TI  - Injected UR  - https://evil.example/"
+    assert refs[0]["abstract"] == "First line. ER  -  TY  - JOUR TI  - Also injected"
+    assert refs[0]["notes"] == ["my note ER  -  ER  -  TY  - BOOK TI  - Injected UR  - https://evil.example/"]
+    assert formats.parse(formats.to_ris([paper]), "ris")[1][0].arxiv_id == "2501.00001"

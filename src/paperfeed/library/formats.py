@@ -172,13 +172,19 @@ def _ymd(d: date | None) -> list[int]:
     return [d.year, d.month, d.day] if d else []
 
 
+def _one_line(value: str) -> str:
+    """A RIS value on one line: every line break (``str.splitlines``' set, which readers split on)
+    becomes a space, so no part of a title, abstract or note can read as a tag of its own."""
+    return " ".join(value.splitlines())
+
+
 def to_ris(papers: Sequence[ExportPaper]) -> str:
     refs = []
     for p in papers:
         ref: dict[str, Any] = {
             "type_of_reference": "JOUR" if p.journal_ref else "GEN",
-            "primary_title": p.title,
-            "authors": [", ".join(x for x in split_name(a) if x) for a in p.authors],
+            "primary_title": _one_line(p.title),
+            "authors": [_one_line(", ".join(x for x in split_name(a) if x)) for a in p.authors],
             "urls": [p.url],
             "publisher": "arXiv",
             "accession_number": f"arXiv:{p.arxiv_id}",
@@ -187,13 +193,13 @@ def to_ris(papers: Sequence[ExportPaper]) -> str:
             ref["year"] = str(p.published.year)
             ref["date"] = p.published.strftime("%Y/%m/%d/")
         if p.journal_ref:
-            ref["secondary_title"] = p.journal_ref
+            ref["secondary_title"] = _one_line(p.journal_ref)
         if p.doi:
-            ref["doi"] = p.doi
+            ref["doi"] = _one_line(p.doi)
         if p.abstract:
-            ref["abstract"] = p.abstract
+            ref["abstract"] = _one_line(p.abstract)
         if p.note:
-            ref["notes"] = [p.note]
+            ref["notes"] = [_one_line(p.note)]
         refs.append(ref)
     return rispy.dumps(refs, implementation=_RisWriter)
 
