@@ -76,7 +76,7 @@ def test_plus_addresses_cannot_flood_one_mailbox_with_reset_mails(db: Database, 
 
 
 def test_the_digest_form_cannot_flood_one_mailbox(db: Database, settings: Settings, smtp_sink: SmtpSink) -> None:
-    app = create_app(replace(settings, smtp_url=smtp_sink.url, scheduler=False), db)
+    app = create_app(replace(settings, smtp_url=smtp_sink.url, pipeline=False), db)
     pages = set()
     for i in range(12):  # rotating client addresses: the per-IP limit does not help here
         client = TestClient(app, client=(f"198.51.100.{i}", 5000), raise_server_exceptions=False)

@@ -133,7 +133,13 @@ def _api_user(request: Request) -> User:
     return require_active(user)
 
 
-@api_router.get("/for-you", response_model=None)
+_API_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid token or session"},
+    403: {"description": "Banned account, or a token without the read scope"},
+}
+
+
+@api_router.get("/for-you", response_model=None, responses=_API_READ_ERRORS)
 async def api_for_you(request: Request, limit: int = Query(50, ge=1, le=200)) -> Response:
     """The signed-in user's (or the token owner's) for-you ranking: papers with ``why`` (reasons),
     ``relevance`` (0..1) and ``score``, plus the settings and signal counts behind it."""
@@ -141,7 +147,7 @@ async def api_for_you(request: Request, limit: int = Query(50, ge=1, le=200)) ->
     return JSONResponse(data, headers=NO_STORE)
 
 
-@api_router.get("/following", response_model=None)
+@api_router.get("/following", response_model=None, responses=_API_READ_ERRORS)
 async def api_following(request: Request) -> Response:
     """New papers (last 7 listing days) from the authors, categories and searches the user follows,
     each with ``why``."""
