@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from paperfeed.community import accounts
+from paperfeed.community import accounts, moderation
 from paperfeed.config import Settings
 from paperfeed.library import collections as lib
 from paperfeed.store.db import Database
@@ -178,3 +178,24 @@ def test_limits_are_clear_4xx(site: tuple[Web, list[str]]) -> None:
     assert empty.status_code == 422 and "Give the collection a name" in empty.text
     assert w.post("/papers/2501.99999/save").status_code == 404
     assert w.client.get("/library/saved/export?format=docx").status_code == 422
+
+
+def test_a_banned_owners_public_collection_goes_offline(site: tuple[Web, list[str]]) -> None:
+    """A shared collection's name is the owner's own text on a public page: banning the owner takes
+    it (page, twin, export) offline like the rest of their content, and unbanning brings it back
+    (found by the attacker review: it stayed up)."""
+    w, (p1, _p2, _p3) = site
+    w.sign_in("alice")
+    w.post("/library/collections", {"name": "Buy cheap pills at spam.example"})
+    w.post(f"/papers/{p1}/collect", {"collection": "buy-cheap-pills-at-spam-example"})
+    w.post("/library/buy-cheap-pills-at-spam-example/settings", {"public": "true"})
+    share = orjson.loads(w.client.get("/library.json").content)["collections"][-1]["publicUrl"]
+    anon = second_browser(w).client
+    assert anon.get(share).status_code == 200
+    mod = make_user(w.community, "mod", role="moderator")
+    moderation.set_banned(w.community, mod, "alice", True, "spam")
+    for url in (share, share + ".json", share + "/export?format=ris"):
+        r = anon.get(url)
+        assert r.status_code == 404 and b"spam.example" not in r.content, url
+    moderation.set_banned(w.community, mod, "alice", False, "appeal")
+    assert anon.get(share).status_code == 200

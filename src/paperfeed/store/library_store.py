@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from paperfeed.records import title_key
 from paperfeed.store.db import new_id
-from paperfeed.store.schema import collection_items, collections, paper_feedback, papers, votes
+from paperfeed.store.schema import collection_items, collections, paper_feedback, papers, users, votes
 
 FEEDBACK_KINDS = ("not_interested", "hidden")
 COLLECTION_COLS = [
@@ -143,8 +143,9 @@ def get_default_collection(conn: Connection, user_id: int) -> dict[str, Any] | N
 
 
 def get_collection_by_token(conn: Connection, token: str) -> dict[str, Any] | None:
-    """A public collection by its share token (a private one is never found this way)."""
-    stmt = select(*COLLECTION_COLS).where(collections.c.share_token == token, collections.c.public.is_(True))
+    """A public collection by its share token (a private one, or a banned owner's, is never found this way)."""
+    owner_ok = exists().where(users.c.id == collections.c.user_id, users.c.banned.is_(False))
+    stmt = select(*COLLECTION_COLS).where(collections.c.share_token == token, collections.c.public.is_(True), owner_ok)
     return _dict(conn.execute(stmt).first())
 
 
