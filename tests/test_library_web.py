@@ -199,3 +199,14 @@ def test_a_banned_owners_public_collection_goes_offline(site: tuple[Web, list[st
         assert r.status_code == 404 and b"spam.example" not in r.content, url
     moderation.set_banned(w.community, mod, "alice", False, "appeal")
     assert anon.get(share).status_code == 200
+
+
+def test_a_refused_collect_leaves_no_new_collection(site: tuple[Web, list[str]]) -> None:
+    """"Put in a new collection" with a paper that is not here or a note over the limit is a 4xx and
+    writes nothing: the new collection is not left behind (found by the attacker review)."""
+    w, (p1, _p2, _p3) = site
+    w.sign_in("alice")
+    assert w.post("/papers/9999.99999/collect", {"new_collection": "Orphan"}).status_code == 404
+    assert w.post(f"/papers/{p1}/collect", {"new_collection": "Orphan two", "note": "x" * 6000}).status_code == 422
+    names = [c["name"] for c in orjson.loads(w.client.get("/library.json").content)["collections"]]
+    assert names == ["Saved"]

@@ -334,6 +334,19 @@ def add_paper(c: Community, user: User | None, paper_id: str, slug: str | None =
     return SaveState(pid, True, changed, col)
 
 
+def add_to_new_collection(c: Community, user: User | None, paper_id: str, name: str, note: str | None = None,
+                          limits: LibraryLimits = LIMITS) -> SaveState:  # fmt: skip
+    """Put a paper in a new collection called ``name``: the paper and the note are checked first, so
+    a refused request (no such paper, note too long) leaves no empty collection behind."""
+    user = require_active(user)
+    if note is not None:
+        clean_note(note, limits)
+    with c.db.read() as conn:
+        _check_paper(conn, paper_id)
+    col = create_collection(c, user, name, limits)
+    return add_paper(c, user, paper_id, col.slug, note, limits)
+
+
 def remove_paper(c: Community, user: User | None, paper_id: str, slug: str | None = None) -> SaveState:
     user = require_active(user)
     col = default_collection(c, user) if slug is None else owned(c, user, slug)

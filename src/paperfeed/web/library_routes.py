@@ -127,8 +127,10 @@ def collect_form(
         return signin_redirect(request, _paper_url(paper_id))
     c = community(request)
     user = _user(request, "Sign in to save papers.")
-    slug = lib.create_collection(c, user, new_collection).slug if new_collection.strip() else (collection or None)
-    state = lib.add_paper(c, user, paper_id, slug, note or None)  # an empty box keeps the note it has
+    if new_collection.strip():
+        state = lib.add_to_new_collection(c, user, paper_id, new_collection, note or None)
+    else:  # an empty box keeps the note it has
+        state = lib.add_paper(c, user, paper_id, collection or None, note or None)
     if wants_json(request):
         return _json(state.as_json())
     return _back(request, next, _paper_url(paper_id) + "#library")
