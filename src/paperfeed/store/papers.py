@@ -19,7 +19,7 @@ Portable SQL only (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from paperfeed.records import ARXIV_FIELDS, HF_FIELDS, HFEntry, PaperRecord, hf_hash
-from paperfeed.store.db import utcnow
+from paperfeed.store.db import Database, utcnow
 from paperfeed.store.schema import daily_entries, ingest_state, papers
 
 __all__ = [
@@ -366,3 +366,10 @@ def set_ingest_state(conn: Connection, source: str, cursor: str | None, info: di
         )
     else:
         conn.execute(insert(ingest_state).values(source=source, cursor=cursor, info=info, updated_at=now))
+
+
+def count_papers_outside(db: Database, ids: Iterable[str]) -> int:
+    """How many stored papers are not among ``ids`` (an evaluation refuses a database holding others)."""
+    wanted = set(ids)
+    with db.read() as conn:
+        return sum(1 for pid in conn.scalars(select(papers.c.id)) if pid not in wanted)
