@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from paperfeed.store import pgvector
 from paperfeed.store.db import Database
 from paperfeed.store.schema import daily_entries, embeddings, ingest_state, papers, users
 
@@ -39,4 +40,5 @@ def collect(db: Database) -> dict[str, Any]:
         "users": n_users,
         "ingest_cursors": cursors,
         "schema_revision": db.current_revision(),
+        "vector_search": pgvector.state(db).describe(),
     }
