@@ -10,8 +10,6 @@ identical data. Without the extension (SQLite, Debian's PostgreSQL) the per-proc
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import inspect, select, text
+from typer.testing import CliRunner
 
+from paperfeed.cli import app
 from paperfeed.config import Settings
 from paperfeed.ingest.hf_daily import import_hf_daily
 from paperfeed.search import encoder as encoder_mod
@@ -160,6 +160,7 @@ def test_without_the_extension_the_per_process_index_stays(pg_db: Database, db: 
         assert "usearch" in pgvector.state(database).describe()
 
 
+@pytest.mark.slow  # the module's real set: the HF sample embedded once (~10 s on a quiet machine)
 def test_pgvector_path_returns_the_usearch_neighbours(pg, lite, encoder) -> None:  # type: ignore[no-untyped-def]
     """The same vectors, searched by pgvector's HNSW and by this process's exact and usearch HNSW
     indexes: the same nearest papers for real queries and for paper-to-paper similarity."""
@@ -188,6 +189,7 @@ def test_pgvector_path_returns_the_usearch_neighbours(pg, lite, encoder) -> None
     assert pgv.more_like(some[:3], 5) and not {p for p, _ in pgv.more_like(some[:3], 5)} & set(some[:3])
 
 
+@pytest.mark.slow  # the module's real set: the HF sample embedded once (~10 s on a quiet machine)
 def test_hybrid_search_similar_papers_pages_and_api_on_pgvector(pg, encoder) -> None:  # type: ignore[no-untyped-def]
     settings, db = pg
     service = SearchService(settings, db)
@@ -220,6 +222,7 @@ def test_hybrid_search_similar_papers_pages_and_api_on_pgvector(pg, encoder) -> 
     assert page.status_code == 200 and page.json()["mode_used"] == "hybrid" and not page.json()["warnings"]
 
 
+@pytest.mark.slow  # the module's real set: the HF sample embedded once (~10 s on a quiet machine)
 def test_a_new_vector_is_found_at_once_by_every_process(pg, encoder, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Two long-running services (separate connections, as in two processes), warmed up, never
     refreshed: a paper embedded by a third party is their nearest hit on the very next query."""
@@ -229,6 +232,7 @@ def test_a_new_vector_is_found_at_once_by_every_process(pg, encoder, monkeypatch
     title = "Beekeeping drones count honeybee colonies with thermal cameras"
     for node in nodes:
         assert node.search(SearchRequest(q=title, mode="semantic")).mode == "semantic"
+    before = [node.index_version() for node in nodes]
     writer = Database(db.url)
     new = f.add_paper(writer, id="2607.99991", title=title, abstract="Hive health monitored from the air at night.")
     done, *_ = embed_papers(writer, encoder, progress=False)
@@ -236,6 +240,8 @@ def test_a_new_vector_is_found_at_once_by_every_process(pg, encoder, monkeypatch
     for node in nodes:
         hit = node.search(SearchRequest(q=title, mode="semantic", limit=1)).hits[0]
         assert hit.paper["id"] == new["id"] and hit.semantic_similarity == pytest.approx(0.9, abs=0.1)
+    # ... and the page cache's version moved with it, so no cached page from before is served.
+    assert [node.index_version() for node in nodes] != before
     # Deleting the paper deletes its vector with it: gone everywhere just as fast.
     with writer.write() as conn:
         conn.execute(papers.delete().where(papers.c.id == new["id"]))
@@ -253,7 +259,7 @@ def test_enable_pgvector_later_moves_existing_vectors(
     enable-pgvector` copies them and builds the index; writes meanwhile already fill the column."""
     url = pgvector_server.create_database(f"pgv_later_{os.getpid()}")
     db = Database(url)
-    db.migrate("0012")
+    db.migrate("0015")
     rows = f.add_papers(db, [f.make_paper() for _ in range(30)])
     rng = np.random.default_rng(7)
     vecs = rng.normal(size=(30, pgvector.DIM)).astype(np.float32)
@@ -265,29 +271,27 @@ def test_enable_pgvector_later_moves_existing_vectors(
     emb.upsert_vectors(db, "m", [(r["id"], r["content_hash"]) for r in rows[20:]], vecs[20:])
     assert pgvector.count_missing(db) == 20  # the ten written after the migration went straight in
 
-    env = {**os.environ, "PAPERFEED_HOME": str(tmp_path), "PAPERFEED_DATABASE_URL": url, "PYTHONPATH": "src"}
-    cmd = [sys.executable, "-m", "paperfeed", "db", "enable-pgvector", "--maintenance-work-mem", "64MB"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "20 vectors copied" in done.stdout and "HNSW index built" in done.stdout
+    env = {"PAPERFEED_HOME": str(tmp_path), "PAPERFEED_DATABASE_URL": url}
+    cmd = ["db", "enable-pgvector", "--maintenance-work-mem", "64MB"]
+    done = CliRunner().invoke(app, cmd, env=env)
+    assert done.exit_code == 0, done.output
+    assert "20 vectors copied" in done.output and "HNSW index built" in done.output
     assert backend(db) == PGVECTOR and pgvector.count_missing(db) == 0
     index = open_vector_index(Settings(home=tmp_path, secret_key="t"), db, model="m")
     assert isinstance(index, PgVectorIndex)
     assert [index.search(v, 1)[0][0] for v in vecs] == [r["id"] for r in rows]
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and "0 vectors copied" in again.stdout and "already there" in again.stdout
+    again = CliRunner().invoke(app, cmd, env=env)
+    assert again.exit_code == 0 and "0 vectors copied" in again.output and "already there" in again.output
     db.dispose()
 
 
 def test_enable_pgvector_says_why_it_cannot(pg_db: Database, tmp_path: Path) -> None:
     """On Debian's PostgreSQL (no pgvector) and on SQLite: a clear error, exit 2, nothing changed."""
     for url in (pg_db.url, f"sqlite:///{tmp_path}/x.db"):
-        env = {**os.environ, "PAPERFEED_HOME": str(tmp_path), "PAPERFEED_DATABASE_URL": url, "PYTHONPATH": "src"}
-        done = subprocess.run(
-            [sys.executable, "-m", "paperfeed", "db", "enable-pgvector"], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 2 and "Traceback" not in done.stderr
-        assert ("no pgvector extension" if "postgresql" in url else "needs PostgreSQL") in done.stderr
+        env = {"PAPERFEED_HOME": str(tmp_path), "PAPERFEED_DATABASE_URL": url}
+        done = CliRunner().invoke(app, ["db", "enable-pgvector"], env=env)
+        assert done.exit_code == 2, done.output  # a clear error exit, not an exception (exit 1)
+        assert ("no pgvector extension" if "postgresql" in url else "needs PostgreSQL") in done.output
     assert not pgvector.state(pg_db).column
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import numpy as np
 
@@ -59,6 +60,15 @@ class NeighbourIndex(ABC):
     @abstractmethod
     def mode(self) -> str:
         """How it searches, in one word (``exact``, ``hnsw``, ``rebuilding``, ``pgvector``)."""
+
+    @property
+    @abstractmethod
+    def watermark(self) -> datetime | None:
+        """``created_at`` of the newest vector row that searches see now."""
+
+    @abstractmethod
+    def version(self) -> tuple[object, ...]:
+        """Moves whenever what searches see changed (part of the web page cache's version)."""
 
     @abstractmethod
     def empty(self) -> bool:

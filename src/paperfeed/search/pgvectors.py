@@ -10,6 +10,7 @@ alike. Chosen by ``search/vector_backend.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import numpy as np
 
@@ -50,6 +51,16 @@ class PgVectorIndex(NeighbourIndex):
     @property
     def mode(self) -> str:
         return "pgvector"
+
+    @property
+    def watermark(self) -> datetime | None:
+        """Every committed vector is searched: the table's newest write (an index lookup)."""
+        return store.marker(self.db, count=False).last_write
+
+    def version(self) -> tuple[object, ...]:
+        """The table's newest key and write (two index lookups): moves with every vector written
+        by any process, so a page cached before a new vector is not served after it."""
+        return (self._model, "pgvector", *store.marker(self.db, count=False).writes())
 
     def __len__(self) -> int:
         """Vectors of the model (a count: not free at a million rows; search never needs it)."""
