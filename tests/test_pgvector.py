@@ -259,7 +259,7 @@ def test_enable_pgvector_later_moves_existing_vectors(
     enable-pgvector` copies them and builds the index; writes meanwhile already fill the column."""
     url = pgvector_server.create_database(f"pgv_later_{os.getpid()}")
     db = Database(url)
-    db.migrate("0015")
+    db.migrate("0017")
     rows = f.add_papers(db, [f.make_paper() for _ in range(30)])
     rng = np.random.default_rng(7)
     vecs = rng.normal(size=(30, pgvector.DIM)).astype(np.float32)
@@ -302,3 +302,23 @@ def test_vectors_of_another_width_are_refused_clearly(pgvector_db: Database) -> 
     with pgvector_db.read() as conn:
         assert conn.scalar(select(embeddings.c.id).limit(1)) is None  # nothing half-written
         assert conn.scalar(text("SELECT count(*) FROM embeddings")) == 0
+
+
+def test_db_copy_onto_pgvector_makes_the_copied_vectors_searchable(
+    pgvector_server: PgServer, db: Database, settings: Settings
+) -> None:
+    """`paperfeed db copy` from SQLite to a PostgreSQL with pgvector: the copy only knows the
+    portable columns, and still every copied vector is found by PostgreSQL right after it."""
+    rows = f.add_papers(db, [f.make_paper() for _ in range(12)])
+    vecs = np.random.default_rng(3).normal(size=(12, pgvector.DIM)).astype(np.float32)
+    emb.upsert_vectors(db, "m", [(r["id"], r["content_hash"]) for r in rows], vecs)
+    url = pgvector_server.create_database(f"pgv_copy_{os.getpid()}")
+    done = CliRunner().invoke(
+        app, ["db", "copy", "--from", db.url, "--to", url], env={"PAPERFEED_HOME": str(settings.home)}
+    )
+    assert done.exit_code == 0, done.output
+    target = Database(url)
+    assert backend(target) == PGVECTOR and pgvector.count_missing(target) == 0
+    index = open_vector_index(settings, target, model="m")
+    assert [index.search(v, 1)[0][0] for v in vecs] == [r["id"] for r in rows]
+    target.dispose()

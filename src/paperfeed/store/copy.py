@@ -16,7 +16,9 @@ summed modulo 2**128, so the same rows give the same checksum on SQLite and Post
 though the two sort text differently. The bookkeeping table is dropped once everything matches.
 
 A target that holds data and is not an unfinished copy of the same source is refused: the copy
-never mixes two instances' rows.
+never mixes two instances' rows. On a target with pgvector, the copied vectors are written into
+its ``hvec`` column too before the end (``store/pgvector.py``), so PostgreSQL's vector search
+finds them at once.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping, make_url
 
+from paperfeed.store import pgvector
 from paperfeed.store.db import Database
 from paperfeed.store.schema import metadata
 
@@ -342,6 +345,9 @@ class Copier:
         return checks
 
     def finish(self) -> None:
-        """Drop the bookkeeping table: the target is now an ordinary paperfeed database."""
+        """Drop the bookkeeping table: the target is now an ordinary paperfeed database (on a
+        pgvector target, with every copied vector searchable there)."""
+        if pgvector.state(self.target).column:
+            pgvector.fill_missing(self.target)
         with self.target.write() as conn:
             state.drop(conn)
