@@ -4,7 +4,7 @@ there (``bench_search.py --database-url``) against the same home's HNSW file.
     python bench/bench_pgvector.py --from-home /tmp/bench1m --to postgresql://paperfeed@127.0.0.1:55433/bench1m
     python bench/bench_search.py --home /tmp/bench1m --database-url postgresql://paperfeed@127.0.0.1:55433/bench1m
 
-The target database is migrated (migration 0018 sets pgvector up), then ``papers`` and
+The target database is migrated (migration 0019 sets pgvector up), then ``papers`` and
 ``embeddings`` are copied with COPY, the ``hvec`` column written in the same rows, and the HNSW
 index built by the product's own ``store.pgvector.create_index`` (the settings of
 ``paperfeed db enable-pgvector``), with ``maintenance_work_mem`` large enough for the graph.

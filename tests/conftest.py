@@ -93,7 +93,7 @@ def pgvector_server() -> Iterator[PgServer]:
 
 @pytest.fixture
 def pgvector_db(pgvector_server: PgServer) -> Iterator[Database]:
-    """A fresh, migrated database on the pgvector server (migration 0018 sets pgvector up)."""
+    """A fresh, migrated database on the pgvector server (migration 0019 sets pgvector up)."""
     database = Database(pgvector_server.create_database(f"v{os.getpid()}_{next(_counter)}"))
     database.migrate()
     yield database

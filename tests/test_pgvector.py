@@ -259,7 +259,7 @@ def test_enable_pgvector_later_moves_existing_vectors(
     enable-pgvector` copies them and builds the index; writes meanwhile already fill the column."""
     url = pgvector_server.create_database(f"pgv_later_{os.getpid()}")
     db = Database(url)
-    db.migrate("0017")
+    db.migrate("0018")
     rows = f.add_papers(db, [f.make_paper() for _ in range(30)])
     rng = np.random.default_rng(7)
     vecs = rng.normal(size=(30, pgvector.DIM)).astype(np.float32)

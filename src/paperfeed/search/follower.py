@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from paperfeed.config import Settings
+from paperfeed.search import vector_backend
 from paperfeed.search.hybrid import SearchService
 from paperfeed.search.lexical import OVERLAP, LexicalIndex, LexicalIndexBusy
 from paperfeed.store import embeddings as vector_store
@@ -54,7 +55,7 @@ FOLLOW_OVERLAP = timedelta(seconds=60)
 SWEEP_EVERY = 300.0
 COMMIT_EVERY = 1  # commit after every batch the source yields (search_source reads 2,000 rows a batch)
 WRITER_HEAP_MB = 64  # a small writer: catch-ups are small, and the process is serving requests
-DATABASE_VECTORS = "pgvector"  # the vector index's mode where PostgreSQL holds and searches the vectors
+DATABASE_VECTORS = vector_backend.PGVECTOR  # the vector index's mode where PostgreSQL holds and searches them
 MAX_BACKOFF = 5.0  # seconds between tries while the database (or the disk) fails: back within 5 s of it
 ERROR_LOG_EVERY = 60.0
 

@@ -21,6 +21,8 @@ from paperfeed.store import embeddings as store
 from paperfeed.store import pgvector
 from paperfeed.store.db import Database
 
+MODE = "pgvector"  # what ``mode`` says where PostgreSQL holds and searches the vectors
+
 
 class PgVectorIndex(NeighbourIndex):
     """Nearest papers by cosine, asked of PostgreSQL (pgvector HNSW), best first."""
@@ -50,7 +52,7 @@ class PgVectorIndex(NeighbourIndex):
 
     @property
     def mode(self) -> str:
-        return "pgvector"
+        return MODE
 
     @property
     def watermark(self) -> datetime | None:

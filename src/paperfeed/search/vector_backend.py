@@ -18,14 +18,14 @@ import logging
 from paperfeed.config import Settings
 from paperfeed.search.hnsw import DEFAULT_PARAMS, HnswParams
 from paperfeed.search.neighbours import NeighbourIndex
-from paperfeed.search.pgvectors import PgVectorIndex
+from paperfeed.search.pgvectors import MODE, PgVectorIndex
 from paperfeed.search.vectors import VectorIndex
 from paperfeed.store import pgvector
 from paperfeed.store.db import Database
 
 log = logging.getLogger(__name__)
 
-PGVECTOR = "pgvector"  # PostgreSQL searches the vectors
+PGVECTOR = MODE  # PostgreSQL searches the vectors (also the mode its index reports)
 LOCAL = "local"  # each process holds its own index (exact numpy / usearch HNSW file)
 
 

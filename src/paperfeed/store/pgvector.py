@@ -11,7 +11,7 @@ The column lives in the same row as the blob and is written by the same statemen
 stays: SQLite, ``paperfeed db copy`` and the per-process index read it, and the column can be
 filled again from it (:func:`fill_missing`).
 
-Set-up (:func:`prepare`, :func:`create_index`, :func:`fill_missing`) is idempotent. Migration 0018
+Set-up (:func:`prepare`, :func:`create_index`, :func:`fill_missing`) is idempotent. Migration 0019
 runs it where the extension is available and does nothing elsewhere (SQLite, PostgreSQL
 without pgvector); ``paperfeed db enable-pgvector`` runs it on demand, e.g. after an operator
 installed pgvector later or on a database with many vectors, where building the HNSW index is
@@ -311,7 +311,7 @@ def enable(
 
 
 def migrate(conn: Connection) -> PgVectorState:
-    """Migration 0018: set up pgvector where the server offers it; fill and index the existing
+    """Migration 0019: set up pgvector where the server offers it; fill and index the existing
     vectors too when there are at most :data:`MIGRATION_MAX_ROWS` (otherwise say how to finish)."""
     st = prepare(conn)
     if not st.column or st.indexed:

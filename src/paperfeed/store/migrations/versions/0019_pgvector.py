@@ -1,4 +1,4 @@
-"""0018: pgvector, where the PostgreSQL server has it (issue 13).
+"""0019: pgvector, where the PostgreSQL server has it (issue 13).
 
 On PostgreSQL with the ``vector`` extension available: ``CREATE EXTENSION vector``, the column
 ``embeddings.hvec halfvec(384)``, a partial index of rows still to fill, and - when the table
@@ -6,16 +6,16 @@ holds at most 20,000 vectors - the filled column and its HNSW index (cosine). Ev
 (SQLite, PostgreSQL without pgvector) nothing changes. ``paperfeed db enable-pgvector`` does the
 same later or for larger tables (store/pgvector.py).
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 
 from alembic import op
 
 from paperfeed.store import pgvector
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
