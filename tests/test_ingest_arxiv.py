@@ -287,7 +287,9 @@ def test_unreachable_database_is_a_clear_error(settings: Settings, tmp_path: Pat
         port = s.getsockname()[1]
     nowhere = Database(f"postgresql://nobody@127.0.0.1:{port}/paperfeed")
     res = cli(settings, nowhere, "import", "arxiv", str(KAGGLE), "--quiet")
-    assert res.exit_code == 2 and "database error:" in res.stderr and "Traceback" not in res.output
+    # 75 = EX_TEMPFAIL (cli/common.EXIT_DB_UNAVAILABLE, README "When the database fails"): try again later.
+    assert res.exit_code == 75 and "the database is not reachable or busy" in res.stderr
+    assert "Traceback" not in res.output
 
 
 def test_truncated_gzip_keeps_what_came_before(any_db: Database, settings: Settings, tmp_path: Path) -> None:
