@@ -16,11 +16,10 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from paperfeed.store import feed_token_store, upvotes
-from paperfeed.store.db import new_id
+from paperfeed.store.db import insert_ignore, new_id
 from paperfeed.store.schema import (
     audit_log,
     comments,
@@ -59,15 +58,6 @@ def lock_for_write(conn: Connection) -> None:
     """
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("UPDATE rate_limits SET tat = tat WHERE 0 = 1")
-
-
-def _insert_ignore(conn: Connection, table: Any) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect (explicit check)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -300,7 +290,7 @@ def paper_counts(conn: Connection, paper_id: str) -> dict[str, int] | None:
 
 def add_vote(conn: Connection, user_id: int, paper_id: str, now: datetime) -> bool:
     """Insert the vote row; the counter moves only if the row was new. True when inserted."""
-    stmt = _insert_ignore(conn, votes).values(user_id=user_id, paper_id=paper_id, created_at=now)
+    stmt = insert_ignore(conn, votes).values(user_id=user_id, paper_id=paper_id, created_at=now)
     # RETURNING says whether the row went in (INSERT rowcounts are not reliable across drivers).
     if conn.execute(stmt.returning(votes.c.user_id)).first() is None:
         return False
@@ -480,7 +470,7 @@ def lock_user_row(conn: Connection, user_id: int) -> None:
 
 def insert_entry(conn: Connection, paper_id: str, feed_date: date, user_id: int, username: str, now: datetime) -> bool:
     """Add a local daily entry; False when the paper already has one (one entry per paper)."""
-    stmt = _insert_ignore(conn, daily_entries).values(
+    stmt = insert_ignore(conn, daily_entries).values(
         paper_id=paper_id, feed_date=feed_date, submitter=username, user_id=user_id, submitted_at=now,
         source="local", featured=False, hidden=False,
     )  # fmt: skip
@@ -602,7 +592,7 @@ def take_token(conn: Connection, key: str, now: float, interval: float, toleranc
     """
     tat = case((rate_limits.c.tat > now, rate_limits.c.tat), else_=literal(now))
     for _ in range(3):
-        conn.execute(_insert_ignore(conn, rate_limits).values(key=key, tat=now))
+        conn.execute(insert_ignore(conn, rate_limits).values(key=key, tat=now))
         res = conn.execute(
             update(rate_limits).where(rate_limits.c.key == key, tat - now <= tolerance).values(tat=tat + interval)
         )
@@ -638,7 +628,7 @@ def failure_wait(conn: Connection, key: str, now: float) -> float:
 def record_failure(conn: Connection, key: str, now: float, forget: float, wait_after: Any) -> int:
     """Count one failure for ``key`` (atomically; from 1 again when the last one is older than
     ``forget`` seconds) and block it for ``wait_after(failures)`` seconds. Returns the count."""
-    conn.execute(_insert_ignore(conn, signin_failures).values(key=key, failures=0, last_failure=now, blocked_until=0.0))
+    conn.execute(insert_ignore(conn, signin_failures).values(key=key, failures=0, last_failure=now, blocked_until=0.0))
     fresh = signin_failures.c.last_failure < now - forget
     conn.execute(
         update(signin_failures)

@@ -17,7 +17,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 
 from paperfeed.config import Settings
@@ -40,6 +41,16 @@ def new_id(result: CursorResult[Any]) -> int:
     if key is None:
         raise ValueError("the statement inserted no row")
     return int(key[0])
+
+
+def insert_ignore(conn: Connection, table: Table) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect (the two supported backends):
+    the one home of that rule for every store module."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
 
 
 def utcnow() -> datetime:

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     DateTime,
-    Insert,
     Integer,
     String,
     and_,
@@ -28,10 +27,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from paperfeed.store import upvotes
-from paperfeed.store.db import new_id
+from paperfeed.store.db import insert_ignore, new_id
 from paperfeed.store.schema import daily_entries, deliveries, digest_sent_papers, papers, subscriptions
 
 # Delivery statuses. ``sending`` rows belong to ``claimed_by`` until it records the outcome.
@@ -530,14 +528,7 @@ def reserve_papers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Record (subscription_id, paper_id, delivery_id, created_at) rows; existing pairs are kept."""
     if not rows:
         return
-    stmt: Insert
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(digest_sent_papers).on_conflict_do_nothing()
-    elif conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(digest_sent_papers).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported backends
-        stmt = insert(digest_sent_papers)
-    conn.execute(stmt, rows)
+    conn.execute(insert_ignore(conn, digest_sent_papers), rows)
 
 
 def papers_sent_to(conn: Connection, sub_id: int) -> list[str]:

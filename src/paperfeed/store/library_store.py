@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, insert, literal, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from paperfeed.records import title_key
-from paperfeed.store.db import new_id
+from paperfeed.store.db import insert_ignore, new_id
 from paperfeed.store.schema import collection_items, collections, paper_feedback, papers, users, votes
 
 FEEDBACK_KINDS = ("not_interested", "hidden")
@@ -195,14 +194,6 @@ def delete_collection(conn: Connection, collection_id: int) -> bool:
 # -- items -----------------------------------------------------------------------------------
 
 
-def _insert_ignore(conn: Connection, table: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
-
-
 def add_items(conn: Connection, collection_id: int, items: Sequence[tuple[str, str | None]], now: datetime) -> int:
     """Add ``(paper_id, note)`` pairs that are not in the collection yet; returns how many were new.
     A paper already there keeps its note and date."""
@@ -212,7 +203,7 @@ def add_items(conn: Connection, collection_id: int, items: Sequence[tuple[str, s
     added = 0
     for start in range(0, len(rows), 500):
         # RETURNING says which rows went in (INSERT rowcounts are not reliable across drivers).
-        stmt = _insert_ignore(conn, collection_items).values(rows[start : start + 500])
+        stmt = insert_ignore(conn, collection_items).values(rows[start : start + 500])
         added += len(conn.execute(stmt.returning(collection_items.c.paper_id)).all())
     return added
 
@@ -294,7 +285,7 @@ def set_feedback(conn: Connection, user_id: int, paper_id: str, kind: str, now: 
     """Record ``kind`` for the paper; False when it was recorded already (the first time is kept)."""
     if kind not in FEEDBACK_KINDS:
         raise ValueError(f"unknown feedback kind {kind!r}")
-    stmt = _insert_ignore(conn, paper_feedback).values(user_id=user_id, paper_id=paper_id, kind=kind, created_at=now)
+    stmt = insert_ignore(conn, paper_feedback).values(user_id=user_id, paper_id=paper_id, kind=kind, created_at=now)
     return conn.execute(stmt.returning(paper_feedback.c.kind)).first() is not None
 
 
