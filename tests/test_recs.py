@@ -130,6 +130,12 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     database.dispose()
 
 
+@pytest.fixture(scope="module")
+def ranker(sample_db: Database) -> Ranker:
+    """One ranker for the module: its paper-feature cache is what a serving process keeps."""
+    return Ranker(sample_db)
+
+
 SPEECH = re.compile(r"\b(speech|spoken|speaker|asr|voice|audio)\b", re.IGNORECASE)
 
 
@@ -152,8 +158,7 @@ def _is_speech(ranker: Ranker, pid: str) -> bool:
     return bool(SPEECH.search(f.title) or len(SPEECH.findall(f.abstract)) >= 2)
 
 
-def test_own_topic_ranks_above_unrelated_papers(sample_db: Database) -> None:
-    ranker = Ranker(sample_db)
+def test_own_topic_ranks_above_unrelated_papers(sample_db: Database, ranker: Ranker) -> None:
     lib = _speech_library(sample_db, ranker)
     signals = UserSignals(saves=tuple(Signal(i) for i in lib), weights=Weights(popularity=0.0, recency=0.0))
     cands = ranker.candidates()
@@ -172,8 +177,7 @@ def test_own_topic_ranks_above_unrelated_papers(sample_db: Database) -> None:
         assert why.title in why.text
 
 
-def test_not_interested_lowers_similar_papers(sample_db: Database) -> None:
-    ranker = Ranker(sample_db)
+def test_not_interested_lowers_similar_papers(sample_db: Database, ranker: Ranker) -> None:
     lib = _speech_library(sample_db, ranker)
     weights = Weights(popularity=0.0, recency=0.0)
     before = ranker.rank(UserSignals(saves=tuple(Signal(i) for i in lib), weights=weights))
@@ -191,8 +195,7 @@ def test_not_interested_lowers_similar_papers(sample_db: Database) -> None:
     assert pos_after > pos_before, (pos_before, pos_after)
 
 
-def test_filters_and_cold_start(sample_db: Database) -> None:
-    ranker = Ranker(sample_db)
+def test_filters_and_cold_start(sample_db: Database, ranker: Ranker) -> None:
     cands = ranker.candidates()
     ranker._load(cands)
     hidden = cands[0]
@@ -265,3 +268,18 @@ def test_rankers_never_see_author_names(tmp_path: Path) -> None:
             [ev.RANK_FUNCS[n](q, ctx, np.random.default_rng(i)) for i, q in enumerate(queries) for n in names]
         )
     assert orders[0] == orders[1]
+
+
+def test_model_cache_refits_only_when_signals_change(sample_db: Database, ranker: Ranker) -> None:
+    lib = _speech_library(sample_db, ranker, n=8)
+    signals = UserSignals(saves=tuple(Signal(i) for i in lib[:7]))
+    first = ranker.model_for(1, signals)
+    assert first is not None and ranker.model_for(1, signals) is first  # unchanged: the cached model
+    saved_one_more = UserSignals(saves=tuple(Signal(i) for i in lib))
+    second = ranker.model_for(1, saved_one_more)
+    assert second is not first and second is not None and set(second.pos.ids) == set(lib)
+    assert ranker.model_for(2, UserSignals()) is None  # nothing learned yet: cold start
+    # rank() with the user's key uses the cached model: the same order as with the model passed in.
+    by_key = ranker.rank(saved_one_more, user_key=1, limit=10)
+    by_model = ranker.rank(saved_one_more, model=second, limit=10)
+    assert [r.paper_id for r in by_key] == [r.paper_id for r in by_model]

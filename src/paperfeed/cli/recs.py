@@ -48,6 +48,68 @@ def _vectors(home: Path, corpus: protocol.Corpus) -> tuple[np.ndarray | None, in
     return mat, missing
 
 
+def _read_results(paths: list[Path]) -> list[ev.QueryResult]:
+    out = []
+    for path in paths:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = orjson.loads(line)
+                out.append(
+                    ev.QueryResult(int(d["query"]), str(d["ranker"]), d["recall"], d["mrr"], d["ndcg"], d["seconds"])
+                )
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise fail(f"{path}:{n}: not a result line ({exc})") from None
+    return out
+
+
+def _report(
+    results: list[ev.QueryResult], *, users: int, planned: int, seed: int, rounds: int, total: float, json_: bool
+) -> None:
+    summary, done = ev.summarize(results, rounds=rounds, seed=seed)
+    title = (
+        f"eval-recs: {users} users sampled (seed {seed}), {done} of {planned} test papers scored by every ranker, "
+        f"95% bootstrap intervals ({rounds} resamples)"
+    )
+    table = Table(title=title)
+    for col in ("ranker", "Recall@10", "MRR", "nDCG@10", "s"):
+        table.add_column(col)
+    for r in summary:
+        cells = (f"{i.mean:.3f} [{i.low:.3f}, {i.high:.3f}]" for i in (r.recall, r.mrr, r.ndcg))
+        table.add_row(r.name, *cells, f"{r.seconds:.0f}")
+    out.print(table)
+    ours = next((r for r in summary if r.name == "paperfeed"), None)
+    if ours is not None:
+        for r in summary:
+            if r.name.startswith("paperfeed"):
+                continue
+            verdict = "beats it (intervals do not overlap)" if ours.ndcg.low > r.ndcg.high else "NOT separated"
+            out.print(f"paperfeed vs {r.name}: nDCG@10 {ours.ndcg.mean:.3f} vs {r.ndcg.mean:.3f}: {verdict}")
+    out.print(f"total {total:.0f} s")
+    if json_:
+        data = {
+            "users": users,
+            "queries": done,
+            "planned_queries": planned,
+            "seed": seed,
+            "rounds": rounds,
+            "seconds": round(total, 1),
+            "results": [
+                {
+                    "ranker": r.name,
+                    "seconds": round(r.seconds, 1),
+                    **{
+                        k: {"mean": i.mean, "low": i.low, "high": i.high}
+                        for k, i in (("recall@10", r.recall), ("mrr", r.mrr), ("ndcg@10", r.ndcg))
+                    },
+                }
+                for r in summary
+            ],
+        }
+        print(orjson.dumps(data).decode())
+
+
 def eval_recs(
     shared: Path = typer.Option(Path("../shared/data"), "--shared", help="The shared data folder."),
     listings: Path | None = typer.Option(
@@ -64,6 +126,11 @@ def eval_recs(
     allow_missing: bool = typer.Option(
         False, "--allow-missing-vectors", help="Run even if some papers have no vector (zeros)."
     ),
+    shard: str = typer.Option("0/1", "--shard", help="K/N: score only test papers whose index is K mod N."),
+    out_file: Path | None = typer.Option(None, "--out", help="Append one JSON line per test paper and ranker."),
+    summarize: list[Path] = typer.Option(
+        [], "--summarize", help="Only print the table from --out files of earlier (sharded) runs."
+    ),
     json_: bool = typer.Option(False, "--json", help="End with one JSON line of all figures."),
 ) -> None:
     """Recall@10, MRR and nDCG@10 with bootstrap 95% intervals of the "for you" ranker and the
@@ -74,6 +141,12 @@ def eval_recs(
     bad = [n for n in names if n not in ev.RANKERS]
     if bad:
         raise fail(f"unknown ranker(s) {bad}; choose from {', '.join(ev.RANKERS)}")
+    try:
+        k, n_shards = (int(x) for x in shard.split("/"))
+        if not 0 <= k < n_shards:
+            raise ValueError
+    except ValueError:
+        raise fail("--shard must be K/N with 0 <= K < N") from None
     if not listings.is_file():
         raise fail(f"no listing file at {listings} (pass --shared or --listings)")
     t0 = time.perf_counter()
@@ -81,6 +154,14 @@ def eval_recs(
         corpus = protocol.read_listings(listings)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    queries = protocol.build_queries(corpus, users, seed)
+    n_users = len({q.user for q in queries})
+    if summarize:
+        _report(
+            _read_results(summarize), users=n_users, planned=len(queries), seed=seed, rounds=rounds,
+            total=time.perf_counter() - t0, json_=json_,
+        )  # fmt: skip
+        return
     corpus.upvotes = protocol.read_hf_upvotes([hf]) if hf.is_file() else {}
     if not hf.is_file():
         console.print(f"warning: no Hugging Face dump at {hf}: popularity is random", markup=False)
@@ -103,66 +184,31 @@ def eval_recs(
     if not names:
         raise fail("no ranker left to run")
 
-    queries = protocol.build_queries(corpus, users, seed)
-    n_users = len({q.user for q in queries})
     ctx = ev.Context(corpus, emb, seed)
-    ctx.user_rows = {u: set(r) for u, r in protocol.user_papers(corpus).items() if u in {q.user for q in queries}}
+    wanted = {q.user for q in queries}
+    ctx.user_rows = {u: set(r) for u, r in protocol.user_papers(corpus).items() if u in wanted}
     console.print(f"{n_users} users, {len(queries)} test papers, seed {seed}; preparing features…", markup=False)
     ctx.prepare(names)
+    mine = len(range(k, len(queries), n_shards))
+    sink = out_file.open("a", encoding="utf-8") if out_file is not None else None
+    done: set[int] = set()
 
-    def progress(name: str, n: int) -> None:
-        if n % 100 == 0 or n == len(queries):
-            console.print(f"  {name}: {n}/{len(queries)}", markup=False)
+    def progress(r: ev.QueryResult) -> None:
+        if sink is not None:
+            sink.write(orjson.dumps(r.__dict__).decode() + "\n")
+            sink.flush()
+        if r.ranker == names[-1]:
+            done.add(r.query)
+            if len(done) % 25 == 0 or len(done) == mine:
+                console.print(f"  {len(done)}/{mine} test papers", markup=False)
 
-    results = ev.run(queries, ctx, names, rounds=rounds, progress=progress)
-    total = time.perf_counter() - t0
-
-    table = Table(
-        title=f"eval-recs: {n_users} users, {len(queries)} test papers, seed {seed}, 95% bootstrap ({rounds})"
-    )
-    for col in ("ranker", "Recall@10", "MRR", "nDCG@10", "s"):
-        table.add_column(col)
-    for r in results:
-        table.add_row(
-            r.name,
-            *(f"{i.mean:.3f} [{i.low:.3f}, {i.high:.3f}]" for i in (r.recall, r.mrr, r.ndcg)),
-            f"{r.seconds:.0f}",
-        )
-    out.print(table)
-    ours = next((r for r in results if r.name == "paperfeed"), None)
-    if ours is not None:
-        for r in results:
-            if r.name.startswith("paperfeed"):
-                continue
-            beats = ours.ndcg.low > r.ndcg.high
-            out.print(
-                f"paperfeed vs {r.name}: nDCG@10 {ours.ndcg.mean:.3f} vs {r.ndcg.mean:.3f}, "
-                f"{'beats it (intervals do not overlap)' if beats else 'NOT separated (intervals overlap or lower)'}"
-            )
-    out.print(f"total {total:.0f} s")
-    if json_:
-        print(
-            orjson.dumps(
-                {
-                    "users": n_users,
-                    "queries": len(queries),
-                    "seed": seed,
-                    "rounds": rounds,
-                    "seconds": round(total, 1),
-                    "results": [
-                        {
-                            "ranker": r.name,
-                            "seconds": round(r.seconds, 1),
-                            **{
-                                k: {"mean": i.mean, "low": i.low, "high": i.high}
-                                for k, i in (("recall@10", r.recall), ("mrr", r.mrr), ("ndcg@10", r.ndcg))
-                            },
-                        }
-                        for r in results
-                    ],
-                }
-            ).decode()
-        )
+    try:
+        results = ev.run_queries(queries, ctx, names, shard=(k, n_shards), on_result=progress)
+    finally:
+        if sink is not None:
+            sink.close()
+    _report(results, users=n_users, planned=len(queries), seed=seed, rounds=rounds,
+            total=time.perf_counter() - t0, json_=json_)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

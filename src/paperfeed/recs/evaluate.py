@@ -229,6 +229,18 @@ RANK_FUNCS: dict[str, Callable[[Query, Context, np.random.Generator], list[int]]
 }
 
 
+@dataclass(frozen=True)
+class QueryResult:
+    """One ranker on one test paper (``query`` is its index in the full query list)."""
+
+    query: int
+    ranker: str
+    recall: float
+    mrr: float
+    ndcg: float
+    seconds: float
+
+
 @dataclass
 class RankerResult:
     name: str
@@ -237,40 +249,63 @@ class RankerResult:
     ndcg: metrics.Interval
     queries: int
     seconds: float
-    per_query_ndcg: list[float]
 
 
-def run(
+def run_queries(
     queries: Sequence[Query],
     ctx: Context,
     rankers: Sequence[str],
     *,
-    rounds: int = 1000,
-    progress: Callable[[str, int], None] | None = None,
-) -> list[RankerResult]:
+    shard: tuple[int, int] = (0, 1),
+    on_result: Callable[[QueryResult], None] | None = None,
+) -> list[QueryResult]:
+    """Every ranker on every query of this shard (query index ``i`` with ``i % n == k``), queries
+    in the outer loop, so that a run stopped early has scored all rankers on the same queries."""
     out = []
-    for name in rankers:
-        fn = RANK_FUNCS[name]
-        scores: list[metrics.QueryScores] = []
-        t0 = time.perf_counter()
-        for n, qu in enumerate(queries):
-            # The same per-query seed for every ranker: ties and background draws do not depend
-            # on which rankers ran before.
-            rng = np.random.default_rng([ctx.seed, n])
-            scores.append(metrics.score_query(fn(qu, ctx, rng), qu.relevant))
-            if progress is not None:
-                progress(name, n + 1)
-        secs = time.perf_counter() - t0
-        nd = [s.ndcg for s in scores]
+    k, n_shards = shard
+    for i, qu in enumerate(queries):
+        if i % n_shards != k:
+            continue
+        for name in rankers:
+            # The same per-query seed for every ranker and shard: ties and background draws do not
+            # depend on which rankers ran or on how the work was split.
+            rng = np.random.default_rng([ctx.seed, i])
+            t0 = time.perf_counter()
+            ranked = RANK_FUNCS[name](qu, ctx, rng)
+            secs = time.perf_counter() - t0
+            sc = metrics.score_query(ranked, qu.relevant)
+            res = QueryResult(i, name, sc.recall, sc.mrr, sc.ndcg, secs)
+            out.append(res)
+            if on_result is not None:
+                on_result(res)
+    return out
+
+
+def summarize(results: Sequence[QueryResult], *, rounds: int, seed: int) -> tuple[list[RankerResult], int]:
+    """Per-ranker means with bootstrap intervals over the queries that *every* ranker finished
+    (runs may be split in shards or stopped early); also returns that number of queries."""
+    by: dict[str, dict[int, QueryResult]] = {}
+    for r in results:
+        by.setdefault(r.ranker, {})[r.query] = r
+    if not by:
+        return [], 0
+    common = sorted(set.intersection(*(set(d) for d in by.values())))
+    out = []
+    for name in [n for n in RANKERS if n in by]:
+        rows = [by[name][i] for i in common]
         out.append(
             RankerResult(
                 name,
-                metrics.bootstrap([s.recall for s in scores], rounds=rounds, seed=ctx.seed),
-                metrics.bootstrap([s.mrr for s in scores], rounds=rounds, seed=ctx.seed),
-                metrics.bootstrap(nd, rounds=rounds, seed=ctx.seed),
-                len(scores),
-                secs,
-                nd,
+                metrics.bootstrap([r.recall for r in rows], rounds=rounds, seed=seed),
+                metrics.bootstrap([r.mrr for r in rows], rounds=rounds, seed=seed),
+                metrics.bootstrap([r.ndcg for r in rows], rounds=rounds, seed=seed),
+                len(rows),
+                sum(r.seconds for r in rows),
             )
         )
-    return out
+    return out, len(common)
+
+
+def run(queries: Sequence[Query], ctx: Context, rankers: Sequence[str], *, rounds: int = 1000) -> list[RankerResult]:
+    """All rankers on all queries, summarised."""
+    return summarize(run_queries(queries, ctx, rankers), rounds=rounds, seed=ctx.seed)[0]

@@ -40,6 +40,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
 TEXT_DIM = 2**20
+MAX_TERMS = 20_000  # text weights a model keeps (the heaviest): 160 KB a user instead of 4 MB
 EMB_SCALE = 1.0  # weight of the embedding block next to the (unit-norm) text block
 POSITIVE_C = 1.0  # inverse regularisation of the classifier
 NEGATIVE_WEIGHT = 3.0  # a "not interested" counts this many background papers
@@ -181,7 +182,8 @@ class Component:
 class UserModel:
     """What :func:`fit` learned for one user; :meth:`score` ranks any candidate features."""
 
-    coef_text: np.ndarray  # float32 (TEXT_DIM,)
+    text_idx: np.ndarray  # int32: the text buckets with a weight (the MAX_TERMS heaviest)
+    text_val: np.ndarray  # float32: their weights
     coef_emb: np.ndarray  # float32 (dim,)
     intercept: float
     pos: Features  # the library (positives), for nearest-paper scores and reasons
@@ -192,7 +194,9 @@ class UserModel:
     background_blend: np.ndarray  # sorted blended scores of the background: relevance percentiles
 
     def classifier(self, f: Features) -> np.ndarray:
-        return np.asarray(f.text @ self.coef_text).ravel() + f.emb @ self.coef_emb + self.intercept
+        w = np.zeros(TEXT_DIM, dtype=np.float32)
+        w[self.text_idx] = self.text_val
+        return np.asarray(f.text @ w).ravel() + f.emb @ self.coef_emb + self.intercept
 
     def nearest(self, f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per candidate: max embedding cosine, max text cosine to a positive (weighted), and the
@@ -301,8 +305,13 @@ def fit(
     clf = LogisticRegression(C=POSITIVE_C, solver="liblinear", max_iter=200)
     clf.fit(x, y, sample_weight=sw)
     coef = np.asarray(clf.coef_, dtype=np.float32).ravel()
+    text = coef[:TEXT_DIM]
+    idx = np.flatnonzero(text)
+    if len(idx) > MAX_TERMS:
+        idx = np.sort(idx[np.argpartition(-np.abs(text[idx]), MAX_TERMS)[:MAX_TERMS]])
     model = UserModel(
-        coef_text=coef[:TEXT_DIM],
+        text_idx=idx.astype(np.int32),
+        text_val=text[idx],
         coef_emb=coef[TEXT_DIM:] * EMB_SCALE,
         intercept=float(clf.intercept_[0]),
         pos=pos,

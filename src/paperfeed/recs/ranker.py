@@ -26,10 +26,12 @@ positives never appear in the result.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -46,6 +48,7 @@ BACKGROUND_SIZE = 2000
 BACKGROUND_DAYS = 60  # listing days the background sample is drawn from
 CANDIDATE_DAYS = 7
 POPULAR_UPVOTES = 10  # "popular" reason from this many upvotes
+MODEL_CACHE = 512  # user models a Ranker keeps (least recently used go first)
 NEAR_COSINE = 0.45  # "close to X in your library" needs at least this embedding cosine
 
 
@@ -187,6 +190,7 @@ class Ranker:
         self._vectors: dict[str, np.ndarray] = {}
         self._dim = 0
         self._bg: _Background | None = None
+        self._models: OrderedDict[Hashable, tuple[str, m.UserModel | None]] = OrderedDict()
 
     # -- data ------------------------------------------------------------------------------
     def candidates(
@@ -256,6 +260,24 @@ class Ranker:
         neg = self._features([s.paper_id for s in neg_sig], bg.space) if neg_sig else None
         return m.fit(pos, bg.features, pos_weight=pw, neg=neg)
 
+    def model_for(self, user_key: Hashable, signals: UserSignals) -> m.UserModel | None:
+        """The user's model from this process's cache, refitted when what it learns from (the
+        positives, their weights and times, the negatives, the background) changed."""
+        bg = self._background()
+        fp = _fingerprint(signals, bg.newest)
+        with self._lock:
+            hit = self._models.get(user_key)
+            if hit is not None and hit[0] == fp:
+                self._models.move_to_end(user_key)
+                return hit[1]
+        model = self.fit(signals)
+        with self._lock:
+            self._models[user_key] = (fp, model)
+            self._models.move_to_end(user_key)
+            while len(self._models) > MODEL_CACHE:
+                self._models.popitem(last=False)
+        return model
+
     # -- ranking ---------------------------------------------------------------------------
     def rank(
         self,
@@ -263,18 +285,20 @@ class Ranker:
         candidates: Sequence[str] | None = None,
         *,
         model: m.UserModel | None = None,
+        user_key: Hashable | None = None,
         limit: int | None = None,
         today: date | None = None,
     ) -> list[RankedPaper]:
         """Rank ``candidates`` (default: :meth:`candidates`) for the user. Pass ``model`` from
-        :meth:`fit` to reuse it; otherwise it is fitted here."""
+        :meth:`fit`, or a ``user_key`` (e.g. the user id) to use this process's model cache;
+        otherwise the model is fitted here."""
         ids = list(dict.fromkeys(self.candidates() if candidates is None else candidates))
         self._load(ids)
         ids = self._allowed(ids, signals)
         if not ids:
             return []
         if model is None:
-            model = self.fit(signals)
+            model = self.fit(signals) if user_key is None else self.model_for(user_key, signals)
         bg = self._background()
         with self.db.read() as conn:
             pop = q.popularity(conn, ids)
@@ -346,6 +370,15 @@ class Ranker:
         if age <= 1.0:
             out.append(Reason("recent", "new today"))
         return out
+
+
+def _fingerprint(signals: UserSignals, newest: date | None) -> str:
+    h = hashlib.sha256(str(newest).encode())
+    for s in sorted(signals.positives(), key=lambda s: s.paper_id):
+        h.update(f"+{s.paper_id}:{s.weight}:{s.at}".encode())
+    for s in sorted(signals.not_interested, key=lambda s: s.paper_id):
+        h.update(f"-{s.paper_id}:{s.weight}".encode())
+    return h.hexdigest()
 
 
 def _age(f: q.PaperFacts, today: date) -> float:
