@@ -191,6 +191,9 @@ class Ranker:
         self._dim = 0
         self._bg: _Background | None = None
         self._models: OrderedDict[Hashable, tuple[str, m.UserModel | None]] = OrderedDict()
+        # Features of recent candidate lists: every user ranks the same few lists (this week,
+        # today), so stacking and weighing their rows is done once per list and background.
+        self._lists: OrderedDict[tuple[int, tuple[str, ...]], m.Features] = OrderedDict()
 
     # -- data ------------------------------------------------------------------------------
     def candidates(
@@ -292,9 +295,10 @@ class Ranker:
         """Rank ``candidates`` (default: :meth:`candidates`) for the user. Pass ``model`` from
         :meth:`fit`, or a ``user_key`` (e.g. the user id) to use this process's model cache;
         otherwise the model is fitted here."""
-        ids = list(dict.fromkeys(self.candidates() if candidates is None else candidates))
-        self._load(ids)
-        ids = self._allowed(ids, signals)
+        every = list(dict.fromkeys(self.candidates() if candidates is None else candidates))
+        self._load(every)
+        every = [i for i in every if i in self._facts]
+        ids = self._allowed(every, signals)
         if not ids:
             return []
         if model is None:
@@ -305,7 +309,8 @@ class Ranker:
         up = np.array([pop.get(i, self._facts[i].upvotes) for i in ids], dtype=np.float64)
         day = today or bg.newest or date.today()
         ages = np.array([_age(self._facts[i], day) for i in ids], dtype=np.float64)
-        feats = self._features(ids, bg.space)
+        where = {pid: r for r, pid in enumerate(every)}
+        feats = self._list_features(every, bg).take([where[i] for i in ids])
         if model is None:
             base = self._cold_scores(feats, signals)
             rel = np.zeros(len(ids))
@@ -332,6 +337,20 @@ class Ranker:
             reasons.extend(self._other_reasons(ids[r], signals, model, int(up[r]), float(ages[r])))
             out.append(RankedPaper(ids[r], float(final[r]), float(rel[r]), tuple(reasons)))
         return out
+
+    def _list_features(self, ids: list[str], bg: _Background) -> m.Features:
+        key = (id(bg), tuple(ids))
+        with self._lock:
+            hit = self._lists.get(key)
+            if hit is not None:
+                self._lists.move_to_end(key)
+                return hit
+        feats = self._features(ids, bg.space)
+        with self._lock:
+            self._lists[key] = feats
+            while len(self._lists) > 8:
+                self._lists.popitem(last=False)
+        return feats
 
     def _allowed(self, ids: list[str], signals: UserSignals) -> list[str]:
         drop = signals.excluded_ids()
