@@ -94,7 +94,7 @@ def rank_for(
     prefs = settings_of(c, user.id)
     follows = follows_of(c, user)
     signals = user_signals(c, user, prefs, follows)
-    model = ranker.fit(signals)
+    model = ranker.model_for(user.id, signals)  # the process's cache: refitted only when the signals change
     ranked = ranker.rank(signals, candidates, model=model, limit=limit, today=today)
     return ForYou(ranked, signals, follows, prefs, model is not None)
 
