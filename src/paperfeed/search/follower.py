@@ -136,7 +136,7 @@ class IndexFollower:
             return
         self._stop.clear()
         self.service.followed = True  # requests no longer refresh the vectors themselves
-        self._thread = threading.Thread(target=self._loop, name="paperfeed-index-follower", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="index-follower", daemon=True)
         self._thread.start()
         log.info("index follower started (every %.1f s)", self.poll)
 
