@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from bench_community import _free_port, _pct  # a sibling script: python puts bench/ on sys.path
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.search.lexical import LexicalIndex
@@ -43,17 +43,6 @@ ROOT = Path(__file__).resolve().parents[1]
 IN_A_ROW = 8
 POLL_S = 0.02
 GIVE_UP_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 def setup(settings: Settings, corpus: Path) -> int:
