@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from paperfeed.config import Settings
-from paperfeed.digest.send import Sender, SendOptions, message_id_for, plan_date, send_due
+from paperfeed.digest.messages import message_id_for
+from paperfeed.digest.planning import plan_date
+from paperfeed.digest.send import Sender, SendOptions, send_due
 from paperfeed.store import digest_store as store
 from paperfeed.store.db import Database
 

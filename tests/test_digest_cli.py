@@ -14,6 +14,7 @@ from paperfeed.cli import app
 from paperfeed.config import Settings
 from paperfeed.digest import subscriptions as subs
 from paperfeed.store import digest_store as store
+from paperfeed.store import subscription_store
 from paperfeed.store.db import Database
 
 from . import smtp
@@ -88,13 +89,13 @@ def test_subscribe_list_send_preview_unsubscribe(
     code, out = run(env, "unsubscribe", "admin@example.org")
     assert code == 0
     with cli_db.read() as conn:
-        assert store.get_subscription_by_email(conn, "admin@example.org")["status"] == "unsubscribed"
+        assert subscription_store.get_subscription_by_email(conn, "admin@example.org")["status"] == "unsubscribed"
 
 
 def test_inbound_unsubscribe_mail(env: dict[str, str], cli_db: Database) -> None:
     sub_id, _ = subs.admin_subscribe(cli_db, "inbox@example.org", subs.Prefs(), confirmed=True)
     with cli_db.read() as conn:
-        nonce = store.get_subscription(conn, sub_id)["manage_nonce"]
+        nonce = subscription_store.get_subscription(conn, sub_id)["manage_nonce"]
     token = subs.Tokens("cli-secret").unsubscribe(sub_id, nonce)
     code, out = run(env, "inbound", input=f"From: inbox@example.org\nSubject: unsubscribe {token}\n\n")
     assert code == 0 and "unsubscribed inbox@example.org" in out

@@ -18,6 +18,7 @@ from paperfeed.digest.periods import daily_period, due_period, parse_key, weekly
 from paperfeed.digest.send import LEASE_NAME, SendOptions, message_id_for, plan_date, plan_due, send_due
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
+from paperfeed.store import subscription_store
 from paperfeed.store.db import Database
 from paperfeed.store.leases import Lease
 
@@ -85,7 +86,7 @@ def test_digest_message(db: Database, mail_settings: Settings, smtp_sink: SmtpSi
     msg = cap.msg
     assert cap.mail_from == "digest@paperfeed.example" and cap.rcpt_tos == ["reader@example.org"]
     with db.read() as conn:
-        sub_id = store.get_subscription_by_email(conn, "reader@example.org")["id"]
+        sub_id = subscription_store.get_subscription_by_email(conn, "reader@example.org")["id"]
     assert msg["Message-ID"] == message_id_for(mail_settings, sub_id, "daily:2026-11-24")
     assert msg["From"] == "paperfeed <digest@paperfeed.example>" and msg["To"] == "reader@example.org"
     assert parsedate_to_datetime(msg["Date"]).tzinfo is not None
@@ -188,8 +189,8 @@ def test_hard_bounces_suppress_the_address(
         if k == 2:
             assert report.suppressed == 1
     with db.read() as conn:
-        gone = store.get_subscription_by_email(conn, "gone@example.org")
-        flaky = store.get_subscription_by_email(conn, "flaky@example.org")
+        gone = subscription_store.get_subscription_by_email(conn, "gone@example.org")
+        flaky = subscription_store.get_subscription_by_email(conn, "flaky@example.org")
         history = store.deliveries_for(conn, gone["id"])
     assert gone["status"] == "suppressed" and gone["hard_bounces"] == 3
     assert [d["status"] for d in history] == ["failed", "failed", "failed"]  # nothing planned on day 4
@@ -227,7 +228,7 @@ def test_unsubscribed_before_sending_is_skipped(
     activate(db, ["bye@example.org"])
     with db.write() as conn:
         store.plan_period(conn, frequency="daily", period="daily:2026-11-24", now=clock())
-        store.update_subscription(conn, 1, status="unsubscribed")
+        subscription_store.update_subscription(conn, 1, status="unsubscribed")
     report = send_due(mail_settings, db, day=DAY, clock=clock)
     assert report.skipped == 1 and smtp_sink.count() == 0
 

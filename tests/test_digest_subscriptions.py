@@ -10,6 +10,7 @@ import pytest
 from paperfeed.config import Settings
 from paperfeed.digest import subscriptions as subs
 from paperfeed.store import digest_store as store
+from paperfeed.store import subscription_store
 from paperfeed.store.db import Database
 
 
@@ -20,7 +21,7 @@ def tokens(settings: Settings) -> subs.Tokens:
 
 def _sub(db: Database, email: str) -> dict:
     with db.read() as conn:
-        row = store.get_subscription_by_email(conn, email)
+        row = subscription_store.get_subscription_by_email(conn, email)
     assert row is not None
     return row
 
@@ -195,7 +196,7 @@ def test_confirmation_mails_are_rate_limited(any_db: Database, tokens: subs.Toke
     for i in range(10):
         subs.request_subscription(any_db, "rate@example.org", subs.Prefs(), now=t0 + timedelta(minutes=10 + 3 * i))
     with any_db.read() as conn:
-        n = store.confirmations_since(conn, row["id"], t0 - timedelta(minutes=1))
+        n = subscription_store.confirmations_since(conn, row["id"], t0 - timedelta(minutes=1))
     assert n == subs.CONFIRM_MAX_PER_DAY
 
 

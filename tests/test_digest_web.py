@@ -16,6 +16,7 @@ from paperfeed.config import Settings
 from paperfeed.digest import subscriptions as subs
 from paperfeed.digest.send import send_due
 from paperfeed.store import digest_store as store
+from paperfeed.store import subscription_store
 from paperfeed.store.db import Database
 from paperfeed.web.app import create_app
 
@@ -67,12 +68,13 @@ def post(client: TestClient, url: str, data: dict | None = None, **kw: object) -
 
 def sub_row(db: Database, email: str) -> dict | None:
     with db.read() as conn:
-        return store.get_subscription_by_email(conn, email)
+        return subscription_store.get_subscription_by_email(conn, email)
 
 
 def counts(db: Database) -> tuple[int, int]:
     with db.read() as conn:
-        return sum(store.subscription_status_counts(conn).values()), sum(store.delivery_status_counts(conn).values())
+        subscribers = sum(subscription_store.subscription_status_counts(conn).values())
+        return subscribers, sum(store.delivery_status_counts(conn).values())
 
 
 def seed_feed(db: Database, day: date, n: int = 4) -> list[dict]:

@@ -25,6 +25,7 @@ from paperfeed.digest.periods import FREQUENCIES, period_for
 from paperfeed.digest.send import SendOptions, SendReport, preview_due, send_due, send_now
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
+from paperfeed.store import subscription_store
 
 digest_app = typer.Typer(help="Email digests: send, preview, subscribers.", no_args_is_help=True)
 
@@ -134,7 +135,7 @@ def preview_cmd(
     s = settings()
     db = database(s)
     with db.read() as conn:
-        row = store.get_subscription(conn, subscription_id)
+        row = subscription_store.get_subscription(conn, subscription_id)
         if row is None:
             raise fail(f"no subscription with id {subscription_id}")
         already = set(store.papers_sent_to(conn, subscription_id))
@@ -206,10 +207,10 @@ def unsubscribe_cmd(email: str = typer.Argument(..., help="The address.")) -> No
     except subs.SubscriptionError as exc:
         raise fail(exc.errors["email"]) from None
     with db.write() as conn:
-        row = store.get_subscription_by_email(conn, address)
+        row = subscription_store.get_subscription_by_email(conn, address)
         if row is None:
             raise fail(f"{address} has no subscription")
-        store.update_subscription(conn, row["id"], status="unsubscribed")
+        subscription_store.update_subscription(conn, row["id"], status="unsubscribed")
     out.print(f"{address}: unsubscribed")
 
 
@@ -221,7 +222,7 @@ def list_cmd(
     """List subscriptions."""
     db = database()
     with db.read() as conn:
-        rows = store.list_subscriptions(conn, status=status, limit=limit)
+        rows = subscription_store.list_subscriptions(conn, status=status, limit=limit)
     table = Table("id", "email", "status", "frequency", "topics", "when")
     for r in rows:
         topics = " · ".join(x for x in (r["query"], r["categories"]) if x) or "-"
@@ -237,7 +238,7 @@ def status_cmd(period: str | None = typer.Option(None, "--period-key", help="e.g
     s = settings()
     db = database(s)
     with db.read() as conn:
-        out.print({"subscriptions": store.subscription_status_counts(conn)})
+        out.print({"subscriptions": subscription_store.subscription_status_counts(conn)})
         out.print({"deliveries": store.delivery_status_counts(conn, period)})
     out.print(f"mail goes through {mailer.describe_transport(s)}")
 

@@ -2,12 +2,12 @@
 uvicorn worker (and every host sharing a PostgreSQL server) enforces the same budget.
 
 Each limit is a GCRA bucket (a token bucket stored as one number per key, see
-``community_store.take_token``). An action checks all of its buckets (e.g. ``vote:user:12`` and
+``store.rate_limits.take_token``). An action checks all of its buckets (e.g. ``vote:user:12`` and
 ``vote:ip:10.0.0.7``) in one transaction: if any says no, nothing is taken from the others and
 :class:`~paperfeed.community.errors.RateLimited` carries the wait for the ``Retry-After`` header.
 Runs before every sign-in, sign-up, reset request, submission, vote and comment.
 
-Sign-in failures also feed :class:`Backoff` counters (``community_store.record_failure``): a key
+Sign-in failures also feed :class:`Backoff` counters (``store.rate_limits.record_failure``): a key
 that keeps failing waits longer and longer, and a success clears it. Sign-in uses three keys,
 see ``accounts.sign_in``: (name, address) and address with back-off, and a generous
 per-account ceiling (a GCRA bucket that only failures take from): the owner gets in from a new
@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from paperfeed.community.errors import RateLimited
-from paperfeed.store import community_store as store
+from paperfeed.store import rate_limits as store
 from paperfeed.store.db import Database
 
 _EPOCH = datetime(1970, 1, 1)

@@ -36,7 +36,9 @@ from paperfeed.digest.periods import DigestPeriod
 from paperfeed.digest.subscriptions import Links, Prefs
 from paperfeed.latex_text import to_plain
 from paperfeed.store import digest_store as store
+from paperfeed.store import feed_queries
 from paperfeed.store.db import Database
+from paperfeed.store.rows import PaperRow
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +172,7 @@ class Composer:
         self.env = _environment()
         self._pools: dict[tuple[str, date, date, Topic], list[Section]] = {}
         self._searches: dict[tuple[str, date, date], list[tuple[str, str]]] = {}
-        self._papers: dict[str, dict[str, Any]] = {}
+        self._papers: dict[str, PaperRow] = {}
         self._cards: dict[str, tuple[Markup, str]] = {}
         self._digest_html = self.env.get_template("digest.html")
         self._digest_txt = self.env.get_template("digest.txt")
@@ -236,7 +238,7 @@ class Composer:
         missing = [pid for pid in ids if pid not in self._papers]
         if missing:
             with self.db.read() as conn:
-                self._papers.update(store.papers_by_ids(conn, missing))
+                self._papers.update(feed_queries.papers_by_ids(conn, missing))
 
     def _card(self, pid: str) -> tuple[Markup, str] | None:
         if pid not in self._cards:

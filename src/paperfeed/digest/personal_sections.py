@@ -139,7 +139,7 @@ class PersonalSections:
 
     def _filtered(self, section: Section, prefs: PersonalSettings) -> Section:
         with self.db.read() as conn:
-            papers = digest_store.papers_by_ids(conn, section.ids)
+            papers = feed_queries.papers_by_ids(conn, section.ids)
         keep = [
             pid for pid in section.ids
             if pid in papers and not prefs.excludes(papers[pid].get("title") or "", papers[pid].get("abstract") or "",

@@ -1,4 +1,5 @@
-"""The digest sender: plan ledger rows, compose, send, and record every outcome.
+"""The digest sender: plan ledger rows (``planning``), compose (``messages``), send, and record every
+outcome.
 
 Runs from the scheduler thread of ``paperfeed serve``, from ``paperfeed digest send`` (cron),
 and - for one confirmation mail at a time - right after a web sign-up.
@@ -30,26 +31,25 @@ the unsent rows simply stay queued.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfoNotFoundError
 
 from paperfeed.config import Settings
 from paperfeed.digest.compose import Composer, Section, Topic
-from paperfeed.digest.periods import FREQUENCIES, DigestPeriod, due_period, is_digest_key, parse_key, period_for
+from paperfeed.digest.messages import MessageBuilder, message_id_for
+from paperfeed.digest.periods import DigestPeriod, is_digest_key, parse_key
 from paperfeed.digest.personal_sections import PersonalSections
-from paperfeed.digest.subscriptions import Prefs, Tokens, confirm_url, links_for, mailbox_of, new_nonce
+from paperfeed.digest.planning import date_targets, due_groups, plan_date, plan_due
+from paperfeed.digest.subscriptions import Prefs
 from paperfeed.mail import mailer
 from paperfeed.store import digest_store as store
-from paperfeed.store import faults
+from paperfeed.store import faults, subscription_store
 from paperfeed.store.db import Database, utcnow
 from paperfeed.store.leases import Lease, holder_dead, process_holder
 
@@ -97,76 +97,6 @@ class SendReport:
         return ", ".join(parts) or "nothing to do"
 
 
-# -- planning ---------------------------------------------------------------------------------
-
-
-def _due_groups(
-    groups: Iterable[tuple[str, str, int, bool]], now: datetime
-) -> Iterator[tuple[str, str, int, bool, DigestPeriod, datetime]]:
-    """The (frequency, time zone, hour, weekdays-only) groups whose send time has come, each with
-    its period and the moment it became due. Unknown time zones are skipped with a warning."""
-    for freq, tz, hour, weekdays_only in groups:
-        try:
-            due = due_period(freq, tz, hour, weekdays_only, now)
-        except (ZoneInfoNotFoundError, ValueError):
-            log.warning("digest: skipping subscribers with unknown time zone %r", tz)
-            continue
-        if due is not None:
-            yield freq, tz, hour, weekdays_only, *due
-
-
-def plan_due(db: Database, now: datetime, *, frequency: str | None = None, email: str | None = None) -> int:
-    """Create ledger rows for every subscriber whose local send time has come (the scheduler's
-    and plain ``digest send``'s rule). People confirmed after today's send time wait for the next."""
-    total = 0
-    with db.read() as conn:
-        groups = store.active_groups(conn, frequency)
-    with db.write() as conn:
-        for freq, tz, hour, weekdays_only, period, moment in _due_groups(groups, now):
-            total += store.plan_period(
-                conn,
-                frequency=freq,
-                period=period.key,
-                now=now,
-                timezone=tz,
-                send_hour=hour,
-                weekdays_only=weekdays_only,
-                confirmed_before=moment,
-                email=email,
-            )
-    return total
-
-
-def _date_targets(frequency: str | None, day: date) -> list[tuple[str, bool | None, DigestPeriod]]:
-    out: list[tuple[str, bool | None, DigestPeriod]] = []
-    for freq in [frequency] if frequency else list(FREQUENCIES):
-        if freq == "weekly":
-            out.append((freq, None, period_for("weekly", day)))
-            continue
-        for weekdays_only in (True, False):
-            if not (weekdays_only and day.weekday() >= 5):  # honour "weekdays only" even when forced
-                out.append((freq, weekdays_only, period_for("daily", day, weekdays_only)))
-    return out
-
-
-def plan_date(db: Database, day: date, now: datetime, *, frequency: str | None = None, email: str | None = None) -> int:
-    """Ledger rows for the period of ``day`` for all active subscribers, whatever their hour."""
-    total = 0
-    with db.write() as conn:
-        for freq, weekdays_only, period in _date_targets(frequency, day):
-            total += store.plan_period(
-                conn, frequency=freq, period=period.key, now=now, weekdays_only=weekdays_only, email=email
-            )
-    return total
-
-
-def message_id_for(settings: Settings, sub_id: int, key: str) -> str:
-    """Deterministic per (subscription, period): a resend carries the same Message-ID."""
-    tag = hmac.new(settings.secret().encode(), f"{sub_id}:{key}".encode(), hashlib.sha256).hexdigest()[:12]
-    domain = mailbox_of(settings.mail_from).rpartition("@")[2] or "localhost"
-    return f"<{key.replace(':', '.')}.s{sub_id}.{tag}@{domain}>"
-
-
 # -- the sender -------------------------------------------------------------------------------
 
 
@@ -203,10 +133,7 @@ class Sender:
         self.clock = clock
         self.owner = owner or process_holder()
         self.lease = lease
-        self.tokens = Tokens.from_settings(settings)
-        self.sender_addr = mailbox_of(settings.mail_from)
-        domain = self.sender_addr.rpartition("@")[2] or "localhost"
-        self.list_id = f"paperfeed digests <digest.{domain}>"
+        self.messages = MessageBuilder(settings, db, self.composer, clock)
         self._extra: list[mailer.Transport] = []  # the other lanes' connections
         self._count_lock = threading.Lock()
         self._alive_at = time.monotonic()
@@ -477,7 +404,7 @@ class Sender:
     def _send_one(self, job: _Job, transport: mailer.Transport, report: SendReport) -> bool:
         """Build, send and record one message; False when the server is unreachable."""
         try:
-            transport.send(self._message(job))
+            transport.send(self.messages.build(job.row, job.message_id, job.sections))
         except mailer.TransportDown as exc:
             report.transport_error = str(exc)
             return False
@@ -490,7 +417,7 @@ class Sender:
             with self.db.write() as conn:
                 store.mark_sent(conn, job.row["id"], self.owner, self.clock())
                 if job.row["hard_bounces"]:
-                    store.update_subscription(conn, job.row["subscription_id"], hard_bounces=0)
+                    subscription_store.update_subscription(conn, job.row["subscription_id"], hard_bounces=0)
             with self._count_lock:
                 report.sent += 1
         return True
@@ -501,7 +428,7 @@ class Sender:
             if isinstance(exc, mailer.PermanentFailure):
                 store.mark_failed(conn, job.row["id"], self.owner, str(exc))
                 report.failed += 1
-                if store.record_bounce(conn, job.row["subscription_id"], self.options.max_hard_bounces):
+                if subscription_store.record_bounce(conn, job.row["subscription_id"], self.options.max_hard_bounces):
                     report.suppressed += 1
             elif attempts >= self.options.max_attempts:
                 store.mark_failed(conn, job.row["id"], self.owner, f"gave up after {attempts} attempts: {exc}")
@@ -510,53 +437,6 @@ class Sender:
                 delay = BACKOFF_S[min(attempts, len(BACKOFF_S)) - 1]
                 store.mark_retry(conn, job.row["id"], self.owner, str(exc), self.clock() + timedelta(seconds=delay))
                 report.retry += 1
-
-    # -- messages ---------------------------------------------------------------------------
-    def _message(self, job: _Job) -> mailer.OutgoingMessage:
-        row = job.row
-        sub_id = int(row["subscription_id"])
-        manage_nonce = row["manage_nonce"]
-        if not manage_nonce:  # rows from before manage links existed
-            manage_nonce = row["manage_nonce"] = new_nonce()
-            with self.db.write() as conn:
-                store.update_subscription(conn, sub_id, manage_nonce=manage_nonce)
-        links = links_for(self.settings, self.tokens, sub_id, manage_nonce)
-        if job.sections is None:  # a confirmation mail
-            payload = row["payload"]
-            prefs = Prefs.from_payload(payload["prefs"])
-            token = self.tokens.confirm(sub_id, payload["nonce"], prefs)
-            change = payload.get("kind") == "change"
-            r = self.composer.render_confirm(
-                email=row["email"],
-                prefs=prefs,
-                confirm_url=confirm_url(self.settings, token),
-                change=change,
-                manage_url=links.manage_url if change else None,
-            )
-            headers = {"Auto-Submitted": "auto-generated", "X-Paperfeed-Delivery": row["period"]}
-        else:
-            period = parse_key(row["period"], bool(row["weekdays_only"]))
-            r = self.composer.render_digest(
-                email=row["email"], prefs=Prefs.from_row(row), period=period, sections=job.sections, links=links
-            )
-            headers = {
-                "List-Unsubscribe": f"<{links.unsubscribe_url}>, <{links.unsubscribe_mailto}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": self.list_id,
-                "Precedence": "bulk",
-                "Auto-Submitted": "auto-generated",
-                "X-Paperfeed-Delivery": row["period"],
-            }
-        return mailer.build_message(
-            sender=self.settings.mail_from,
-            to=row["email"],
-            subject=r.subject,
-            text=r.text,
-            html=r.html,
-            message_id=job.message_id,
-            date=self.clock(),
-            headers=headers,
-        )
 
 
 def _drain(todo: deque[_Job]) -> list[int]:
@@ -649,13 +529,13 @@ def preview_due(
     targets: list[tuple[dict[str, Any], DigestPeriod]] = []
     with db.read() as conn:
         if day is not None:
-            for freq, weekdays_only, _period in _date_targets(frequency, day):
+            for freq, weekdays_only, _period in date_targets(frequency, day):
                 for sub in store.eligible_subscriptions(
                     conn, frequency=freq, period=_period.key, weekdays_only=weekdays_only, email=email
                 ):
                     targets.append((sub, _period))
         else:
-            for freq, tz, hour, weekdays_only, period, moment in _due_groups(store.active_groups(conn, frequency), now):
+            for freq, tz, hour, weekdays_only, period, moment in due_groups(store.active_groups(conn, frequency), now):
                 for sub in store.eligible_subscriptions(
                     conn,
                     frequency=freq,

@@ -39,6 +39,7 @@ from paperfeed.config import Settings
 from paperfeed.digest.periods import FREQUENCIES
 from paperfeed.mail.mailbox import take_mail_slot
 from paperfeed.store import digest_store as store
+from paperfeed.store import subscription_store
 from paperfeed.store.db import Database, utcnow
 
 # Public paths of the web pages the links point at (web/digest_routes.py serves them).
@@ -374,12 +375,12 @@ def request_subscription(db: Database, email: Any, prefs: Prefs, *, now: datetim
 
 
 def _request(conn: Any, email: str, prefs: Prefs, now: datetime) -> int | None:
-    row = store.get_subscription_by_email(conn, email)
+    row = subscription_store.get_subscription_by_email(conn, email)
     nonce = new_nonce()
     if row is None:
         if not take_mail_slot(conn, email, now):
             return None
-        sub_id = store.insert_subscription(
+        sub_id = subscription_store.insert_subscription(
             conn,
             {
                 "email": email,
@@ -398,11 +399,11 @@ def _request(conn: Any, email: str, prefs: Prefs, now: datetime) -> int | None:
         recent = row.get("confirm_sent_at")
         if recent is not None and now - recent < CONFIRM_MIN_INTERVAL:
             return None
-        if store.confirmations_since(conn, sub_id, now - timedelta(days=1)) >= CONFIRM_MAX_PER_DAY:
+        if subscription_store.confirmations_since(conn, sub_id, now - timedelta(days=1)) >= CONFIRM_MAX_PER_DAY:
             return None
         if not take_mail_slot(conn, email, now):
             return None
-        store.update_subscription(conn, sub_id, token_nonce=nonce, confirm_sent_at=now)
+        subscription_store.update_subscription(conn, sub_id, token_nonce=nonce, confirm_sent_at=now)
         kind = "change" if row["status"] == "active" else "new"
     payload = {"kind": kind, "nonce": nonce, "prefs": prefs.payload()}
     return store.insert_delivery(conn, sub_id, f"confirm:{nonce[:16]}", now, payload)
@@ -421,7 +422,7 @@ class Pending:
 def check_confirm(db: Database, tokens: Tokens, token: Any) -> Pending:
     sub_id, nonce, prefs = tokens.read_confirm(token)
     with db.read() as conn:
-        row = store.get_subscription(conn, sub_id)
+        row = subscription_store.get_subscription(conn, sub_id)
     if row is None or not secrets.compare_digest(row["token_nonce"], nonce):
         raise TokenError("This confirmation link was already used or replaced by a newer one.")
     return Pending(sub_id, row["email"], prefs, row["status"] == "active")
@@ -450,11 +451,11 @@ def confirm(
         )
     now = now or utcnow()
     with db.write() as conn:
-        row = store.get_subscription(conn, sub_id)
+        row = subscription_store.get_subscription(conn, sub_id)
         if row is None or not secrets.compare_digest(row["token_nonce"], nonce):
             raise TokenError("This confirmation link was already used or replaced by a newer one.")
         confirmed_at = row["confirmed_at"] if row["status"] == "active" and row["confirmed_at"] else now
-        store.update_subscription(
+        subscription_store.update_subscription(
             conn,
             sub_id,
             **prefs.columns(),
@@ -464,11 +465,11 @@ def confirm(
             manage_nonce=row.get("manage_nonce") or new_nonce(),
             hard_bounces=0,
         )
-        return store.get_subscription(conn, sub_id) or {}
+        return subscription_store.get_subscription(conn, sub_id) or {}
 
 
 def _by_manage_token(conn: Any, sub_id: int, nonce: str) -> dict[str, Any]:
-    row = store.get_subscription(conn, sub_id)
+    row = subscription_store.get_subscription(conn, sub_id)
     stored = (row or {}).get("manage_nonce") or ""
     if row is None or not stored or not secrets.compare_digest(stored, nonce):
         raise TokenError("This link is no longer valid.")
@@ -490,8 +491,8 @@ def update_settings(db: Database, tokens: Tokens, token: Any, prefs: Prefs, *, r
         values: dict[str, Any] = dict(prefs.columns())
         if resume and row["status"] != "active":
             values.update(status="active", hard_bounces=0, confirmed_at=row["confirmed_at"] or utcnow())
-        store.update_subscription(conn, sub_id, **values)
-        return store.get_subscription(conn, sub_id) or {}
+        subscription_store.update_subscription(conn, sub_id, **values)
+        return subscription_store.get_subscription(conn, sub_id) or {}
 
 
 def unsubscribe_view(db: Database, tokens: Tokens, token: Any) -> dict[str, Any]:
@@ -506,7 +507,7 @@ def unsubscribe(db: Database, tokens: Tokens, token: Any) -> dict[str, Any]:
     with db.write() as conn:
         row = _by_manage_token(conn, sub_id, nonce)
         if row["status"] != "unsubscribed":
-            store.update_subscription(conn, sub_id, status="unsubscribed")
+            subscription_store.update_subscription(conn, sub_id, status="unsubscribed")
             row["status"] = "unsubscribed"
         return row
 
@@ -534,14 +535,14 @@ def admin_subscribe(db: Database, email: Any, prefs: Prefs, *, confirmed: bool) 
     if not confirmed:
         delivery = request_subscription(db, email, prefs)
         with db.read() as conn:
-            row = store.get_subscription_by_email(conn, email)
+            row = subscription_store.get_subscription_by_email(conn, email)
         return int(row["id"]) if row else 0, delivery
     now = utcnow()
     with db.write() as conn:
-        row = store.get_subscription_by_email(conn, email)
+        row = subscription_store.get_subscription_by_email(conn, email)
         values = {**prefs.columns(), "status": "active", "hard_bounces": 0}
         if row is None:
-            sub_id = store.insert_subscription(
+            sub_id = subscription_store.insert_subscription(
                 conn,
                 {
                     "email": email,
@@ -554,7 +555,7 @@ def admin_subscribe(db: Database, email: Any, prefs: Prefs, *, confirmed: bool) 
             )
         else:
             sub_id = int(row["id"])
-            store.update_subscription(conn, sub_id, **values, confirmed_at=row["confirmed_at"] or now)
+            subscription_store.update_subscription(conn, sub_id, **values, confirmed_at=row["confirmed_at"] or now)
     return sub_id, None
 
 
@@ -578,5 +579,5 @@ def bulk_activate(db: Database, items: Iterable[tuple[str, Prefs]], *, now: date
         )
     with db.write() as conn:
         for i in range(0, len(rows), 1000):
-            store.insert_subscriptions(conn, rows[i : i + 1000])
+            subscription_store.insert_subscriptions(conn, rows[i : i + 1000])
     return len(rows)

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from paperfeed.store import community_store as store
+from paperfeed.store import rate_limits as store
 
 # Unsolicited mails per mailbox: bursts of 5, then one every 2.4 hours (10 a day sustained).
 MAILS_PER_DAY = 10

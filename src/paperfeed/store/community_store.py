@@ -1,5 +1,6 @@
 """All SQL behind the community features: users, API tokens, password resets, votes, comments,
-local submissions, moderation (hide/feature/ban, audit log), rate limits and sign-in back-off.
+local submissions, moderation (hide/feature/ban, audit log). Rate limits and sign-in back-off
+live in ``rate_limits``.
 
 Called by ``paperfeed.community.*`` (from web requests and the ``paperfeed user`` commands), each
 function inside the caller's transaction. Counter columns (``papers.upvotes``/``num_comments``)
@@ -15,7 +16,7 @@ import secrets
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from paperfeed.store import feed_token_store, upvotes
@@ -26,8 +27,6 @@ from paperfeed.store.schema import (
     daily_entries,
     papers,
     password_resets,
-    rate_limits,
-    signin_failures,
     users,
     votes,
 )
@@ -578,77 +577,3 @@ def log_action(
 def recent_audit(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     stmt = select(audit_log).order_by(audit_log.c.created_at.desc(), audit_log.c.id.desc()).limit(limit)
     return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
-# -- rate limits (GCRA) -----------------------------------------------------------------------
-
-
-def take_token(conn: Connection, key: str, now: float, interval: float, tolerance: float) -> float:
-    """One GCRA step for ``key``: 0.0 when allowed (state advanced), else seconds to wait.
-
-    ``interval`` = seconds per event at the sustained rate, ``tolerance`` = interval x (burst - 1).
-    The state is one number per key (the theoretical arrival time); a missing row is a full
-    bucket. The conditional UPDATE makes the check-and-take atomic across workers.
-    """
-    tat = case((rate_limits.c.tat > now, rate_limits.c.tat), else_=literal(now))
-    for _ in range(3):
-        conn.execute(insert_ignore(conn, rate_limits).values(key=key, tat=now))
-        res = conn.execute(
-            update(rate_limits).where(rate_limits.c.key == key, tat - now <= tolerance).values(tat=tat + interval)
-        )
-        if res.rowcount == 1:
-            return 0.0
-        current = conn.scalar(select(rate_limits.c.tat).where(rate_limits.c.key == key))
-        if current is not None:
-            return max(0.001, float(current) - now - tolerance)
-        # Pruned by another worker between our INSERT and UPDATE (PostgreSQL): a full bucket, retry.
-    return 0.0
-
-
-def token_wait(conn: Connection, key: str, now: float, tolerance: float) -> float:
-    """Seconds until ``key`` would allow one event (0.0: now); reads only (see :func:`take_token`)."""
-    tat = conn.scalar(select(rate_limits.c.tat).where(rate_limits.c.key == key))
-    return 0.0 if tat is None else max(0.0, float(tat) - now - tolerance)
-
-
-def prune_rate_limits(conn: Connection, now: float, grace: float = 300.0) -> int:
-    """Drop buckets that refilled completely a while ago (a missing row is a full bucket)."""
-    return int(conn.execute(delete(rate_limits).where(rate_limits.c.tat < now - grace)).rowcount or 0)
-
-
-# -- sign-in failures (back-off) --------------------------------------------------------------
-
-
-def failure_wait(conn: Connection, key: str, now: float) -> float:
-    """Seconds ``key`` must still wait after its failures (0.0: not blocked)."""
-    until = conn.scalar(select(signin_failures.c.blocked_until).where(signin_failures.c.key == key))
-    return 0.0 if until is None else max(0.0, float(until) - now)
-
-
-def record_failure(conn: Connection, key: str, now: float, forget: float, wait_after: Any) -> int:
-    """Count one failure for ``key`` (atomically; from 1 again when the last one is older than
-    ``forget`` seconds) and block it for ``wait_after(failures)`` seconds. Returns the count."""
-    conn.execute(insert_ignore(conn, signin_failures).values(key=key, failures=0, last_failure=now, blocked_until=0.0))
-    fresh = signin_failures.c.last_failure < now - forget
-    conn.execute(
-        update(signin_failures)
-        .where(signin_failures.c.key == key)
-        .values(failures=case((fresh, 1), else_=signin_failures.c.failures + 1), last_failure=now)
-    )
-    failures = int(conn.scalar(select(signin_failures.c.failures).where(signin_failures.c.key == key)) or 0)
-    wait = float(wait_after(failures))
-    if wait > 0:
-        conn.execute(update(signin_failures).where(signin_failures.c.key == key).values(blocked_until=now + wait))
-    return failures
-
-
-def clear_failures(conn: Connection, keys: list[str]) -> None:
-    conn.execute(delete(signin_failures).where(signin_failures.c.key.in_(keys)))
-
-
-def prune_failures(conn: Connection, now: float, older_than: float = 86400.0) -> int:
-    """Drop keys that have neither failed nor been blocked for a day."""
-    stmt = delete(signin_failures).where(
-        signin_failures.c.last_failure < now - older_than, signin_failures.c.blocked_until < now
-    )
-    return int(conn.execute(stmt).rowcount or 0)

@@ -1,5 +1,5 @@
-"""All SQL for email digests: subscriptions, the delivery ledger, papers already mailed, and
-the read queries that pick a digest's papers.
+"""All SQL for email digests: the delivery ledger, papers already mailed, and the read queries
+that pick a digest's papers (subscriptions themselves: ``subscription_store``).
 
 Used by ``paperfeed.digest`` (web sign-up, the sender, the scheduler and the CLI). Functions
 take a :class:`~sqlalchemy.Connection` so callers can group several steps into one
@@ -59,80 +59,6 @@ _PAPER_COLS = (
     papers.c.imported_upvotes,
     _TOTAL,
 )
-
-
-# -- subscriptions ----------------------------------------------------------------------------
-
-
-def get_subscription(conn: Connection, sub_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(subscriptions).where(subscriptions.c.id == sub_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def get_subscription_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
-    row = conn.execute(select(subscriptions).where(subscriptions.c.email == email)).mappings().first()
-    return dict(row) if row else None
-
-
-def insert_subscription(conn: Connection, values: dict[str, Any]) -> int:
-    """Insert one subscription; raises IntegrityError when the address already exists."""
-    res = conn.execute(insert(subscriptions).values(**values))
-    return new_id(res)
-
-
-def insert_subscriptions(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Bulk insert (admin imports, benchmarks); raises IntegrityError on a duplicate address."""
-    if rows:
-        conn.execute(insert(subscriptions), rows)
-
-
-def update_subscription(conn: Connection, sub_id: int, **values: Any) -> int:
-    return conn.execute(update(subscriptions).where(subscriptions.c.id == sub_id).values(**values)).rowcount
-
-
-def subscription_status_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(subscriptions.c.status, func.count()).group_by(subscriptions.c.status))
-    return {status: int(n) for status, n in rows}
-
-
-def list_subscriptions(conn: Connection, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    q = select(subscriptions).order_by(subscriptions.c.id).limit(limit)
-    if status:
-        q = q.where(subscriptions.c.status == status)
-    return [dict(r) for r in conn.execute(q).mappings()]
-
-
-def confirmations_since(conn: Connection, sub_id: int, since: datetime) -> int:
-    """How many confirmation mails were queued for this subscription since ``since``."""
-    return int(
-        conn.scalar(
-            select(func.count())
-            .select_from(deliveries)
-            .where(
-                deliveries.c.subscription_id == sub_id,
-                deliveries.c.period.like("confirm:%"),
-                deliveries.c.created_at >= since,
-            )
-        )
-        or 0
-    )
-
-
-def record_bounce(conn: Connection, sub_id: int, max_bounces: int) -> bool:
-    """Count a hard bounce; suppress the address once it reaches ``max_bounces``. True if suppressed."""
-    conn.execute(
-        update(subscriptions).where(subscriptions.c.id == sub_id).values(hard_bounces=subscriptions.c.hard_bounces + 1)
-    )
-    res = conn.execute(
-        update(subscriptions)
-        .where(
-            subscriptions.c.id == sub_id,
-            subscriptions.c.hard_bounces >= max_bounces,
-            subscriptions.c.status != "suppressed",
-        )
-        .values(status="suppressed")
-    )
-    return res.rowcount > 0
 
 
 # -- planning: one ledger row per subscriber per period ---------------------------------------
@@ -608,13 +534,4 @@ def paper_dates(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any
         )
         for r in conn.execute(q).mappings():
             out[r["id"]] = dict(r)
-    return out
-
-
-def papers_by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    ids = list(dict.fromkeys(ids))
-    out: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), 500):
-        q = select(*_PAPER_COLS).where(papers.c.id.in_(ids[i : i + 500]))
-        out.update({r["id"]: dict(r) for r in conn.execute(q).mappings()})
     return out

@@ -9,6 +9,7 @@ with ``upvotes_total`` (local + imported votes) added.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -392,10 +393,15 @@ def papers_page(conn: Connection, before_id: str | None, limit: int) -> list[Pap
     return _rows(conn.execute(stmt))
 
 
-def papers_by_ids(conn: Connection, ids: list[str]) -> dict[str, PaperRow]:
-    if not ids:
-        return {}
-    return {r["id"]: r for r in _rows(conn.execute(select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(ids))))}
+def papers_by_ids(conn: Connection, ids: Iterable[str]) -> dict[str, PaperRow]:
+    """Card rows of ``ids`` (unknown ids are simply absent), fetched 500 at a time so any number
+    of ids stays under the databases' bound-parameter limits."""
+    wanted = list(dict.fromkeys(ids))
+    out: dict[str, PaperRow] = {}
+    for i in range(0, len(wanted), 500):
+        stmt = select(*_PAPER_COLS, _UPVOTES).where(papers.c.id.in_(wanted[i : i + 500]))
+        out.update({r["id"]: r for r in _rows(conn.execute(stmt))})
+    return out
 
 
 # What search filters and sorts read of every candidate (a search keeps ~100-200 of them and shows
