@@ -156,3 +156,18 @@ def test_ris_export_keeps_every_value_on_its_own_line() -> None:
     assert refs[0]["abstract"] == "First line. ER  -  TY  - JOUR TI  - Also injected"
     assert refs[0]["notes"] == ["my note ER  -  ER  -  TY  - BOOK TI  - Injected UR  - https://evil.example/"]
     assert formats.parse(formats.to_ris([paper]), "ris")[1][0].arxiv_id == "2501.00001"
+
+
+def test_bibtex_concatenation_of_strings_and_macros_is_resolved() -> None:
+    """JabRef and hand-kept .bib files build values with ``#`` from quoted parts and @string
+    macros (month names, venue prefixes); the title must read as the concatenated text so it can
+    be matched, and an undefined macro is kept as its name rather than dropping the entry."""
+    text = (
+        '@string{ttl = "Attention Is All You Need"}\n'
+        '@string{pre = {Proceedings of }}\n'
+        '@inproceedings{a, title = "Deep " # ttl, booktitle = pre # "NeurIPS", month = jun # "~12"}\n'
+        '@article{b, title = {Braces # stay} # " and " # unknown_macro}\n'
+    )
+    by_ref = {e.ref: e for e in formats.parse_bibtex(text)}
+    assert by_ref["a"].title == "Deep Attention Is All You Need"
+    assert by_ref["b"].title == "Braces # stay and unknown_macro"

@@ -325,11 +325,53 @@ def _decode(value: str) -> str:
     return value.replace("{", "").replace("}", "")
 
 
+_MONTHS = {m[:3].lower(): m for m in ("January", "February", "March", "April", "May", "June", "July", "August",
+                                        "September", "October", "November", "December")}  # fmt: skip
+
+
+def _concat_parts(value: str) -> list[str] | None:
+    """The top-level parts of a ``a # "b" # {c}`` value, or None when it is not such a value."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(value):
+        if ch == '"' and depth == 0:
+            quoted = not quoted
+        elif ch == "{" and not quoted:
+            depth += 1
+        elif ch == "}" and not quoted:
+            depth -= 1
+        elif ch == "#" and depth == 0 and not quoted:
+            parts.append(value[start:i].strip())
+            start = i + 1
+    parts.append(value[start:].strip())
+    return parts if len(parts) > 1 and all(parts) and depth == 0 and not quoted else None
+
+
+def _concatenate(value: str, macros: dict[str, str]) -> str:
+    """Resolve BibTeX's ``#`` concatenation (bibtexparser resolves a value that is one @string
+    macro, not an expression): quoted and braced parts give their text, a macro its @string value
+    (month abbreviations their name), an unknown macro its own name."""
+    parts = _concat_parts(value) if "#" in value else None
+    if parts is None:
+        return value
+    out = []
+    for part in parts:
+        if part[0] + part[-1] in ('""', "{}") and len(part) > 1:
+            out.append(part[1:-1])
+        else:
+            out.append(macros.get(part.lower(), _MONTHS.get(part.lower(), part)))
+    return "".join(out)
+
+
 def parse_bibtex(text: str) -> list[ImportEntry]:
     lib = bibtexparser.parse_string(text)
+    macros = {m.key.lower(): m.value for m in lib.strings if isinstance(m.value, str)}
     out: list[tuple[int, ImportEntry]] = []
     for e in lib.entries:
-        f = {k.lower(): _decode(v) for k, v in ((x.key, x.value) for x in e.fields) if isinstance(v, str)}
+        f = {
+            k.lower(): _decode(_concatenate(v, macros))
+            for k, v in ((x.key, x.value) for x in e.fields)
+            if isinstance(v, str)
+        }
         archive = (f.get("archiveprefix") or f.get("eprinttype") or "").lower()
         eprint = f.get("eprint") if archive in ("", "arxiv") else None
         sources = [eprint, f.get("arxivid"), f.get("arxiv"), f.get("url"), f.get("journal"), f.get("note"),
