@@ -283,3 +283,14 @@ def test_model_cache_refits_only_when_signals_change(sample_db: Database, ranker
     by_key = ranker.rank(saved_one_more, user_key=1, limit=10)
     by_model = ranker.rank(saved_one_more, model=second, limit=10)
     assert [r.paper_id for r in by_key] == [r.paper_id for r in by_model]
+
+
+def test_reasons_only_where_asked_and_the_same_later(sample_db: Database, ranker: Ranker) -> None:
+    lib = _speech_library(sample_db, ranker, n=10)
+    signals = UserSignals(saves=tuple(Signal(i) for i in lib))
+    model = ranker.model_for(3, signals)
+    full = ranker.rank(signals, model=model, limit=20)
+    lean = ranker.rank(signals, model=model, limit=20, explain=3)
+    assert [r.paper_id for r in lean] == [r.paper_id for r in full]
+    assert all(r.reasons for r in full) and all(r.reasons for r in lean[:3]) and not any(r.reasons for r in lean[3:])
+    assert [r.reasons for r in ranker.explain(signals, model, lean[3:])] == [r.reasons for r in full[3:]]

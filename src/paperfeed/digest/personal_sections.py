@@ -112,9 +112,9 @@ class PersonalSections:
         taken = set(had)  # the personal sections come first: they take their papers from the others
         out: list[Section] = []
         if prefs.digest_for_you and rows:
-            result = rank_for(self.community, user, ranker=ranker_for(self.db), candidates=list(rows))
+            result = rank_for(self.community, user, ranker=ranker_for(self.db), candidates=list(rows), explain=0)
             picked = [r for r in result.ranked if r.relevance >= prefs.digest_threshold and r.paper_id not in taken]
-            picked = picked[:FOR_YOU_LIMIT]
+            picked = result.explain(picked[:FOR_YOU_LIMIT])  # reasons for the chosen ten only
             if picked:
                 why = {r.paper_id: author_reasons(rows[r.paper_id], result.follows) + [x.text for x in r.reasons]
                        or [f"relevance {r.relevance:.2f}"] for r in picked}  # fmt: skip

@@ -21,6 +21,7 @@ from paperfeed.cards import card
 from paperfeed.community.core import Community, User
 from paperfeed.personal.follows import Follow, follows_of
 from paperfeed.personal.settings import PersonalSettings, settings_of
+from paperfeed.recs.model import UserModel
 from paperfeed.recs.ranker import RankedPaper, Ranker, UserSignals, Weights, from_library
 from paperfeed.store import claim_store, feed_queries, library_store
 from paperfeed.store.db import Database
@@ -83,20 +84,27 @@ class ForYou:
     follows: list[Follow]
     prefs: PersonalSettings
     learned: bool
+    ranker: Ranker
+    model: UserModel | None
+
+    def explain(self, ranked: list[RankedPaper]) -> list[RankedPaper]:
+        """These papers of the ranking with their reasons (for those ranked without)."""
+        return self.ranker.explain(self.signals, self.model, ranked)
 
 
 def rank_for(
     c: Community, user: User, *, ranker: Ranker | None = None, candidates: list[str] | None = None,
-    limit: int | None = None, today: date | None = None,
+    limit: int | None = None, today: date | None = None, explain: int | None = None,
 ) -> ForYou:  # fmt: skip
-    """Rank the recent papers (or ``candidates``) for the user."""
+    """Rank the recent papers (or ``candidates``) for the user; the first ``explain`` (default:
+    all) carry their reasons (``result.explain(...)`` adds them to others)."""
     ranker = ranker or ranker_for(c.db)
     prefs = settings_of(c, user.id)
     follows = follows_of(c, user)
     signals = user_signals(c, user, prefs, follows)
     model = ranker.model_for(user.id, signals)  # the process's cache: refitted only when the signals change
-    ranked = ranker.rank(signals, candidates, model=model, limit=limit, today=today)
-    return ForYou(ranked, signals, follows, prefs, model is not None)
+    ranked = ranker.rank(signals, candidates, model=model, limit=limit, today=today, explain=explain)
+    return ForYou(ranked, signals, follows, prefs, model is not None, ranker, model)
 
 
 def author_reasons(row: PaperRow, follows: list[Follow]) -> list[str]:
@@ -134,10 +142,11 @@ def cards_for(c: Community, result: ForYou, limit: int) -> list[dict[str, Any]]:
 
 def for_you_view(c: Community, user: User, *, limit: int = PAGE_SIZE, ranker: Ranker | None = None) -> dict[str, Any]:
     """Everything /for-you shows (and its JSON twin, the API and the feeds)."""
-    result = rank_for(c, user, ranker=ranker)
+    limit = max(1, min(limit, MAX_LIMIT))
+    result = rank_for(c, user, ranker=ranker, explain=limit)  # only the shown papers need their reasons
     s = result.signals
     return {
-        "papers": cards_for(c, result, max(1, min(limit, MAX_LIMIT))),
+        "papers": cards_for(c, result, limit),
         "total": len(result.ranked),
         "learned": result.learned,
         "cold_start": not result.learned,

@@ -14,6 +14,13 @@ A paper is two feature blocks:
 
 Author names are never features: the text is title + abstract only.
 
+Cost: :meth:`UserModel.score` computes the cheap components (classifier, category prior,
+"not interested" similarity) for every candidate and the nearest-library similarity, the
+expensive one (candidates x library vector products), only for the :data:`SHORTLIST`
+candidates the cheap ones rank highest; the rest get the lowest nearest-library values of the
+shortlist (bench/README.md: the top of the ranking is unchanged). :func:`fit` computes every
+component of the background exactly (they standardise the scores).
+
 The user model (:func:`fit`) blends four scores, each standardised against the background
 sample so the blend (and the ``relevance`` a digest threshold compares against) means the same
 for every user:
@@ -32,7 +39,7 @@ for every user:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +53,7 @@ POSITIVE_C = 1.0  # inverse regularisation of the classifier
 NEGATIVE_WEIGHT = 3.0  # a "not interested" counts this many background papers
 HALF_LIFE = 60.0  # library items older than this many days (before the newest) weigh half
 MIN_WEIGHT = 0.25
+SHORTLIST = 300  # candidates whose nearest-library similarity is computed (the cheap scores pick them)
 
 # Blend weights of the standardised components (tuned on a development sample of users that is
 # disjoint from the evaluation sample; bench/README.md).
@@ -113,6 +121,16 @@ class TextSpace:
         return [int(row.indices[i]) for i in order]
 
 
+_CATEGORY_CODES: dict[str, int] = {"": 0}  # category -> code, shared by every Features (code 0: none)
+
+
+def _category_code(c: str) -> int:
+    code = _CATEGORY_CODES.get(c)
+    if code is None:
+        code = _CATEGORY_CODES.setdefault(c, len(_CATEGORY_CODES))
+    return code
+
+
 @dataclass
 class Features:
     """Feature blocks of a set of papers, row ``i`` describing ``ids[i]``."""
@@ -121,9 +139,24 @@ class Features:
     text: sp.csr_matrix  # (n, TEXT_DIM), l2-normalised rows
     emb: np.ndarray  # float32 (n, dim), L2-normalised rows; zero rows where a vector is missing
     categories: list[tuple[str, ...]]
+    _codes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def category_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rows' categories as codes (every row starts with code 0, "none") and each row's
+        first position: what :meth:`UserModel.category` reduces without a Python loop. Computed
+        once per Features (a candidate list's features are shared by every user ranking it)."""
+        if self._codes is None:
+            codes: list[int] = []
+            starts = np.empty(len(self.categories), dtype=np.int64)
+            for i, cats in enumerate(self.categories):
+                starts[i] = len(codes)
+                codes.append(0)
+                codes.extend(_category_code(c) for c in cats)
+            self._codes = (np.asarray(codes, dtype=np.int64), starts)
+        return self._codes
 
     def take(self, rows: Sequence[int] | np.ndarray) -> Features:
         idx = np.asarray(rows, dtype=np.int64)
@@ -192,47 +225,74 @@ class UserModel:
     category_share: dict[str, float]
     parts: dict[str, Component]
     background_blend: np.ndarray  # sorted blended scores of the background: relevance percentiles
+    # Derived once per model (not learned, not stored): the transposed library text and weights.
+    _pos_text_t: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
+    _neg_text_t: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
 
     def classifier(self, f: Features) -> np.ndarray:
+        # A zeroed 4 MB vector is calloc'd lazily (only the pages of the model's terms are
+        # touched), cheaper than looking up every candidate term in the sorted term list.
         w = np.zeros(TEXT_DIM, dtype=np.float32)
         w[self.text_idx] = self.text_val
         return np.asarray(f.text @ w).ravel() + f.emb @ self.coef_emb + self.intercept
 
+    def _library_t(self) -> sp.csr_matrix:
+        if self._pos_text_t is None:
+            self._pos_text_t = self.pos.text.T.tocsr()
+        return self._pos_text_t
+
     def nearest(self, f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per candidate: max embedding cosine, max text cosine to a positive (weighted), and the
         row of the closest positive (blend of both)."""
-        se = f.emb @ self.pos.emb.T  # (n, p)
-        st = np.asarray((f.text @ self.pos.text.T).todense())
-        w = self.pos_weight[None, :] ** 0.5
-        se_w, st_w = se * w, st * w
+        w = (self.pos_weight**0.5).astype(np.float32)[None, :]
+        se_w = (f.emb @ self.pos.emb.T) * w  # (n, p)
+        st_w = (f.text @ self._library_t()).toarray() * w
         best = np.argmax(se_w + st_w, axis=1)
         return se_w.max(axis=1), st_w.max(axis=1), best
 
     def negative_similarity(self, f: Features) -> np.ndarray:
         if self.neg is None or not len(self.neg):
             return np.zeros(len(f), dtype=np.float32)
+        if self._neg_text_t is None:
+            self._neg_text_t = self.neg.text.T.tocsr()
         se = f.emb @ self.neg.emb.T
-        st = np.asarray((f.text @ self.neg.text.T).todense())
+        st = (f.text @ self._neg_text_t).toarray()
         return np.asarray((se + st).max(axis=1)).ravel()
 
     def category(self, f: Features) -> np.ndarray:
         k = max(len(self.category_share), 1)
         floor = 0.5 / (k + 10)
-        out = np.empty(len(f), dtype=np.float32)
-        for i, cats in enumerate(f.categories):
-            share = max((self.category_share.get(c, 0.0) for c in cats), default=0.0)
-            out[i] = np.log(share + floor)
-        return out
+        codes, starts = f.category_codes()
+        mine = {_category_code(c): v for c, v in self.category_share.items()}  # codes first, then size
+        share = np.zeros(len(_CATEGORY_CODES), dtype=np.float64)
+        for code, v in mine.items():
+            share[code] = v
+        if not len(starts):
+            return np.zeros(0, dtype=np.float32)
+        best = np.maximum.reduceat(share[codes], starts)  # code 0 ("none") has share 0
+        return np.log(best + floor).astype(np.float32)
 
-    def components(self, f: Features) -> dict[str, np.ndarray]:
-        emb, text, _ = self.nearest(f)
-        return {
+    def components(self, f: Features, shortlist: int | None = None) -> dict[str, np.ndarray]:
+        """Every component of every row of ``f``; with ``shortlist``, the nearest-library ones
+        only for the ``shortlist`` rows the other components blend highest (the rest get the
+        shortlist's lowest values). ``parts`` must be set for a shortlist (it ranks by them)."""
+        out = {
             "classifier": self.classifier(f),
-            "nearest_emb": emb,
-            "nearest_text": text,
             "category": self.category(f),
             "negative": self.negative_similarity(f),
         }
+        n = len(f)
+        if shortlist is None or n <= shortlist or not self.parts:
+            emb, text, _ = self.nearest(f)
+            return {**out, "nearest_emb": emb, "nearest_text": text}
+        mean = {k: np.full(n, self.parts[k].mean) for k in ("nearest_emb", "nearest_text")}
+        cheap = self.blend({**out, **mean})  # the nearest terms at their background mean: z = 0
+        top = np.argpartition(-cheap, shortlist - 1)[:shortlist]
+        emb_top, text_top, _ = self.nearest(f.take(top))
+        emb = np.full(n, emb_top.min(), dtype=np.float32)
+        text = np.full(n, text_top.min(), dtype=np.float32)
+        emb[top], text[top] = emb_top, text_top
+        return {**out, "nearest_emb": emb, "nearest_text": text}
 
     def blend(self, comps: dict[str, np.ndarray]) -> np.ndarray:
         p = self.parts
@@ -246,11 +306,12 @@ class UserModel:
             score = score - W_NEGATIVE * p["negative"].z(comps["negative"]).clip(min=0.0)
         return np.asarray(score, dtype=np.float64)
 
-    def score(self, f: Features) -> np.ndarray:
-        """The blended relevance score of each candidate (higher is better)."""
+    def score(self, f: Features, shortlist: int | None = SHORTLIST) -> np.ndarray:
+        """The blended relevance score of each candidate (higher is better); the nearest-library
+        components of the ``shortlist`` best by the others only (None: of every candidate)."""
         if not len(f):
             return np.zeros(0)
-        return self.blend(self.components(f))
+        return self.blend(self.components(f, shortlist))
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Share of the background sample each score beats, 0..1 (what thresholds compare)."""

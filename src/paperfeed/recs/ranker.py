@@ -30,6 +30,7 @@ import hashlib
 import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ BACKGROUND_DAYS = 60  # listing days the background sample is drawn from
 CANDIDATE_DAYS = 7
 POPULAR_UPVOTES = 10  # "popular" reason from this many upvotes
 MODEL_CACHE = 512  # user models a Ranker keeps (least recently used go first)
+POPULARITY_TTL = 30.0  # seconds a candidate list's upvote counts are reused (votes move slowly)
 NEAR_COSINE = 0.45  # "close to X in your library" needs at least this embedding cosine
 
 
@@ -186,7 +188,9 @@ class Ranker:
         self.background_days = background_days
         self._lock = threading.Lock()
         self._facts: dict[str, q.PaperFacts] = {}
-        self._counts: dict[str, sp.csr_matrix] = {}
+        # Hashed term counts per paper as (bucket ids, counts): rows are stacked into a CSR
+        # matrix by concatenation, far cheaper than stacking one-row matrices.
+        self._counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._vectors: dict[str, np.ndarray] = {}
         self._dim = 0
         self._bg: _Background | None = None
@@ -194,6 +198,7 @@ class Ranker:
         # Features of recent candidate lists: every user ranks the same few lists (this week,
         # today), so stacking and weighing their rows is done once per list and background.
         self._lists: OrderedDict[tuple[int, tuple[str, ...]], m.Features] = OrderedDict()
+        self._popularity: OrderedDict[tuple[str, ...], tuple[float, dict[str, int]]] = OrderedDict()
 
     # -- data ------------------------------------------------------------------------------
     def candidates(
@@ -213,8 +218,9 @@ class Ranker:
         counts = m.count_matrix([m.paper_text(facts[i].title, facts[i].abstract) for i in found])
         with self._lock:
             for n, pid in enumerate(found):
+                a, b = counts.indptr[n], counts.indptr[n + 1]
                 self._facts[pid] = facts[pid]
-                self._counts[pid] = counts[n]
+                self._counts[pid] = (counts.indices[a:b].copy(), counts.data[a:b].copy())
             for pid, v in vecs.items():
                 self._vectors[pid] = v
                 self._dim = self._dim or len(v)
@@ -229,15 +235,25 @@ class Ranker:
             ids = q.background_ids(conn, size=self.background_size, window_days=self.background_days)
         self._load(ids)
         ids = [i for i in ids if i in self._facts]
-        counts = sp.vstack([self._counts[i] for i in ids], format="csr") if ids else m.count_matrix([])
-        space = m.TextSpace.fit(counts)
+        space = m.TextSpace.fit(self._count_rows(ids))
         bg = _Background(newest, space, self._features(ids, space))
         self._bg = bg
         return bg
 
+    def _count_rows(self, ids: Sequence[str]) -> sp.csr_matrix:
+        """The cached term counts of ``ids`` (all loaded) as one CSR matrix, row per id."""
+        rows = [self._counts[i] for i in ids]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r[0]) for r in rows], out=indptr[1:])
+        if not rows:
+            return m.count_matrix([])
+        indices = np.concatenate([r[0] for r in rows])
+        data = np.concatenate([r[1] for r in rows])
+        return sp.csr_matrix((data, indices, indptr), shape=(len(rows), m.TEXT_DIM))
+
     def _features(self, ids: Sequence[str], space: m.TextSpace) -> m.Features:
         ids = [i for i in ids if i in self._facts]
-        counts = sp.vstack([self._counts[i] for i in ids], format="csr") if ids else m.count_matrix([])
+        counts = self._count_rows(ids)
         dim = self._dim or 1
         emb = np.zeros((len(ids), dim), dtype=np.float32)
         for r, pid in enumerate(ids):
@@ -291,10 +307,12 @@ class Ranker:
         user_key: Hashable | None = None,
         limit: int | None = None,
         today: date | None = None,
+        explain: int | None = None,
     ) -> list[RankedPaper]:
         """Rank ``candidates`` (default: :meth:`candidates`) for the user. Pass ``model`` from
         :meth:`fit`, or a ``user_key`` (e.g. the user id) to use this process's model cache;
-        otherwise the model is fitted here."""
+        otherwise the model is fitted here. Only the first ``explain`` papers (default: every
+        one returned) carry their reasons; :meth:`explain` adds them to others."""
         every = list(dict.fromkeys(self.candidates() if candidates is None else candidates))
         self._load(every)
         every = [i for i in every if i in self._facts]
@@ -304,39 +322,89 @@ class Ranker:
         if model is None:
             model = self.fit(signals) if user_key is None else self.model_for(user_key, signals)
         bg = self._background()
-        with self.db.read() as conn:
-            pop = q.popularity(conn, ids)
+        pop = self._popularity_of(every)
         up = np.array([pop.get(i, self._facts[i].upvotes) for i in ids], dtype=np.float64)
         day = today or bg.newest or date.today()
         ages = np.array([_age(self._facts[i], day) for i in ids], dtype=np.float64)
         where = {pid: r for r, pid in enumerate(every)}
-        feats = self._list_features(every, bg).take([where[i] for i in ids])
+        feats = self._list_features(every, bg)
+        if len(ids) < len(every):
+            feats = feats.take([where[i] for i in ids])
         if model is None:
             base = self._cold_scores(feats, signals)
             rel = np.zeros(len(ids))
-            nearest = None
         else:
-            comps = model.components(feats)
-            base = model.blend(comps)
+            base = model.score(feats)
             rel = model.percentile(base)
-            _, _, nearest = model.nearest(feats)
-            near_cos = feats.emb @ model.pos.emb.T if len(model.pos) else None
         final = blend_extras(base, up, ages, signals.weights)
         order = np.argsort(-final, kind="stable")
         if limit is not None:
             order = order[:limit]
+        out = [RankedPaper(ids[r], float(final[r]), float(rel[r]), ()) for r in order]
+        n_explain = len(out) if explain is None else min(explain, len(out))
+        return self._explain(signals, model, out[:n_explain], day, pop) + out[n_explain:]
+
+    def explain(
+        self,
+        signals: UserSignals,
+        model: m.UserModel | None,
+        ranked: Sequence[RankedPaper],
+        *,
+        today: date | None = None,
+    ) -> list[RankedPaper]:
+        """``ranked`` (from :meth:`rank`) with their reasons: the library paper each is closest
+        to (when close enough, or when the paper beats 90% of recent papers), its categories,
+        popularity and freshness."""
+        ids = [r.paper_id for r in ranked]
+        self._load(ids)
+        with self.db.read() as conn:
+            pop = q.popularity(conn, ids)
+        return self._explain(signals, model, ranked, today or self._background().newest or date.today(), pop)
+
+    def _explain(
+        self, signals: UserSignals, model: m.UserModel | None, ranked: Sequence[RankedPaper], day: date,
+        pop: dict[str, int],
+    ) -> list[RankedPaper]:  # fmt: skip
+        if not ranked:
+            return []
+        ids = [r.paper_id for r in ranked]
+        bg = self._background()
+        nearest: np.ndarray | None = None
+        near_cos: np.ndarray | None = None
+        if model is not None and len(model.pos):
+            feats = self._features(ids, bg.space)
+            _, _, nearest = model.nearest(feats)
+            near_cos = np.einsum("ij,ij->i", feats.emb, model.pos.emb[nearest])
         out = []
-        for r in order:
+        for r, item in enumerate(ranked):
             reasons: list[Reason] = []
             if model is not None and nearest is not None and near_cos is not None:
-                j = int(nearest[r])
-                if near_cos[r, j] >= NEAR_COSINE or model.percentile(base[r : r + 1])[0] >= 0.9:
-                    lib_id = model.pos.ids[j]
+                if near_cos[r] >= NEAR_COSINE or item.relevance >= 0.9:
+                    lib_id = model.pos.ids[int(nearest[r])]
                     title = self._facts[lib_id].title
                     reasons.append(Reason("library", f"close to “{title}” in your library", lib_id, title))
-            reasons.extend(self._other_reasons(ids[r], signals, model, int(up[r]), float(ages[r])))
-            out.append(RankedPaper(ids[r], float(final[r]), float(rel[r]), tuple(reasons)))
+            f = self._facts[item.paper_id]
+            upvotes = pop.get(item.paper_id, f.upvotes)
+            reasons.extend(self._other_reasons(item.paper_id, signals, model, upvotes, _age(f, day)))
+            out.append(RankedPaper(item.paper_id, item.score, item.relevance, tuple(reasons)))
         return out
+
+    def _popularity_of(self, ids: list[str]) -> dict[str, int]:
+        """Upvote totals of a candidate list, read at most every :data:`POPULARITY_TTL` seconds
+        (every user ranks the same few lists)."""
+        key = tuple(ids)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._popularity.get(key)
+            if hit is not None and now - hit[0] < POPULARITY_TTL:
+                return hit[1]
+        with self.db.read() as conn:
+            pop = q.popularity(conn, ids)
+        with self._lock:
+            self._popularity[key] = (now, pop)
+            while len(self._popularity) > 8:
+                self._popularity.popitem(last=False)
+        return pop
 
     def _list_features(self, ids: list[str], bg: _Background) -> m.Features:
         key = (id(bg), tuple(ids))
