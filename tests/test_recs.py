@@ -7,12 +7,13 @@ import gzip
 import math
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from paperfeed.cli import app
@@ -21,9 +22,12 @@ from paperfeed.ingest.arxiv_file import import_arxiv_file
 from paperfeed.ingest.hf_daily import import_hf_daily
 from paperfeed.recs import evaluate as ev
 from paperfeed.recs import metrics, protocol
-from paperfeed.recs.ranker import Ranker, Signal, UserSignals, Weights
+from paperfeed.recs.ranker import MODEL_MAX_AGE_DAYS, Ranker, Signal, UserSignals, Weights
+from paperfeed.store import user_model_store
 from paperfeed.store.db import Database
+from paperfeed.store.schema import user_models
 
+from . import factories
 from .conftest import SAMPLE
 
 LISTINGS = SAMPLE / "arxiv_cs_listings.sample.jsonl.gz"
@@ -294,3 +298,61 @@ def test_reasons_only_where_asked_and_the_same_later(sample_db: Database, ranker
     assert [r.paper_id for r in lean] == [r.paper_id for r in full]
     assert all(r.reasons for r in full) and all(r.reasons for r in lean[:3]) and not any(r.reasons for r in lean[3:])
     assert [r.reasons for r in ranker.explain(signals, model, lean[3:])] == [r.reasons for r in full[3:]]
+
+
+def test_models_persist_for_every_process_and_refit_when_signals_change(
+    sample_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uid = factories.add_user(sample_db, "model-owner")
+    lib = _speech_library(sample_db, Ranker(sample_db), n=9)
+    signals = UserSignals(saves=tuple(Signal(i) for i in lib[:8]))
+    first = Ranker(sample_db)
+    fitted = first.model_for(uid, signals)
+    with sample_db.read() as conn:
+        row = user_model_store.get_model(conn, uid)
+    assert fitted is not None and row is not None
+
+    def no_fit(_: UserSignals) -> None:
+        raise AssertionError("refitted although a stored model fits")
+
+    other = Ranker(sample_db)  # another process: no cache, the stored model
+    monkeypatch.setattr(other, "fit", no_fit)
+    loaded = other.model_for(uid, signals)
+    assert loaded is not None and loaded.pos.ids == fitted.pos.ids
+    a, b = first.rank(signals, model=fitted, limit=20), other.rank(signals, model=loaded, limit=20)
+    assert [(r.paper_id, r.score, r.reasons) for r in a] == [(r.paper_id, r.score, r.reasons) for r in b]
+    monkeypatch.undo()
+
+    def stored_fingerprint() -> str:
+        with sample_db.read() as conn:
+            stored = user_model_store.get_model(conn, uid)
+        assert stored is not None
+        return stored.fingerprint
+
+    # A new save, then a "not interested": each refits (in any process) and replaces the row.
+    seen = {stored_fingerprint()}
+    for changed in (
+        UserSignals(saves=tuple(Signal(i) for i in lib)),
+        UserSignals(saves=tuple(Signal(i) for i in lib), not_interested=(Signal(a[0].paper_id),)),
+    ):
+        model = Ranker(sample_db).model_for(uid, changed)
+        assert model is not None and set(model.pos.ids) == set(p.paper_id for p in changed.positives())
+        assert (model.neg is not None) == bool(changed.not_interested)
+        seen.add(stored_fingerprint())
+    assert len(seen) == 3
+    # A model fitted against a background older than MODEL_MAX_AGE_DAYS is refitted too.
+    newest = Ranker(sample_db)._background().newest
+    assert newest is not None
+    with sample_db.write() as conn:
+        conn.execute(
+            update(user_models).values(background_day=newest - timedelta(days=MODEL_MAX_AGE_DAYS + 1))
+        )
+    stale = Ranker(sample_db)
+    refits: list[int] = []
+    real_fit = stale.fit
+    monkeypatch.setattr(stale, "fit", lambda s: refits.append(1) or real_fit(s))
+    assert stale.model_for(uid, changed) is not None and refits == [1]
+    # Only real users' models are stored.
+    Ranker(sample_db).model_for(10_000, signals)
+    with sample_db.read() as conn:
+        assert user_model_store.get_model(conn, 10_000) is None

@@ -1,13 +1,23 @@
 """What makes the "for you" ranker cheap must not change what it computes: the vectorised
-category prior equals the plain definition, and the shortlist computes the nearest-library
-similarity exactly for the candidates the cheap components rank highest."""
+category prior equals the plain definition, the shortlist computes the nearest-library
+similarity exactly for the candidates the cheap components rank highest, and a persisted model
+(``user_models``) comes back with every field and the same scores."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import date, datetime
+
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from paperfeed.recs import model as m
+from paperfeed.recs import persisted
+from paperfeed.store import user_model_store
+from paperfeed.store.db import Database
+
+from . import factories
 
 CATS = ["cs.CL", "cs.LG", "cs.CV", "cs.AI", "stat.ML", "q-bio.NC"]
 
@@ -55,3 +65,53 @@ def test_shortlist_scores_the_cheap_top_exactly() -> None:
     for name in ("classifier", "category", "negative"):
         assert np.array_equal(short[name], exact[name])
     assert np.array_equal(model.score(cands, shortlist=None), model.blend(exact))
+
+
+# -- persisted models ---------------------------------------------------------------------------
+def test_persisted_model_round_trips_every_field() -> None:
+    model, cands = _model()
+    neg_model = m.fit(model.pos, _features(np.random.default_rng(9), 100, "b"), neg=cands.take([0, 1]))
+    for original in (model, neg_model):
+        original.score(cands)  # derived caches set: they are not what is stored
+        blob = persisted.dumps(original)
+        every = m.Features.stack([original.pos] + ([original.neg] if original.neg is not None else []))
+        where = {pid: r for r, pid in enumerate(every.ids)}
+        back = persisted.loads(blob, lambda ids, f=every, w=where: f.take([w[i] for i in ids]))
+        assert back is not None
+        for f in dataclasses.fields(m.UserModel):
+            if f.name.startswith("_"):
+                continue
+            a, b = getattr(original, f.name), getattr(back, f.name)
+            if isinstance(a, m.Features) or a is None:
+                assert (a is None and b is None) or (b is not None and a.ids == b.ids), f.name
+            elif isinstance(a, np.ndarray):
+                assert a.dtype == b.dtype and np.array_equal(a, b), f.name
+            else:
+                assert a == b, f.name
+        assert np.array_equal(back.score(cands), original.score(cands))
+    # A library paper that is gone: no model (the caller refits).
+    assert persisted.loads(persisted.dumps(model), lambda ids: None) is None
+
+
+def test_settings_key_follows_every_model_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = persisted.settings_key(2000, 60)
+    assert persisted.settings_key(2000, 60) == key and persisted.settings_key(1000, 60) != key
+    monkeypatch.setattr(m, "W_CATEGORY", m.W_CATEGORY + 0.1)
+    assert persisted.settings_key(2000, 60) != key
+
+
+def test_user_model_store_put_replace_and_unknown_user(any_db: Database) -> None:
+    uid = factories.add_user(any_db, "stored")
+    when = datetime(2026, 5, 1, 12, 0)
+    with any_db.write() as conn:
+        assert user_model_store.put_model(conn, uid, "a" * 64, date(2026, 4, 30), b"\x00first", when)
+        assert user_model_store.put_model(conn, uid, "b" * 64, None, b"\x00second", when)
+        assert not user_model_store.put_model(conn, uid + 1000, "c" * 64, None, b"x", when)
+    with any_db.read() as conn:
+        got = user_model_store.get_model(conn, uid)
+        assert user_model_store.get_model(conn, uid + 1000) is None
+    assert got == user_model_store.StoredModel("b" * 64, None, b"\x00second", when)
+    with any_db.write() as conn:
+        assert user_model_store.delete_model(conn, uid)
+    with any_db.read() as conn:
+        assert user_model_store.get_model(conn, uid) is None

@@ -27,6 +27,7 @@ positives never appear in the result.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import threading
@@ -34,22 +35,29 @@ import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from sqlalchemy.exc import SQLAlchemyError
 
 from paperfeed.recs import model as m
-from paperfeed.store import library_store
+from paperfeed.recs import persisted
+from paperfeed.store import library_store, user_model_store
 from paperfeed.store import recs_queries as q
 from paperfeed.store.db import Database
+
+log = logging.getLogger(__name__)
 
 BACKGROUND_SIZE = 2000
 BACKGROUND_DAYS = 60  # listing days the background sample is drawn from
 CANDIDATE_DAYS = 7
 POPULAR_UPVOTES = 10  # "popular" reason from this many upvotes
 MODEL_CACHE = 512  # user models a Ranker keeps (least recently used go first)
+# A stored model outlives the background sample it was fitted against (recent papers change
+# slowly; refitting every user every day is what persisting models avoids) by at most this.
+MODEL_MAX_AGE_DAYS = 30
 POPULARITY_TTL = 30.0  # seconds a candidate list's upvote counts are reused (votes move slowly)
 NEAR_COSINE = 0.45  # "close to X in your library" needs at least this embedding cosine
 
@@ -181,6 +189,7 @@ class Ranker:
         model_name: str | None = None,
         background_size: int = BACKGROUND_SIZE,
         background_days: int = BACKGROUND_DAYS,
+        persist: bool = True,
     ) -> None:
         self.db = db
         self.model_name = model_name
@@ -194,7 +203,8 @@ class Ranker:
         self._vectors: dict[str, np.ndarray] = {}
         self._dim = 0
         self._bg: _Background | None = None
-        self._models: OrderedDict[Hashable, tuple[str, m.UserModel | None]] = OrderedDict()
+        self.persist = persist
+        self._models: OrderedDict[Hashable, tuple[str, _Background, m.UserModel | None]] = OrderedDict()
         # Features of recent candidate lists: every user ranks the same few lists (this week,
         # today), so stacking and weighing their rows is done once per list and background.
         self._lists: OrderedDict[tuple[int, tuple[str, ...]], m.Features] = OrderedDict()
@@ -280,22 +290,63 @@ class Ranker:
         return m.fit(pos, bg.features, pos_weight=pw, neg=neg)
 
     def model_for(self, user_key: Hashable, signals: UserSignals) -> m.UserModel | None:
-        """The user's model from this process's cache, refitted when what it learns from (the
-        positives, their weights and times, the negatives, the background) changed."""
+        """The user's model: from this process's cache, else (for an ``int`` key, the user id)
+        from the ``user_models`` table, else fitted here and stored there. A model is refitted
+        when what it learns from changed (the positives, their weights and times, the
+        negatives, the model settings) or when the background it was fitted against is more
+        than :data:`MODEL_MAX_AGE_DAYS` older than today's."""
         bg = self._background()
-        fp = _fingerprint(signals, bg.newest)
+        fp = self._fingerprint(signals)
         with self._lock:
             hit = self._models.get(user_key)
-            if hit is not None and hit[0] == fp:
+            if hit is not None and hit[0] == fp and hit[1] is bg:
                 self._models.move_to_end(user_key)
-                return hit[1]
-        model = self.fit(signals)
+                return hit[2]
+        user_id = user_key if self.persist and isinstance(user_key, int) else None
+        model: m.UserModel | None = None
+        loaded = False
+        if user_id is not None and signals.positives():
+            with self.db.read() as conn:
+                stored = user_model_store.get_model(conn, user_id)
+            if stored is not None and stored.fingerprint == fp and _fresh(stored.background_day, bg.newest):
+                model = persisted.loads(stored.model, lambda ids: self._features_of(ids, bg))
+                loaded = model is not None
+        if not loaded:
+            model = self.fit(signals)
+            if user_id is not None and model is not None:
+                self._store(user_id, fp, bg.newest, model)
         with self._lock:
-            self._models[user_key] = (fp, model)
+            self._models[user_key] = (fp, bg, model)
             self._models.move_to_end(user_key)
             while len(self._models) > MODEL_CACHE:
                 self._models.popitem(last=False)
         return model
+
+    def _store(self, user_id: int, fp: str, day: date | None, model: m.UserModel) -> None:
+        """Keep the fitted model for every process; a failed write only costs a refit later."""
+        blob = persisted.dumps(model)
+        try:
+            with self.db.write() as conn:
+                user_model_store.put_model(conn, user_id, fp, day, blob, datetime.now(UTC).replace(tzinfo=None))
+        except SQLAlchemyError:
+            log.warning("for you: could not store the model of user %s", user_id, exc_info=True)
+
+    def _features_of(self, ids: Sequence[str], bg: _Background) -> m.Features | None:
+        """Features of exactly ``ids`` in that order, or None if a paper is gone."""
+        self._load(ids)
+        if any(i not in self._facts for i in ids):
+            return None
+        return self._features(ids, bg.space)
+
+    def _fingerprint(self, signals: UserSignals) -> str:
+        """What a user's model is fitted from: the positives (weights, times), the negatives and
+        the model and background settings (not the day: see :data:`MODEL_MAX_AGE_DAYS`)."""
+        h = hashlib.sha256(persisted.settings_key(self.background_size, self.background_days).encode())
+        for s in sorted(signals.positives(), key=lambda s: s.paper_id):
+            h.update(f"+{s.paper_id}:{s.weight}:{s.at}".encode())
+        for s in sorted(signals.not_interested, key=lambda s: s.paper_id):
+            h.update(f"-{s.paper_id}:{s.weight}".encode())
+        return h.hexdigest()
 
     # -- ranking ---------------------------------------------------------------------------
     def rank(
@@ -459,13 +510,11 @@ class Ranker:
         return out
 
 
-def _fingerprint(signals: UserSignals, newest: date | None) -> str:
-    h = hashlib.sha256(str(newest).encode())
-    for s in sorted(signals.positives(), key=lambda s: s.paper_id):
-        h.update(f"+{s.paper_id}:{s.weight}:{s.at}".encode())
-    for s in sorted(signals.not_interested, key=lambda s: s.paper_id):
-        h.update(f"-{s.paper_id}:{s.weight}".encode())
-    return h.hexdigest()
+def _fresh(fitted: date | None, newest: date | None) -> bool:
+    """Whether a model fitted against the background of listing day ``fitted`` still serves."""
+    if fitted is None or newest is None:
+        return fitted == newest
+    return (newest - fitted).days <= MODEL_MAX_AGE_DAYS
 
 
 def _age(f: q.PaperFacts, today: date) -> float:

@@ -482,6 +482,16 @@ personal_settings = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 
+user_models = Table(
+    "user_models",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # of the signals and settings it was fitted from
+    Column("background_day", Date),  # newest listing day of the background it was fitted against
+    Column("model", LargeBinary, nullable=False),  # paperfeed.recs.persisted.dumps
+    Column("fitted_at", DateTime, nullable=False),
+)
+
 __all__ = [
     "metadata",
     "papers",
@@ -511,4 +521,5 @@ __all__ = [
     "authorship_claims",
     "feed_tokens",
     "personal_settings",
+    "user_models",
 ]
