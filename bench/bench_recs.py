@@ -1,36 +1,62 @@
-"""Cost of the "for you" ranker (paperfeed.recs) on a real home with ~80k papers and their vectors.
+"""Cost of the "for you" ranker (paperfeed.recs) on a real home with ~80k papers and their vectors,
+through the code the product runs: the page data of /for-you (``for_you_view``), a save through
+the library (``collections.add_paper``) followed by that page, and the digest's personal
+sections (``PersonalSections.prepare`` / ``apply``, what ``digest send`` calls per subscriber).
 
-Times, on the home's database (SQLite or PostgreSQL via PAPERFEED_DATABASE_URL):
+The home's database is copied to a scratch folder first (the bench adds users, libraries and
+their stored models; the home itself is never written) and migrated there.
 
-* the for-you ranking of a user with a 500-paper library: the default candidates (the last 7
-  listing days plus the daily picks) ranked with the user's model (p50/p95 over repeats), and
-  the first, cold call of the process (paper features and the background sample loaded);
-* a refit after one new save (the 500-paper library plus one paper; p50/p95);
-* the for-you sections of a digest for N users (default 10,000): each user's candidates (the
-  newest listing day plus that day's picks) ranked with their model, top 10 kept. Models come
-  from the refit-on-save cache; the users cycle over ``--models`` distinct fitted models with
-  50-paper libraries (fitting 10,000 models is the refit cost above, paid at save time).
+* **page**: a user with a ``--library``-paper library (saved through the library's store). The
+  first page of a process (paper features and the background loaded, the model fitted and
+  stored), the first page of *another* process (a fresh ranker: the model read from the
+  ``user_models`` table), then ``--repeats`` pages (p50/p95).
+* **refit after a save**: ``--repeats`` times, one more paper saved through
+  ``collections.add_paper``, then the page: its model no longer matches the signals, so it is
+  refitted and stored. Reported: the refit (``Ranker.model_for``) and the whole page after it.
+* **digest**: ``--users`` accounts that asked for a for-you digest section, each with its own
+  saved papers (``--digest-library`` papers; the libraries cycle over ``--distinct`` coherent
+  ones) and its stored model (fitted once per distinct library and stored for every user that
+  has it: the same signals give the same fingerprint, so this is what refit-on-save would have
+  left). Then a *fresh process* (spawned) runs ``PersonalSections.prepare`` and ``apply`` for
+  every user on the newest listing day's digest, exactly as ``digest send`` does per
+  subscriber, and reports wall and CPU time.
 
 Libraries are coherent: the papers nearest (by embedding) to a random seed paper among a sample
 of older papers, so each looks like one researcher's reading.
 
-    PYTHONPATH=src python bench/bench_recs.py --home /work/homes/cs80k [--library 500] [--users 10000]
+    PYTHONPATH=src python bench/bench_recs.py --home /work/homes/cs80k [--users 10000]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import shutil
 import statistics
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import func, select
 
+from paperfeed.community.core import Community, User
 from paperfeed.config import Settings
-from paperfeed.recs.ranker import Ranker, Signal, UserSignals
+from paperfeed.digest.periods import daily_period
+from paperfeed.digest.personal_sections import PersonalSections
+from paperfeed.library import collections
+from paperfeed.personal.follows import follows_of
+from paperfeed.personal.for_you import for_you_view, ranker_for, user_signals
+from paperfeed.personal.settings import settings_of
+from paperfeed.recs.model import UserModel
+from paperfeed.recs.ranker import Ranker, UserSignals
+from paperfeed.store import community_store, library_store, personal_store, user_model_store
 from paperfeed.store import recs_queries as q
 from paperfeed.store.db import Database
+from paperfeed.store.schema import embeddings, papers, users
+
+T0 = datetime(2026, 1, 1)
 
 
 class Clock:
@@ -47,6 +73,10 @@ class Clock:
 
 def ms(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:.0f} ms, p95 {pct(values, 95) * 1000:.0f} ms"
+
+
+def both(clocks: list[Clock]) -> str:
+    return f"wall {ms([c.wall for c in clocks])}; CPU {ms([c.cpu for c in clocks])}"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -69,9 +99,46 @@ def libraries(ranker: Ranker, db: Database, n_libs: int, size: int, seed: int) -
     return out
 
 
-def signals_for(lib: list[str]) -> UserSignals:
-    t0 = datetime(2026, 1, 1)
-    return UserSignals(saves=tuple(Signal(p, 1.0, t0 + timedelta(hours=i)) for i, p in enumerate(lib)))
+def add_reader(db: Database, name: str, lib: list[str], when: datetime, *, digest: bool = False) -> int:
+    """An account with ``lib`` in its Saved collection (saved at ``when``) and, with ``digest``,
+    a for-you section in its digest."""
+    with db.write() as conn:
+        uid = community_store.create_user(conn, name, f"{name}@example.org", None, "user", when)
+        col = library_store.create_collection(conn, uid, "Saved", "saved", when, is_default=True)
+        library_store.add_items(conn, col, [(p, None) for p in lib], when)
+        if digest:
+            personal_store.put_settings(conn, uid, {"digest_for_you": True}, when)
+    return uid
+
+
+def scratch_home(home: Path) -> Path:
+    """A copy of the home's database in a temporary folder (the bench writes users and models)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-recs-"))
+    shutil.copy2(home / "paperfeed.db", tmp / "paperfeed.db")
+    return tmp
+
+
+def digest_worker(home: str, user_ids: list[int], out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """A fresh process: the personal sections of every user's digest of the newest listing day."""
+    settings = Settings.from_env(home=Path(home))
+    db = Database(settings.db_url)
+    with db.read() as conn:
+        newest = q.newest_listed(conn)
+        rows = conn.execute(select(users.c.id, users.c.email).where(users.c.id.in_(user_ids))).all()
+    assert newest is not None
+    period = daily_period(newest + timedelta(days=1), weekdays_only=False)
+    sections = PersonalSections(settings, db)
+    subs = [{"email": r.email, "subscription_id": -r.id} for r in rows]
+    picked = 0
+    with Clock() as c:
+        sections.prepare([s["email"] for s in subs])
+        first = time.perf_counter()
+        for n, sub in enumerate(subs):
+            got = sections.apply(sub, period, [])
+            picked += sum(len(s.ids) for s in got if s.key == "for_you")
+            if n == 0:
+                first = time.perf_counter() - first
+    out.put((len(subs), c.wall, c.cpu, first, picked, len(sections._rows(period))))
 
 
 def main() -> None:
@@ -80,66 +147,109 @@ def main() -> None:
     ap.add_argument("--library", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--users", type=int, default=10_000)
-    ap.add_argument("--models", type=int, default=20)
+    ap.add_argument("--digest-library", type=int, default=50)
+    ap.add_argument("--distinct", type=int, default=100, help="distinct digest libraries (one fit each)")
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
 
-    db = Database(Settings.from_env(home=a.home).db_url)
-    ranker = Ranker(db)
+    home = scratch_home(a.home)
+    try:
+        run(a, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def run(a: argparse.Namespace, home: Path) -> None:
+    settings = Settings.from_env(home=home)
+    db = Database(settings.db_url)
+    db.migrate()
     with db.read() as conn:
-        from sqlalchemy import func, select
-
-        from paperfeed.store.schema import embeddings, papers
-
         n_papers = conn.scalar(select(func.count()).select_from(papers))
         n_vec = conn.scalar(select(func.count()).select_from(embeddings))
-    print(f"home {a.home}: {n_papers:,} papers, {n_vec:,} vectors")
-
-    lib = libraries(ranker, db, 1, a.library + a.repeats, a.seed)[0]
+    print(f"home {a.home} (copied to {home}): {n_papers:,} papers, {n_vec:,} vectors")
+    c = Community(settings=settings, db=db)
+    helper = Ranker(db, persist=False)  # only picks the libraries
+    lib = libraries(helper, db, 1, a.library + a.repeats, a.seed)[0]
     base, extra = lib[: a.library], lib[a.library :]
-    signals = signals_for(base)
-    t = time.perf_counter()
-    cands = ranker.candidates()
-    model = ranker.fit(signals)
-    ranked = ranker.rank(signals, cands, model=model)
-    cold = time.perf_counter() - t
-    print(f"candidates: {len(cands):,} (last 7 listing days + picks); cold first fit+rank {cold * 1000:.0f} ms")
-    print("top 3:", [(r.paper_id, round(r.relevance, 3), [w.text[:60] for w in r.reasons]) for r in ranked[:3]])
+    uid = add_reader(db, "bench-reader", base, T0)
+    with db.read() as conn:
+        reader = User.from_row(community_store.get_user(conn, uid) or {})
 
-    fits: list[Clock] = []
-    for p in extra:
-        s = signals_for([*base, p])
-        with Clock() as c:
-            model = ranker.fit(s)
-        fits.append(c)
-    print(
-        f"refit after one new save ({a.library + 1} positives): wall {ms([c.wall for c in fits])}; "
-        f"CPU {ms([c.cpu for c in fits])}"
-    )
-
-    ranks: list[Clock] = []
+    # -- the page ---------------------------------------------------------------------------
+    with Clock() as first:
+        view = for_you_view(c, reader)
+    print(f"for-you page, {a.library}-paper library: {view['total']:,} candidates (7 listing days + picks)")
+    print(f"  first page of a process (features loaded, model fitted and stored): wall {first.wall * 1000:.0f} ms")
+    print("  top 3:", [(p["id"], p["relevance"], p["why"][0][:50]) for p in view["papers"][:3]])
+    with Clock() as other:
+        for_you_view(c, reader, ranker=Ranker(db))
+    print(f"  first page of another process (features loaded, model read from the database): "
+          f"wall {other.wall * 1000:.0f} ms")  # fmt: skip
+    pages: list[Clock] = []
     for _ in range(a.repeats):
-        with Clock() as c:
-            ranker.rank(signals, cands, model=model, limit=50)
-        ranks.append(c)
-    print(
-        f"for-you ranking, {a.library}-paper library, model cached: wall {ms([c.wall for c in ranks])}; "
-        f"CPU {ms([c.cpu for c in ranks])}"
-    )
+        with Clock() as t:
+            for_you_view(c, reader)
+        pages.append(t)
+    print(f"  page, model cached: {both(pages)}")
 
-    day = ranker.candidates(days=1)
-    libs = libraries(ranker, db, a.models, 50, a.seed + 1)
-    models = []
-    for lb in libs:
-        s = signals_for(lb)
-        models.append((s, ranker.fit(s)))
-    with Clock() as c:
+    # -- refit after one new save -----------------------------------------------------------
+    ranker = ranker_for(db)  # the process's ranker, the one the pages use
+    real_model_for = ranker.model_for
+    refits: list[Clock] = []
+
+    def timed_model_for(key: object, signals: UserSignals) -> UserModel | None:
+        with Clock() as t:
+            model = real_model_for(key, signals)
+        refits.append(t)
+        return model
+
+    ranker.model_for = timed_model_for  # type: ignore[method-assign]
+    after: list[Clock] = []
+    for p in extra:
+        collections.add_paper(c, reader, p)  # the save, as the Save button does it
+        with Clock() as t:
+            for_you_view(c, reader)  # the next page: the signals changed, so the model is refitted
+        after.append(t)
+    ranker.model_for = real_model_for  # type: ignore[method-assign]
+    print(f"refit after one new save ({a.library}+ positives; Ranker.model_for: fit and store): {both(refits)}")
+    print(f"  the whole page after a new save (refit, store, rank, cards): {both(after)}")
+
+    # -- digest -----------------------------------------------------------------------------
+    libs = libraries(helper, db, a.distinct, a.digest_library, a.seed + 1)
+    with Clock() as setup:
+        ids: list[int] = []
         for u in range(a.users):
-            s, mdl = models[u % len(models)]
-            ranker.rank(s, day, model=mdl, limit=10)
+            k = u % len(libs)
+            ids.append(add_reader(db, f"digest{u}", libs[k], T0 + timedelta(days=k), digest=True))
+        fitted = Ranker(db)
+        blobs: dict[int, user_model_store.StoredModel] = {}
+        for u, user_id in enumerate(ids):
+            k = u % len(libs)
+            if k not in blobs:
+                with db.read() as conn:
+                    row = community_store.get_user(conn, user_id)
+                user = User.from_row(row or {})
+                fitted.model_for(user_id, user_signals(c, user, settings_of(c, user_id), follows_of(c, user)))
+                with db.read() as conn:
+                    stored = user_model_store.get_model(conn, user_id)
+                assert stored is not None
+                blobs[k] = stored
+            else:
+                s = blobs[k]
+                with db.write() as conn:
+                    user_model_store.put_model(conn, user_id, s.fingerprint, s.background_day, s.model, s.fitted_at)
+    print(f"digest setup: {a.users:,} users, {len(libs)} distinct {a.digest_library}-paper libraries fitted and "
+          f"stored: wall {setup.wall:.0f} s")  # fmt: skip
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    proc = ctx.Process(target=digest_worker, args=(str(home), ids, out))
+    proc.start()
+    n, wall, cpu, first_s, picked, cands = out.get()
+    proc.join()
     print(
-        f"digest for-you sections: {a.users:,} users x {len(day):,} candidates (newest day + picks), "
-        f"50-paper libraries: wall {c.wall:.1f} s, CPU {c.cpu:.1f} s ({c.cpu / a.users * 1000:.1f} ms CPU a user)"
+        f"digest personal sections, one fresh process: {n:,} users x {cands:,} candidates (the newest listing day "
+        f"+ picks), stored models: wall {wall:.1f} s, CPU {cpu:.1f} s ({cpu / n * 1000:.1f} ms CPU a user; "
+        f"first user {first_s:.1f} s); {picked:,} for-you papers picked"
     )
 
 

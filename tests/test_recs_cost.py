@@ -115,3 +115,13 @@ def test_user_model_store_put_replace_and_unknown_user(any_db: Database) -> None
         assert user_model_store.delete_model(conn, uid)
     with any_db.read() as conn:
         assert user_model_store.get_model(conn, uid) is None
+
+
+def test_taken_rows_keep_their_category_codes() -> None:
+    _, cands = _model()
+    cands.category_codes()
+    rows = [5, 0, 7, 7, 119]
+    taken = cands.take(rows)
+    assert taken._codes is not None
+    fresh = m.Features(taken.ids, taken.text, taken.emb, taken.categories)
+    assert all(np.array_equal(a, b) for a, b in zip(taken.category_codes(), fresh.category_codes(), strict=True))

@@ -109,6 +109,8 @@ def rank_for(
 
 def author_reasons(row: PaperRow, follows: list[Follow]) -> list[str]:
     wanted = {f.key for f in follows if f.kind == "author"}
+    if not wanted:  # most users follow no author: no names to normalise
+        return []
     return [f"from {a}, an author you follow" for a in row.get("authors") or [] if normalise_name(a) in wanted]
 
 

@@ -38,6 +38,7 @@ for every user:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -108,9 +109,14 @@ class TextSpace:
         """Sublinear tf x idf, rows l2-normalised."""
         x = counts.astype(np.float32, copy=True)
         x.data = (1.0 + np.log(x.data)) * self.idf[x.indices]
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        # Row norms and scaling on the data array: a sparse diagonal product would allocate
+        # TEXT_DIM-long work arrays per call (15 ms for a handful of rows).
+        lengths = np.diff(x.indptr)
+        rows = np.repeat(np.arange(x.shape[0]), lengths)
+        norms = np.sqrt(np.bincount(rows, weights=np.square(x.data, dtype=np.float64), minlength=x.shape[0]))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags((1.0 / norms).astype(np.float32)) @ x)
+        x.data *= np.repeat((1.0 / norms).astype(np.float32), lengths)
+        return x
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         return self.weigh(count_matrix(texts))
@@ -160,7 +166,15 @@ class Features:
 
     def take(self, rows: Sequence[int] | np.ndarray) -> Features:
         idx = np.asarray(rows, dtype=np.int64)
-        return Features([self.ids[i] for i in idx], self.text[idx], self.emb[idx], [self.categories[i] for i in idx])
+        out = Features([self.ids[i] for i in idx], self.text[idx], self.emb[idx], [self.categories[i] for i in idx])
+        if self._codes is not None and len(idx):  # the rows' category codes, without recounting
+            codes, starts = self._codes
+            ends = np.append(starts[1:], len(codes))
+            lengths = (ends - starts)[idx]
+            new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            gather = np.repeat(starts[idx] - new_starts, lengths) + np.arange(int(lengths.sum()))
+            out._codes = (codes[gather], new_starts.astype(np.int64))
+        return out
 
     @staticmethod
     def stack(parts: Sequence[Features]) -> Features:
@@ -211,6 +225,17 @@ class Component:
         return (values - self.mean) / self.std
 
 
+_THREAD = threading.local()
+
+
+def _scratch() -> np.ndarray:
+    """This thread's zeroed float32 vector of TEXT_DIM (callers leave it zeroed)."""
+    w = getattr(_THREAD, "w", None)
+    if w is None:
+        w = _THREAD.w = np.zeros(TEXT_DIM, dtype=np.float32)
+    return w
+
+
 @dataclass
 class UserModel:
     """What :func:`fit` learned for one user; :meth:`score` ranks any candidate features."""
@@ -230,11 +255,15 @@ class UserModel:
     _neg_text_t: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
 
     def classifier(self, f: Features) -> np.ndarray:
-        # A zeroed 4 MB vector is calloc'd lazily (only the pages of the model's terms are
-        # touched), cheaper than looking up every candidate term in the sorted term list.
-        w = np.zeros(TEXT_DIM, dtype=np.float32)
+        # The text weights go into the thread's dense scratch vector and out again: a fresh
+        # TEXT_DIM vector per call costs more in page faults than the product itself.
+        w = _scratch()
         w[self.text_idx] = self.text_val
-        return np.asarray(f.text @ w).ravel() + f.emb @ self.coef_emb + self.intercept
+        try:
+            text = np.asarray(f.text @ w).ravel()
+        finally:
+            w[self.text_idx] = 0.0
+        return text + f.emb @ self.coef_emb + self.intercept
 
     def _library_t(self) -> sp.csr_matrix:
         if self._pos_text_t is None:
@@ -348,6 +377,7 @@ def fit(
     pw = np.ones(len(pos)) if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
     exclude = set(pos.ids) | (set(neg.ids) if neg is not None else set())
     keep = [i for i, pid in enumerate(background.ids) if pid not in exclude]
+    background.category_codes()  # once on the shared background; the kept rows carry them
     bg = background.take(keep)
     has_neg = neg is not None and len(neg) > 0
     parts = [pos, bg] + ([neg] if has_neg and neg is not None else [])

@@ -58,7 +58,9 @@ MODEL_CACHE = 512  # user models a Ranker keeps (least recently used go first)
 # A stored model outlives the background sample it was fitted against (recent papers change
 # slowly; refitting every user every day is what persisting models avoids) by at most this.
 MODEL_MAX_AGE_DAYS = 30
+BACKGROUND_CHECK_S = 30.0  # how often a ranker looks for a newer listing day (a new background)
 POPULARITY_TTL = 30.0  # seconds a candidate list's upvote counts are reused (votes move slowly)
+CANDIDATES_TTL = 30.0  # seconds a candidate list is reused
 NEAR_COSINE = 0.45  # "close to X in your library" needs at least this embedding cosine
 
 
@@ -203,19 +205,34 @@ class Ranker:
         self._vectors: dict[str, np.ndarray] = {}
         self._dim = 0
         self._bg: _Background | None = None
+        self._bg_checked = 0.0
         self.persist = persist
         self._models: OrderedDict[Hashable, tuple[str, _Background, m.UserModel | None]] = OrderedDict()
         # Features of recent candidate lists: every user ranks the same few lists (this week,
         # today), so stacking and weighing their rows is done once per list and background.
         self._lists: OrderedDict[tuple[int, tuple[str, ...]], m.Features] = OrderedDict()
+        self._candidates: dict[tuple[int, bool, date | None], tuple[float, list[str]]] = {}
         self._popularity: OrderedDict[tuple[str, ...], tuple[float, dict[str, int]]] = OrderedDict()
 
     # -- data ------------------------------------------------------------------------------
     def candidates(
         self, *, days: int = CANDIDATE_DAYS, picks: bool = True, on_or_before: date | None = None
     ) -> list[str]:
+        """What a for-you page ranks; the list is read again at most every
+        :data:`CANDIDATES_TTL` seconds (new papers arrive a few times a day)."""
+        key = (days, picks, on_or_before)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._candidates.get(key)
+            if hit is not None and now - hit[0] < CANDIDATES_TTL:
+                return list(hit[1])
         with self.db.read() as conn:
-            return q.candidate_ids(conn, days=days, picks=picks, on_or_before=on_or_before)
+            ids = q.candidate_ids(conn, days=days, picks=picks, on_or_before=on_or_before)
+        with self._lock:
+            self._candidates[key] = (now, ids)
+            while len(self._candidates) > 8:
+                self._candidates.pop(next(iter(self._candidates)))
+        return list(ids)
 
     def _load(self, ids: Sequence[str]) -> None:
         missing = [i for i in dict.fromkeys(ids) if i not in self._facts]
@@ -236,9 +253,13 @@ class Ranker:
                 self._dim = self._dim or len(v)
 
     def _background(self) -> _Background:
+        bg = self._bg
+        now = time.monotonic()
+        if bg is not None and now - self._bg_checked < BACKGROUND_CHECK_S:
+            return bg
         with self.db.read() as conn:
             newest = q.newest_listed(conn)
-        bg = self._bg
+        self._bg_checked = now
         if bg is not None and bg.newest == newest:
             return bg
         with self.db.read() as conn:
@@ -246,7 +267,9 @@ class Ranker:
         self._load(ids)
         ids = [i for i in ids if i in self._facts]
         space = m.TextSpace.fit(self._count_rows(ids))
-        bg = _Background(newest, space, self._features(ids, space))
+        features = self._features(ids, space)
+        features.category_codes()  # once: every fit takes rows of it
+        bg = _Background(newest, space, features)
         self._bg = bg
         return bg
 
@@ -465,6 +488,7 @@ class Ranker:
                 self._lists.move_to_end(key)
                 return hit
         feats = self._features(ids, bg.space)
+        feats.category_codes()  # once per list: every user's ranking takes rows of it
         with self._lock:
             self._lists[key] = feats
             while len(self._lists) > 8:
