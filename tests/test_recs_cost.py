@@ -125,3 +125,11 @@ def test_taken_rows_keep_their_category_codes() -> None:
     assert taken._codes is not None
     fresh = m.Features(taken.ids, taken.text, taken.emb, taken.categories)
     assert all(np.array_equal(a, b) for a, b in zip(taken.category_codes(), fresh.category_codes(), strict=True))
+
+
+def test_library_text_products_equal_the_plain_ones() -> None:
+    model, cands = _model()
+    plain = (cands.text @ model.pos.text.T).toarray()
+    np.testing.assert_allclose(model._library_t().similarity(cands.text), plain, rtol=1e-6, atol=1e-7)
+    empty = m.Features([], cands.text[:0], cands.emb[:0], [])
+    assert model._library_t().similarity(empty.text).shape == (0, len(model.pos))

@@ -236,6 +236,43 @@ def _scratch() -> np.ndarray:
     return w
 
 
+def _lookup() -> np.ndarray:
+    """This thread's int32 vector of TEXT_DIM set to -1 (callers leave it so)."""
+    lut = getattr(_THREAD, "lut", None)
+    if lut is None:
+        lut = _THREAD.lut = np.full(TEXT_DIM, -1, dtype=np.int32)
+    return lut
+
+
+@dataclass(frozen=True)
+class _Compact:
+    """A few papers' text vectors (the library, the "not interested" papers) over their own
+    vocabulary only, transposed, for cosine products with many candidates: transposing a
+    TEXT_DIM-column matrix (or multiplying by one) allocates TEXT_DIM-long arrays each time."""
+
+    vocab: np.ndarray  # sorted bucket ids present in the papers
+    t: sp.csr_matrix  # (len(vocab), n_papers)
+
+    @classmethod
+    def of(cls, text: sp.csr_matrix) -> _Compact:
+        vocab, inv = np.unique(text.indices, return_inverse=True)
+        compact = sp.csr_matrix((text.data, inv.astype(np.int32), text.indptr), shape=(text.shape[0], len(vocab)))
+        return cls(vocab, compact.T.tocsr())
+
+    def similarity(self, text: sp.csr_matrix) -> np.ndarray:
+        """Dot products (n, n_papers) of the rows of ``text`` with these papers."""
+        lut = _lookup()
+        lut[self.vocab] = np.arange(len(self.vocab), dtype=np.int32)
+        try:
+            col = lut[text.indices]
+        finally:
+            lut[self.vocab] = -1
+        hit = col >= 0
+        kept = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])
+        sub = sp.csr_matrix((text.data[hit], col[hit], kept[text.indptr]), shape=(text.shape[0], len(self.vocab)))
+        return (sub @ self.t).toarray()
+
+
 @dataclass
 class UserModel:
     """What :func:`fit` learned for one user; :meth:`score` ranks any candidate features."""
@@ -251,8 +288,8 @@ class UserModel:
     parts: dict[str, Component]
     background_blend: np.ndarray  # sorted blended scores of the background: relevance percentiles
     # Derived once per model (not learned, not stored): the transposed library text and weights.
-    _pos_text_t: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
-    _neg_text_t: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
+    _pos_text_t: _Compact | None = field(default=None, repr=False, compare=False)
+    _neg_text_t: _Compact | None = field(default=None, repr=False, compare=False)
 
     def classifier(self, f: Features) -> np.ndarray:
         # The text weights go into the thread's dense scratch vector and out again: a fresh
@@ -265,9 +302,9 @@ class UserModel:
             w[self.text_idx] = 0.0
         return text + f.emb @ self.coef_emb + self.intercept
 
-    def _library_t(self) -> sp.csr_matrix:
+    def _library_t(self) -> _Compact:
         if self._pos_text_t is None:
-            self._pos_text_t = self.pos.text.T.tocsr()
+            self._pos_text_t = _Compact.of(self.pos.text)
         return self._pos_text_t
 
     def nearest(self, f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -275,7 +312,7 @@ class UserModel:
         row of the closest positive (blend of both)."""
         w = (self.pos_weight**0.5).astype(np.float32)[None, :]
         se_w = (f.emb @ self.pos.emb.T) * w  # (n, p)
-        st_w = (f.text @ self._library_t()).toarray() * w
+        st_w = self._library_t().similarity(f.text) * w
         best = np.argmax(se_w + st_w, axis=1)
         return se_w.max(axis=1), st_w.max(axis=1), best
 
@@ -283,9 +320,9 @@ class UserModel:
         if self.neg is None or not len(self.neg):
             return np.zeros(len(f), dtype=np.float32)
         if self._neg_text_t is None:
-            self._neg_text_t = self.neg.text.T.tocsr()
+            self._neg_text_t = _Compact.of(self.neg.text)
         se = f.emb @ self.neg.emb.T
-        st = (f.text @ self._neg_text_t).toarray()
+        st = self._neg_text_t.similarity(f.text)
         return np.asarray((se + st).max(axis=1)).ravel()
 
     def category(self, f: Features) -> np.ndarray:

@@ -416,7 +416,8 @@ class Ranker:
             order = order[:limit]
         out = [RankedPaper(ids[r], float(final[r]), float(rel[r]), ()) for r in order]
         n_explain = len(out) if explain is None else min(explain, len(out))
-        return self._explain(signals, model, out[:n_explain], day, pop) + out[n_explain:]
+        shown = feats.take(order[:n_explain])  # their feature rows, for the closest library paper
+        return self._explain(signals, model, out[:n_explain], day, pop, shown) + out[n_explain:]
 
     def explain(
         self,
@@ -433,20 +434,20 @@ class Ranker:
         self._load(ids)
         with self.db.read() as conn:
             pop = q.popularity(conn, ids)
-        return self._explain(signals, model, ranked, today or self._background().newest or date.today(), pop)
+        bg = self._background()
+        feats = self._features(ids, bg.space)
+        return self._explain(signals, model, ranked, today or bg.newest or date.today(), pop, feats)
 
     def _explain(
         self, signals: UserSignals, model: m.UserModel | None, ranked: Sequence[RankedPaper], day: date,
-        pop: dict[str, int],
+        pop: dict[str, int], feats: m.Features,
     ) -> list[RankedPaper]:  # fmt: skip
+        """Reasons for ``ranked``, whose feature rows are ``feats`` (row i: ranked[i])."""
         if not ranked:
             return []
-        ids = [r.paper_id for r in ranked]
-        bg = self._background()
         nearest: np.ndarray | None = None
         near_cos: np.ndarray | None = None
         if model is not None and len(model.pos):
-            feats = self._features(ids, bg.space)
             _, _, nearest = model.nearest(feats)
             near_cos = np.einsum("ij,ij->i", feats.emb, model.pos.emb[nearest])
         out = []
