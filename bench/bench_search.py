@@ -10,6 +10,8 @@ queries in ``../shared/data/paper_search_queries/``.
     python bench/bench_search.py --home /tmp/bench1m
     # the same 1M papers in PostgreSQL with pgvector (bench/bench_pgvector.py loads them)
     python bench/bench_search.py --home /tmp/bench1m --database-url postgresql://.../bench1m
+    # issue 16's "no slower": hybrid with and without the per-query reading, query by query, same process
+    python bench/bench_search.py --home /tmp/bench1m --compare-reading --passes 2
 
 Prints wall p50/p95/p99 (and CPU p95) per mode and the process's peak RSS. Targets (2 cores):
 hybrid p95 <= 30 ms at 75k; hybrid p95 <= 60 ms and keyword p95 <= 40 ms at 1M, RSS <= 6 GB.
@@ -33,6 +35,8 @@ from bench_lexical import load_queries, synthetic_rows  # noqa: E402
 from bench_vectors import Synth, calibrate, nn_cos  # noqa: E402
 from paperfeed.config import Settings  # noqa: E402
 from paperfeed.records import PaperRecord  # noqa: E402
+from paperfeed.search import hybrid  # noqa: E402
+from paperfeed.search.fusion import Fusion, FusionDecision  # noqa: E402
 from paperfeed.search.hybrid import SearchRequest, SearchService  # noqa: E402
 from paperfeed.store import embeddings as emb_store  # noqa: E402
 from paperfeed.store.db import Database  # noqa: E402
@@ -78,6 +82,44 @@ def measure(home: Path, passes: int, database_url: str | None = None) -> None:
         )
     print(f"vector index: {service._vectors.mode if service._vectors is not None else 'none'}")
     print(f"peak RSS {rss_mb():,.0f} MB")
+
+
+def _plain_decide(fusion: Fusion, *_args: object) -> FusionDecision:
+    """Fusion as before issue 16: the fixed weight, nothing read from the query or the lists."""
+    return FusionDecision(fusion.semantic_weight, fusion.method)
+
+
+def compare_reading(home: Path, passes: int) -> None:
+    """Hybrid searches with the query reading (``fusion.decide``: term rarity, score peaks, list
+    agreement, the "why" line) and without it (:func:`_plain_decide`), alternating query by query in one
+    process so that both see the same load; the query embedding is recomputed for every search."""
+    settings = Settings(home=home, secret_key="bench")
+    db = Database(settings.db_url)
+    service = SearchService(settings, db)
+    queries = load_queries()
+    service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
+    for q in queries[:50]:
+        service.search(SearchRequest(q=q + " warmup", mode="hybrid"))
+    variants = {"with reading": hybrid.decide, "without reading": _plain_decide}
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    for p in range(passes):
+        for i, q in enumerate(queries):
+            order = list(variants) if (i + p) % 2 == 0 else list(reversed(variants))
+            for name in order:
+                hybrid.decide = variants[name]  # type: ignore[assignment]
+                service._qcache.clear()
+                w0, c0 = time.perf_counter(), time.thread_time()
+                service.search(SearchRequest(q=q, mode="hybrid", limit=20))
+                wall[name].append((time.perf_counter() - w0) * 1000)
+                cpu[name].append((time.thread_time() - c0) * 1000)
+    hybrid.decide = variants["with reading"]  # type: ignore[assignment]
+    for name in variants:
+        print(
+            f"hybrid {name:<16} wall p50 {pct(wall[name], 50):6.1f}  p95 {pct(wall[name], 95):6.1f}  "
+            f"p99 {pct(wall[name], 99):6.1f} ms   calling-thread CPU p95 {pct(cpu[name], 95):6.1f} ms   "
+            f"({len(wall[name])} queries)"
+        )
 
 
 def spread_timestamps(db_path: Path, rate: float = 50.0) -> None:
@@ -186,6 +228,9 @@ def main() -> None:
     ap.add_argument(
         "--database-url", help="with --home: papers and vectors in this database (bench_pgvector.py fills one)"
     )
+    ap.add_argument(
+        "--compare-reading", action="store_true", help="with --home: hybrid with and without the query reading"
+    )
     ap.add_argument("--spread-timestamps", type=Path, help="only fix the vector write times of this home")
     args = ap.parse_args()
     if args.spread_timestamps:
@@ -198,6 +243,9 @@ def main() -> None:
         return
     if not args.home:
         ap.error("--home or --build-1m is required")
+    if args.compare_reading:
+        compare_reading(args.home, args.passes)
+        return
     measure(args.home, args.passes, args.database_url)
 
 
