@@ -26,6 +26,7 @@ positives never appear in the result.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -33,14 +34,15 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 from sqlalchemy.exc import SQLAlchemyError
+from threadpoolctl import ThreadpoolController
 
 from paperfeed.recs import model as m
 from paperfeed.recs import persisted
@@ -173,6 +175,29 @@ def blend_extras(model_scores: np.ndarray, upvotes: np.ndarray, ages_days: np.nd
     return model_scores + weights.popularity * pop + weights.recency * rec
 
 
+_BLAS: ThreadpoolController | None = None
+_BLAS_LOCK = threading.Lock()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _one_blas_thread(fn: _F) -> _F:
+    """Run ``fn`` with BLAS on one thread. The ranker's products are small (hundreds of rows):
+    a second BLAS thread saves no time, and idle BLAS threads spin, which tripled the CPU time
+    of a ranking (bench/README.md). The setting is per process; a concurrent caller elsewhere
+    at worst runs its own products on fewer threads meanwhile."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        global _BLAS
+        if _BLAS is None:
+            with _BLAS_LOCK:
+                _BLAS = _BLAS or ThreadpoolController()
+        with _BLAS.limit(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 @dataclass
 class _Background:
     newest: date | None
@@ -296,6 +321,7 @@ class Ranker:
         return m.Features(list(ids), space.weigh(counts), emb, [self._facts[i].categories for i in ids])
 
     # -- model -----------------------------------------------------------------------------
+    @_one_blas_thread
     def fit(self, signals: UserSignals) -> m.UserModel | None:
         """The user's model, or None when there are no positives (cold start)."""
         positives = signals.positives()
@@ -312,6 +338,7 @@ class Ranker:
         neg = self._features([s.paper_id for s in neg_sig], bg.space) if neg_sig else None
         return m.fit(pos, bg.features, pos_weight=pw, neg=neg)
 
+    @_one_blas_thread
     def model_for(self, user_key: Hashable, signals: UserSignals) -> m.UserModel | None:
         """The user's model: from this process's cache, else (for an ``int`` key, the user id)
         from the ``user_models`` table, else fitted here and stored there. A model is refitted
@@ -372,6 +399,7 @@ class Ranker:
         return h.hexdigest()
 
     # -- ranking ---------------------------------------------------------------------------
+    @_one_blas_thread
     def rank(
         self,
         signals: UserSignals,
@@ -419,6 +447,7 @@ class Ranker:
         shown = feats.take(order[:n_explain])  # their feature rows, for the closest library paper
         return self._explain(signals, model, out[:n_explain], day, pop, shown) + out[n_explain:]
 
+    @_one_blas_thread
     def explain(
         self,
         signals: UserSignals,
