@@ -54,7 +54,7 @@ from paperfeed.recs.ranker import Ranker, UserSignals
 from paperfeed.store import community_store, library_store, personal_store, user_model_store
 from paperfeed.store import recs_queries as q
 from paperfeed.store.db import Database
-from paperfeed.store.schema import embeddings, papers, users
+from paperfeed.store.schema import embeddings, papers, user_models, users
 
 T0 = datetime(2026, 1, 1)
 
@@ -238,8 +238,10 @@ def run(a: argparse.Namespace, home: Path) -> None:
                 s = blobs[k]
                 with db.write() as conn:
                     user_model_store.put_model(conn, user_id, s.fingerprint, s.background_day, s.model, s.fitted_at)
+    with db.read() as conn:
+        size = conn.scalar(select(func.avg(func.length(user_models.c.model))))
     print(f"digest setup: {a.users:,} users, {len(libs)} distinct {a.digest_library}-paper libraries fitted and "
-          f"stored: wall {setup.wall:.0f} s")  # fmt: skip
+          f"stored: wall {setup.wall:.0f} s; stored models {float(size or 0) / 1024:.0f} KB each")  # fmt: skip
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     proc = ctx.Process(target=digest_worker, args=(str(home), ids, out))
