@@ -298,6 +298,8 @@ def test_reasons_only_where_asked_and_the_same_later(sample_db: Database, ranker
     assert [r.paper_id for r in lean] == [r.paper_id for r in full]
     assert all(r.reasons for r in full) and all(r.reasons for r in lean[:3]) and not any(r.reasons for r in lean[3:])
     assert [r.reasons for r in ranker.explain(signals, model, lean[3:])] == [r.reasons for r in full[3:]]
+    from_list = ranker.explain(signals, model, lean[3:], candidates=ranker.candidates())  # the list's cached rows
+    assert [r.reasons for r in from_list] == [r.reasons for r in full[3:]]
 
 
 def test_models_persist_for_every_process_and_refit_when_signals_change(

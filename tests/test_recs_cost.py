@@ -6,16 +6,20 @@ similarity exactly for the candidates the cheap components rank highest, and a p
 from __future__ import annotations
 
 import dataclasses
+import types
 from datetime import date, datetime
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sqlalchemy import update
 
 from paperfeed.recs import model as m
 from paperfeed.recs import persisted
+from paperfeed.recs import ranker as ranker_module
 from paperfeed.store import user_model_store
 from paperfeed.store.db import Database
+from paperfeed.store.schema import papers
 
 from . import factories
 
@@ -133,3 +137,25 @@ def test_library_text_products_equal_the_plain_ones() -> None:
     np.testing.assert_allclose(model._library_t().similarity(cands.text), plain, rtol=1e-6, atol=1e-7)
     empty = m.Features([], cands.text[:0], cands.emb[:0], [])
     assert model._library_t().similarity(empty.text).shape == (0, len(model.pos))
+
+
+def test_candidate_lists_and_upvotes_are_reused_for_a_while_then_read_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = types.SimpleNamespace(monotonic=lambda: 1000.0)
+    monkeypatch.setattr(ranker_module, "time", clock)
+    day = date(2026, 3, 2)
+    first = [factories.add_paper(db, listed=day)["id"] for _ in range(3)]
+    r = ranker_module.Ranker(db, persist=False)
+    cold = ranker_module.UserSignals(weights=ranker_module.Weights(popularity=1.0, recency=0.0))
+    assert sorted(r.candidates()) == sorted(first)
+    before = [p.paper_id for p in r.rank(cold, first)]
+    late = factories.add_paper(db, listed=day)["id"]
+    with db.write() as conn:
+        conn.execute(update(papers).where(papers.c.id == first[2]).values(upvotes=40))
+    assert sorted(r.candidates()) == sorted(first)  # within CANDIDATES_TTL: the list read before
+    assert [p.paper_id for p in r.rank(cold, first)] == before  # within POPULARITY_TTL: the counts read before
+    assert before[0] != first[2]
+    clock.monotonic = lambda: 1000.0 + max(ranker_module.CANDIDATES_TTL, ranker_module.POPULARITY_TTL) + 1
+    assert sorted(r.candidates()) == sorted([*first, late])
+    assert r.rank(cold, first)[0].paper_id == first[2]

@@ -86,10 +86,11 @@ class ForYou:
     learned: bool
     ranker: Ranker
     model: UserModel | None
+    candidates: list[str] | None = None  # what was ranked (None: the default list)
 
     def explain(self, ranked: list[RankedPaper]) -> list[RankedPaper]:
         """These papers of the ranking with their reasons (for those ranked without)."""
-        return self.ranker.explain(self.signals, self.model, ranked)
+        return self.ranker.explain(self.signals, self.model, ranked, candidates=self.candidates)
 
 
 def rank_for(
@@ -104,7 +105,7 @@ def rank_for(
     signals = user_signals(c, user, prefs, follows)
     model = ranker.model_for(user.id, signals)  # the process's cache: refitted only when the signals change
     ranked = ranker.rank(signals, candidates, model=model, limit=limit, today=today, explain=explain)
-    return ForYou(ranked, signals, follows, prefs, model is not None, ranker, model)
+    return ForYou(ranked, signals, follows, prefs, model is not None, ranker, model, candidates)
 
 
 def author_reasons(row: PaperRow, follows: list[Follow]) -> list[str]:

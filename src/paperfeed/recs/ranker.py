@@ -455,16 +455,24 @@ class Ranker:
         ranked: Sequence[RankedPaper],
         *,
         today: date | None = None,
+        candidates: Sequence[str] | None = None,
     ) -> list[RankedPaper]:
         """``ranked`` (from :meth:`rank`) with their reasons: the library paper each is closest
         to (when close enough, or when the paper beats 90% of recent papers), its categories,
-        popularity and freshness."""
+        popularity and freshness. Pass the ``candidates`` they were ranked from to reuse that
+        list's features and upvote counts."""
         ids = [r.paper_id for r in ranked]
-        self._load(ids)
-        with self.db.read() as conn:
-            pop = q.popularity(conn, ids)
         bg = self._background()
-        feats = self._features(ids, bg.space)
+        every = [i for i in dict.fromkeys(candidates or ()) if i in self._facts]
+        where = {pid: r for r, pid in enumerate(every)}
+        if every and all(i in where for i in ids):
+            pop = self._popularity_of(every)
+            feats = self._list_features(every, bg).take([where[i] for i in ids])
+        else:
+            self._load(ids)
+            with self.db.read() as conn:
+                pop = q.popularity(conn, ids)
+            feats = self._features(ids, bg.space)
         return self._explain(signals, model, ranked, today or bg.newest or date.today(), pop, feats)
 
     def _explain(
