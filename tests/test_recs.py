@@ -95,6 +95,15 @@ def test_sample_of_users_is_fixed_by_the_seed() -> None:
     assert protocol.sample_users(pool, 10, 3) != protocol.sample_users(pool, 10, 4)
 
 
+def test_dev_sample_excludes_the_evaluation_sample(tmp_path: Path) -> None:
+    rows = [(f"{u}-{i}", f"2026-01-{1 + i:02d}", [f"user{u}"], "cs.CL") for u in range(30) for i in range(6)]
+    corpus = protocol.read_listings(_write_listing(tmp_path / "l.jsonl.gz", rows))
+    held = {q.user for q in protocol.build_queries(corpus, 10, 14)}
+    dev = {q.user for q in protocol.build_queries(corpus, 20, 7, exclude=(14, 10))}
+    assert len(held) == 10 and len(dev) == 20
+    assert not held & dev
+
+
 # -- metrics ------------------------------------------------------------------------------------
 def test_metrics_on_a_hand_checked_case() -> None:
     ranked = [5, 1, 7, 9]

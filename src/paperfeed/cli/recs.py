@@ -121,6 +121,10 @@ def eval_recs(
     home: Path | None = typer.Option(None, "--home", help="A paperfeed home whose database holds the paper vectors."),
     users: int = typer.Option(600, "--users", min=1, help="Users sampled (fixed seed)."),
     seed: int = typer.Option(14, "--seed", help="Sampling, tie-breaking and bootstrap seed."),
+    exclude_seed: int | None = typer.Option(
+        None, "--exclude-seed", help="Leave out every user of that seed's sample (a tuning sample disjoint from it)."
+    ),
+    exclude_users: int = typer.Option(600, "--exclude-users", min=1, help="Size of the --exclude-seed sample."),
     ranker: list[str] = typer.Option([], "--ranker", help=f"Repeatable; default all: {', '.join(ev.RANKERS)}."),
     rounds: int = typer.Option(1000, "--rounds", min=100, help="Bootstrap resamples."),
     allow_missing: bool = typer.Option(
@@ -154,7 +158,8 @@ def eval_recs(
         corpus = protocol.read_listings(listings)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    queries = protocol.build_queries(corpus, users, seed)
+    exclude = None if exclude_seed is None else (exclude_seed, exclude_users)
+    queries = protocol.build_queries(corpus, users, seed, exclude=exclude)
     n_users = len({q.user for q in queries})
     if summarize:
         _report(

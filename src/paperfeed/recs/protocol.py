@@ -9,7 +9,9 @@
   listed that day (rare: a user with three or more papers that day) are taken out of both the
   candidates and the relevant set: a for-you feed never offers what is already in the library,
   and keeping them would hand every library-fitted ranker a free hit.
-* A sample of users is drawn with a fixed seed; rankers see text, categories, embeddings and
+* A sample of users is drawn with a fixed seed; ``exclude`` (a seed and a size) leaves out every
+  user of another sample, so a development sample for tuning never shares a user with the
+  evaluation sample (seed 14, 600 users: bench/README.md). Rankers see text, categories, embeddings and
   popularity, never author names (:class:`Corpus` hands rankers no author field at all).
 """
 
@@ -165,10 +167,18 @@ def queries_for(user: str, rows: list[int], corpus: Corpus, by_day: dict[str, li
     return out
 
 
-def build_queries(corpus: Corpus, n_users: int, seed: int) -> list[Query]:
+def build_queries(
+    corpus: Corpus, n_users: int, seed: int, *, exclude: tuple[int, int] | None = None
+) -> list[Query]:
+    """The queries of ``n_users`` users sampled with ``seed``; with ``exclude=(seed2, n2)`` the
+    users of the sample ``(n2, seed2)`` are taken out of the pool first (a disjoint dev sample)."""
     users = eligible_users(corpus)
+    pool = users
+    if exclude is not None:
+        taken = set(sample_users(users, exclude[1], exclude[0]))
+        pool = {u: r for u, r in users.items() if u not in taken}
     by_day = corpus.day_rows()
     out: list[Query] = []
-    for u in sample_users(users, n_users, seed):
+    for u in sample_users(pool, n_users, seed):
         out.extend(queries_for(u, users[u], corpus, by_day))
     return out

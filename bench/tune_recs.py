@@ -1,0 +1,356 @@
+"""Tune the "for you" blend (paperfeed.recs.model) on a development sample of users, fast.
+
+``paperfeed eval-recs`` refits every user's model for every setting tried, ~1 s a test paper.
+This script pays that once: for each test paper of a development sample (users drawn with
+another seed and disjoint from the evaluation sample, ``--exclude-seed 14``) it fits the
+product's model and dumps, for every candidate, each score component the blend could use (the
+product's components plus candidate features under test, and the classifier of a few fit
+settings), standardised against the background sample exactly as the product does, together
+with the relevance labels. ``--learn`` then searches / learns blend weights on that dump in
+seconds (pairwise logistic regression over the standardised components, cross-validated over
+users) and prints nDCG@10 of each blend.
+
+    PYTHONPATH=src python bench/tune_recs.py dump --home /work/homes/cs80k --users 300 --seed 1414 \\
+        --exclude-seed 14 --out /tmp/recs_dev.pkl
+    PYTHONPATH=src python bench/tune_recs.py learn /tmp/recs_dev.pkl
+
+Author names are never read: the components are those of the product's model (title, abstract,
+categories, vectors) and of the text of the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from paperfeed.config import Settings
+from paperfeed.recs import evaluate as ev
+from paperfeed.recs import metrics, protocol
+from paperfeed.recs import model as m
+from paperfeed.store import embeddings as emb_store
+from paperfeed.store.db import Database
+
+CTX_CACHE = Path("/tmp/recs_ctx.pkl")
+
+
+def load_context(shared: Path, home: Path, seed: int) -> ev.Context:
+    """Corpus, HF upvotes, vectors and hashed counts of every paper (cached in /tmp)."""
+    if CTX_CACHE.is_file():
+        with CTX_CACHE.open("rb") as fh:
+            corpus, emb, counts = pickle.load(fh)
+    else:
+        corpus = protocol.read_listings(shared / "arxiv_daily" / "arxiv_cs_listings.jsonl.gz")
+        corpus.upvotes = protocol.read_hf_upvotes([shared / "hf_daily_papers" / "hf_daily_papers_by_day.jsonl.gz"])
+        db = Database(Settings(home=home).db_url)
+        try:
+            rows = emb_store.load_vectors(db, None)
+        finally:
+            db.dispose()
+        where = {pid: i for i, pid in enumerate(rows.paper_ids)}
+        emb = np.zeros((len(corpus), rows.matrix.shape[1]), dtype=np.float32)
+        for r, pid in enumerate(corpus.ids):
+            i = where.get(pid)
+            if i is not None:
+                emb[r] = rows.matrix[i]
+        counts = m.count_matrix([m.paper_text(t, a) for t, a in zip(corpus.titles, corpus.abstracts, strict=True)])
+        with CTX_CACHE.open("wb") as fh:
+            pickle.dump((corpus, emb, counts), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    ctx = ev.Context(corpus, emb, seed)
+    ctx.prepare([])
+    ctx.counts = counts
+    return ctx
+
+
+def _topk_mean(s: np.ndarray, k: int) -> np.ndarray:
+    if s.shape[1] <= k:
+        return s.mean(axis=1)
+    return np.sort(s, axis=1)[:, -k:].mean(axis=1)
+
+
+def _zotero_w(n: int) -> np.ndarray:
+    w = 1.0 / (1.0 + np.log10(np.arange(n) + 1.0))
+    return (w / w.sum())[::-1]  # library is oldest first; the newest gets the largest weight
+
+
+def extra_features(f: m.Features, pos: m.Features, pw: np.ndarray, full: sp.csr_matrix, full_pos: sp.csr_matrix
+                   ) -> dict[str, np.ndarray]:  # fmt: skip
+    """Candidate features under test (not in the product unless the blend keeps them)."""
+    se = f.emb @ pos.emb.T
+    st = np.asarray((f.text @ pos.text.T).todense())
+    sf = np.asarray((full @ full_pos.T).todense())
+    zw = _zotero_w(len(pos))
+    cw = pw / pw.sum()
+    tc = np.asarray(pos.text.multiply(cw[:, None]).sum(axis=0)).ravel()
+    tc = tc / (np.linalg.norm(tc) or 1.0)
+    fc = np.asarray(full_pos.multiply(cw[:, None]).sum(axis=0)).ravel()
+    fc = fc / (np.linalg.norm(fc) or 1.0)
+    return {
+        "emb_top3": _topk_mean(se, 3),
+        "text_top3": _topk_mean(st, 3),
+        "emb_centroid": se @ zw,
+        "text_centroid": np.asarray(f.text @ tc).ravel(),
+        "full_max": sf.max(axis=1),
+        "full_top3": _topk_mean(sf, 3),
+        "full_centroid": np.asarray(full @ fc).ravel(),
+        "full_top2": _topk_mean(sf, 2),
+        "full_top5": _topk_mean(sf, 5),
+        "emb_top5": _topk_mean(se, 5),
+        "text_top5": _topk_mean(st, 5),
+    }
+
+
+def dump(args: argparse.Namespace) -> None:
+    ctx = load_context(args.shared, args.home, args.seed)
+    corpus = ctx.corpus
+    queries = protocol.build_queries(corpus, args.users, args.seed, exclude=(args.exclude_seed, args.exclude_users))
+    eval_users = set(protocol.sample_users(protocol.eligible_users(corpus), args.exclude_users, args.exclude_seed))
+    assert not eval_users & {q.user for q in queries}, "dev sample overlaps the evaluation sample"
+    ctx.user_rows = {u: set(r) for u, r in protocol.user_papers(corpus).items() if u in {q.user for q in queries}}
+    # Full-corpus idf (every listed paper, no vocabulary cap).
+    assert ctx.counts is not None
+    full_space = m.TextSpace.fit(ctx.counts)
+    variants = _parse_variants(args.variant)
+    out: list[dict[str, object]] = []
+    t0 = time.perf_counter()
+    for i, q in enumerate(queries):
+        if i % args.shard[1] != args.shard[0]:
+            continue
+        rng = np.random.default_rng([ctx.seed, i])
+        space, bg = ev._background(q, ctx, rng)
+        sig = ev._signals(q, ctx)
+        pw = ev.signal_weights(sig)
+        pos = ev._features(ctx, q.library, space)
+        model = m.fit(pos, bg, pos_weight=pw)
+        cands = list(q.candidates)
+        f = ev._features(ctx, cands, space)
+        cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (candidate values, background values)
+        cb, cc = model.components(bg), model.components(f)
+        for k in ("classifier", "nearest_emb", "nearest_text", "category"):
+            cols[k] = (cc[k], cb[k])
+        full_c = full_space.weigh(ctx.counts[cands])
+        full_b = full_space.weigh(ctx.counts[[corpus_row for corpus_row in _rows(ctx, bg.ids)]])
+        full_p = full_space.weigh(ctx.counts[list(q.library)])
+        ec = extra_features(f, pos, pw, full_c, full_p)
+        eb = extra_features(bg, pos, pw, full_b, full_p)
+        for k in ec:
+            cols[k] = (ec[k], eb[k])
+        for name, setting in variants.items():
+            cols[name] = _variant(q, ctx, rng_seed=(ctx.seed, i), setting=setting, pos_rows=q.library, pw=pw,
+                                  cands=cands, default=(space, bg))  # fmt: skip
+        if args.negatives:
+            cols.update(_negatives(q, ctx, model, space, bg, pos, pw, f, (ctx.seed, i)))
+        # The classifier in the full-idf text space.
+        fpos = m.Features(pos.ids, full_p, pos.emb, pos.categories)
+        fbg = m.Features(bg.ids, full_b, bg.emb, bg.categories)
+        fm = m.fit(fpos, fbg, pos_weight=pw)
+        cols["clf_fullidf"] = (fm.classifier(m.Features(f.ids, full_c, f.emb, f.categories)), fm.classifier(fbg))
+        up = np.array([corpus.upvotes.get(corpus.ids[r], 0) for r in cands], dtype=np.float64)
+        upb = np.array([corpus.upvotes.get(pid, 0) for pid in bg.ids], dtype=np.float64)
+        cols["pop"] = (np.log1p(up), np.log1p(upb))
+        names = sorted(cols)
+        xc = np.stack([cols[k][0] for k in names], axis=1).astype(np.float32)
+        mean = np.array([cols[k][1].mean() for k in names])
+        std = np.array([cols[k][1].std() or 1.0 for k in names])
+        out.append({
+            "query": i, "user": hash(q.user), "names": names, "x": xc, "bg_mean": mean, "bg_std": std,
+            "y": np.array([r in q.relevant for r in cands], dtype=bool),
+        })  # fmt: skip
+        if len(out) % 25 == 0:
+            print(f"{len(out)} queries, {time.perf_counter() - t0:.0f} s", flush=True)
+    with Path(args.out).open("wb") as fh:
+        pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    print(f"wrote {len(out)} queries to {args.out} in {time.perf_counter() - t0:.0f} s")
+
+
+def _parse_variants(specs: list[str]) -> dict[str, dict[str, float]]:
+    """``name:KEY=VAL,KEY=VAL`` -> settings; KEY is a module constant of paperfeed.recs.model or
+    BG_DAYS / BG_SIZE (the background sample's window and size)."""
+    out = {}
+    for spec in specs:
+        name, _, rest = spec.partition(":")
+        out[name] = {k: float(v) for k, v in (kv.split("=") for kv in rest.split(",") if kv)}
+    return out
+
+
+def _variant(q: protocol.Query, ctx: ev.Context, *, rng_seed: tuple[int, int], setting: dict[str, float],
+             pos_rows: tuple[int, ...], pw: np.ndarray, cands: list[int], default: tuple[m.TextSpace, m.Features]
+             ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The classifier of one fit setting: (candidate values, its own background's values)."""
+    assert ctx.counts is not None
+    consts = {k: v for k, v in setting.items() if not k.startswith("BG_")}
+    if "BG_DAYS" in setting or "BG_SIZE" in setting:
+        rng = np.random.default_rng([*rng_seed, 7])
+        rows = ctx.rows_between(ctx.window_start(q.day, int(setting.get("BG_DAYS", ev.BACKGROUND_DAYS))), q.day)
+        size = int(setting.get("BG_SIZE", ev.BACKGROUND_SIZE))
+        if len(rows) > size:
+            rows = np.sort(rng.choice(rows, size=size, replace=False))
+        space = m.TextSpace.fit(ctx.counts[rows])
+        bg = ev._features(ctx, rows, space)
+    else:
+        space, bg = default
+    pos = ev._features(ctx, pos_rows, space)
+    saved = {k: getattr(m, k) for k in consts}
+    for k, v in consts.items():
+        setattr(m, k, v)
+    try:
+        vm = m.fit(pos, bg, pos_weight=pw)
+    finally:
+        for k, v in saved.items():
+            setattr(m, k, v)
+    return vm.classifier(ev._features(ctx, cands, space)), vm.classifier(bg)
+
+
+def _negatives(q: protocol.Query, ctx: ev.Context, model: m.UserModel, space: m.TextSpace, bg: m.Features,
+               pos: m.Features, pw: np.ndarray, f: m.Features, rng_seed: tuple[int, int]
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """The simulated "not interested" of eval-recs (the product model's 5 top papers of the
+    previous listing day that are not the user's) as candidate features: similarity to them and
+    the classifier refitted with them at two weights."""
+    i = ctx.day_index[q.day]
+    dismissed: list[int] = []
+    if i > 0:
+        prev = ctx.days[i - 1]
+        mine = ctx.user_rows.get(q.user, set())
+        lib = set(q.library)
+        rows = [int(r) for r in ctx.rows_between(prev, prev) if int(r) not in lib]
+        if rows:
+            rng = np.random.default_rng([*rng_seed, 9])
+            ranked = ev._order(model.score(ev._features(ctx, rows, space)), rows, rng)
+            dismissed = [r for r in ranked if r not in mine][: ev.DISMISS]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if not dismissed:
+        z = (np.zeros(len(f)), np.zeros(len(bg)))
+        for k in ("neg_emb", "neg_text", "clf_neg1", "clf_neg3"):
+            out[k] = z if k.startswith("neg") else (model.classifier(f), model.classifier(bg))
+        return out
+    nf = ev._features(ctx, dismissed, space)
+    for which, a, b in (("neg_emb", f.emb @ nf.emb.T, bg.emb @ nf.emb.T),
+                        ("neg_text", (f.text @ nf.text.T).toarray(), (bg.text @ nf.text.T).toarray())):  # fmt: skip
+        out[which] = (np.asarray(a).max(axis=1), np.asarray(b).max(axis=1))
+    for w in (1.0, 3.0):
+        saved = m.NEGATIVE_WEIGHT
+        m.NEGATIVE_WEIGHT = w
+        try:
+            vm = m.fit(pos, bg, pos_weight=pw, neg=nf)
+        finally:
+            m.NEGATIVE_WEIGHT = saved
+        out[f"clf_neg{int(w)}"] = (vm.classifier(f), vm.classifier(bg))
+    return out
+
+
+_ROW_OF: dict[str, int] = {}
+
+
+def _rows(ctx: ev.Context, ids: list[str]) -> list[int]:
+    if not _ROW_OF:
+        _ROW_OF.update({pid: r for r, pid in enumerate(ctx.corpus.ids)})
+    return [_ROW_OF[i] for i in ids]
+
+
+# -- learning the blend ----------------------------------------------------------------------------
+def _z(d: dict[str, object], names: list[str], how: str) -> np.ndarray:
+    allnames = list(d["names"])  # type: ignore[call-overload]
+    idx = [allnames.index(n) for n in names]
+    x = np.asarray(d["x"], dtype=np.float64)[:, idx]
+    if how == "bg":
+        mean = np.asarray(d["bg_mean"])[idx]
+        std = np.asarray(d["bg_std"])[idx]
+    else:  # against the candidate day
+        mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std > 1e-9, std, 1.0)
+    return (x - mean) / std
+
+
+def ndcg_of(data: list[dict[str, object]], names: list[str], w: np.ndarray, how: str = "bg") -> float:
+    out = []
+    for d in data:
+        s = _z(d, names, how) @ w
+        y = np.asarray(d["y"])
+        rng = np.random.default_rng(int(d["query"]))  # type: ignore[call-overload]
+        order = np.lexsort((rng.random(len(s)), -s))
+        ranked = list(order)
+        out.append(metrics.ndcg_at(ranked, set(np.flatnonzero(y).tolist())))
+    return float(np.mean(out))
+
+
+def learn_pairwise(data: list[dict[str, object]], names: list[str], how: str = "bg", c: float = 1.0,
+                   per_query: int = 200) -> np.ndarray:  # fmt: skip
+    """Pairwise logistic regression: (relevant - other) differences within each test paper."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    diffs = []
+    for d in data:
+        x = _z(d, names, how)
+        y = np.asarray(d["y"])
+        p, n = np.flatnonzero(y), np.flatnonzero(~y)
+        if not len(p) or not len(n):
+            continue
+        pi = rng.choice(p, per_query)
+        ni = rng.choice(n, per_query)
+        diffs.append(x[pi] - x[ni])
+    xd = np.vstack(diffs)
+    xx = np.vstack([xd, -xd])
+    yy = np.r_[np.ones(len(xd)), np.zeros(len(xd))]
+    clf = LogisticRegression(C=c, fit_intercept=False, max_iter=1000).fit(xx, yy)
+    return np.asarray(clf.coef_).ravel()
+
+
+def learn(args: argparse.Namespace) -> None:
+    data: list[dict[str, object]] = []
+    for p in args.dumps:
+        with Path(p).open("rb") as fh:
+            data.extend(pickle.load(fh))
+    print(f"{len(data)} queries")
+    users = sorted({int(d["user"]) for d in data})  # type: ignore[call-overload]
+    fold = {u: k % 2 for k, u in enumerate(np.random.default_rng(1).permutation(users))}
+    halves = [[d for d in data if fold[int(d["user"])] == k] for k in (0, 1)]  # type: ignore[call-overload]
+    product = ["classifier", "nearest_emb", "nearest_text", "category"]
+    print(f"product blend {ndcg_of(data, product, np.array([1.0, 0.5, 0.5, 0.6])):.4f}")
+    for n in data[0]["names"]:  # type: ignore[attr-defined]
+        print(f"  {n:16s} alone {ndcg_of(data, [n], np.ones(1)):.4f}")
+    sets = {
+        "product4": product,
+        "product4+extras": product + ["emb_top3", "text_top3", "emb_centroid", "text_centroid"],
+        "product4+full": product + ["full_max", "full_top3", "full_centroid"],
+        "all": [n for n in data[0]["names"] if n != "pop"],  # type: ignore[attr-defined]
+    }
+    for how in ("bg", "day"):
+        for label, names in sets.items():
+            cv = []
+            for k in (0, 1):
+                w = learn_pairwise(halves[k], names, how)
+                cv.append(ndcg_of(halves[1 - k], names, w, how))
+            w = learn_pairwise(data, names, how)
+            wn = w / np.abs(w).max()
+            print(f"[{how}] {label:18s} cv {np.mean(cv):.4f}  in-sample {ndcg_of(data, names, w, how):.4f}")
+            print("     " + ", ".join(f"{n}={v:+.2f}" for n, v in zip(names, wn, strict=True)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("dump")
+    d.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    d.add_argument("--home", type=Path, required=True)
+    d.add_argument("--users", type=int, default=300)
+    d.add_argument("--seed", type=int, default=1414)
+    d.add_argument("--exclude-seed", type=int, default=14)
+    d.add_argument("--exclude-users", type=int, default=600)
+    d.add_argument("--shard", type=lambda s: tuple(int(x) for x in s.split("/")), default=(0, 1))
+    d.add_argument("--out", required=True)
+    d.add_argument("--variant", action="append", default=[], help="name:KEY=VAL,... a classifier fit setting")
+    d.add_argument("--negatives", action="store_true", help="also the simulated not-interested features")
+    lr = sub.add_parser("learn")
+    lr.add_argument("dumps", nargs="+")
+    args = ap.parse_args()
+    dump(args) if args.cmd == "dump" else learn(args)
+
+
+if __name__ == "__main__":
+    main()
