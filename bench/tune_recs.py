@@ -182,7 +182,7 @@ def _variant(q: protocol.Query, ctx: ev.Context, *, rng_seed: tuple[int, int], s
              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The classifier of one fit setting: (candidate values, its own background's values)."""
     assert ctx.counts is not None
-    consts = {k: v for k, v in setting.items() if not k.startswith("BG_")}
+    consts = {k: v for k, v in setting.items() if not k.startswith("BG_") and k != "EMB_ONLY"}
     if "BG_DAYS" in setting or "BG_SIZE" in setting:
         rng = np.random.default_rng([*rng_seed, 7])
         rows = ctx.rows_between(ctx.window_start(q.day, int(setting.get("BG_DAYS", ev.BACKGROUND_DAYS))), q.day)
@@ -194,10 +194,22 @@ def _variant(q: protocol.Query, ctx: ev.Context, *, rng_seed: tuple[int, int], s
     else:
         space, bg = default
     pos = ev._features(ctx, pos_rows, space)
+    if "EMB_ONLY" in setting:  # a logistic regression on the embedding alone (C = the value)
+        from sklearn.linear_model import LogisticRegression
+
+        keep = [j for j, pid in enumerate(bg.ids) if pid not in set(pos.ids)]
+        xe = np.vstack([pos.emb, bg.emb[keep]])
+        ye = np.r_[np.ones(len(pos)), np.zeros(len(keep))]
+        we = np.r_[pw * (len(keep) / pw.sum()), np.ones(len(keep))]
+        lr = LogisticRegression(C=setting["EMB_ONLY"], solver="liblinear").fit(xe, ye, sample_weight=we)
+        cand = ev._features(ctx, cands, space)
+        return lr.decision_function(cand.emb), lr.decision_function(bg.emb)
     saved = {k: getattr(m, k) for k in consts}
     for k, v in consts.items():
         setattr(m, k, v)
     try:
+        if "HALF_LIFE" in consts:  # the library's age weights follow the setting
+            pw = ev.signal_weights(ev._signals(q, ctx))
         vm = m.fit(pos, bg, pos_weight=pw)
     finally:
         for k, v in saved.items():

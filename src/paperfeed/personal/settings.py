@@ -18,10 +18,11 @@ from typing import Any
 from paperfeed.community.core import Community, User, require_active, strip_controls
 from paperfeed.community.errors import CommunityError
 from paperfeed.records import is_category
+from paperfeed.recs.ranker import Weights
 from paperfeed.store import personal_store as store
 
-DEFAULT_POPULARITY = 0.15
-DEFAULT_RECENCY = 0.1
+DEFAULT_POPULARITY = Weights().popularity  # the ranker's defaults (tuned with its blend: bench/README.md)
+DEFAULT_RECENCY = Weights().recency
 MAX_WEIGHT = 2.0
 DEFAULT_THRESHOLD = 0.9  # the digest's for-you section: about the top tenth of a day
 MIN_THRESHOLD, MAX_THRESHOLD = 0.5, 0.999
