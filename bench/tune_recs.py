@@ -21,6 +21,8 @@ categories, vectors) and of the text of the library.
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import pickle
 import time
 from pathlib import Path
@@ -264,84 +266,67 @@ def _rows(ctx: ev.Context, ids: list[str]) -> list[int]:
     return [_ROW_OF[i] for i in ids]
 
 
-# -- learning the blend ----------------------------------------------------------------------------
-def _z(d: dict[str, object], names: list[str], how: str) -> np.ndarray:
-    allnames = list(d["names"])  # type: ignore[call-overload]
-    idx = [allnames.index(n) for n in names]
-    x = np.asarray(d["x"], dtype=np.float64)[:, idx]
-    if how == "bg":
-        mean = np.asarray(d["bg_mean"])[idx]
-        std = np.asarray(d["bg_std"])[idx]
-    else:  # against the candidate day
-        mean, std = x.mean(axis=0), x.std(axis=0)
-    std = np.where(std > 1e-9, std, 1.0)
-    return (x - mean) / std
+# -- choosing the blend ------------------------------------------------------------------------------
+def _merge(paths: list[str], renames: list[str]) -> list[dict[str, object]]:
+    """Dumps of the same test papers (e.g. a second dump with more fit variants) joined by query;
+    a column keeps its first dump's values. ``OLD=NEW`` renames a column where NEW is missing."""
+    by: dict[int, dict[str, object]] = {}
+    for p in paths:
+        with Path(p).open("rb") as fh:
+            for d in pickle.load(fh):
+                x = np.asarray(d["x"], dtype=np.float64)
+                cols = {n: (x[:, j], float(d["bg_mean"][j]), float(d["bg_std"][j]) or 1.0)
+                        for j, n in enumerate(d["names"])}  # fmt: skip
+                for r in renames:
+                    old, new = r.split("=")
+                    if old in cols and new not in cols:
+                        cols[new] = cols[old]
+                q = by.setdefault(int(d["query"]), {"query": d["query"], "y": d["y"], "cols": {}})
+                for n, v in cols.items():
+                    q["cols"].setdefault(n, v)  # type: ignore[attr-defined]
+    return list(by.values())
 
 
-def ndcg_of(data: list[dict[str, object]], names: list[str], w: np.ndarray, how: str = "bg") -> float:
+def _ndcg(data: list[dict[str, object]], weights: dict[str, float], popularity: float) -> np.ndarray:
+    """nDCG@10 of each test paper under a blend: sum of weight x background-standardised
+    component, plus the ranker's popularity term (``popularity`` x log1p(upvotes) / log1p(50)),
+    ties broken by a per-query seeded shuffle."""
     out = []
     for d in data:
-        s = _z(d, names, how) @ w
+        cols = d["cols"]
+        assert isinstance(cols, dict)
+        s = sum(w * (cols[n][0] - cols[n][1]) / cols[n][2] for n, w in weights.items() if w)
+        s = s + popularity * cols["pop"][0] / math.log1p(50.0)
         y = np.asarray(d["y"])
-        rng = np.random.default_rng(int(d["query"]))  # type: ignore[call-overload]
-        order = np.lexsort((rng.random(len(s)), -s))
-        ranked = list(order)
-        out.append(metrics.ndcg_at(ranked, set(np.flatnonzero(y).tolist())))
-    return float(np.mean(out))
-
-
-def learn_pairwise(data: list[dict[str, object]], names: list[str], how: str = "bg", c: float = 1.0,
-                   per_query: int = 200) -> np.ndarray:  # fmt: skip
-    """Pairwise logistic regression: (relevant - other) differences within each test paper."""
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(0)
-    diffs = []
-    for d in data:
-        x = _z(d, names, how)
-        y = np.asarray(d["y"])
-        p, n = np.flatnonzero(y), np.flatnonzero(~y)
-        if not len(p) or not len(n):
-            continue
-        pi = rng.choice(p, per_query)
-        ni = rng.choice(n, per_query)
-        diffs.append(x[pi] - x[ni])
-    xd = np.vstack(diffs)
-    xx = np.vstack([xd, -xd])
-    yy = np.r_[np.ones(len(xd)), np.zeros(len(xd))]
-    clf = LogisticRegression(C=c, fit_intercept=False, max_iter=1000).fit(xx, yy)
-    return np.asarray(clf.coef_).ravel()
+        tie = np.random.default_rng(int(d["query"])).random(len(y))  # type: ignore[call-overload]
+        out.append(metrics.ndcg_at(list(np.lexsort((tie, -np.asarray(s)))), set(np.flatnonzero(y).tolist())))
+    return np.asarray(out)
 
 
 def learn(args: argparse.Namespace) -> None:
-    data: list[dict[str, object]] = []
-    for p in args.dumps:
-        with Path(p).open("rb") as fh:
-            data.extend(pickle.load(fh))
-    print(f"{len(data)} queries")
-    users = sorted({int(d["user"]) for d in data})  # type: ignore[call-overload]
-    fold = {u: k % 2 for k, u in enumerate(np.random.default_rng(1).permutation(users))}
-    halves = [[d for d in data if fold[int(d["user"])] == k] for k in (0, 1)]  # type: ignore[call-overload]
-    product = ["classifier", "nearest_emb", "nearest_text", "category"]
-    print(f"product blend {ndcg_of(data, product, np.array([1.0, 0.5, 0.5, 0.6])):.4f}")
-    for n in data[0]["names"]:  # type: ignore[attr-defined]
-        print(f"  {n:16s} alone {ndcg_of(data, [n], np.ones(1)):.4f}")
-    sets = {
-        "product4": product,
-        "product4+extras": product + ["emb_top3", "text_top3", "emb_centroid", "text_centroid"],
-        "product4+full": product + ["full_max", "full_top3", "full_centroid"],
-        "all": [n for n in data[0]["names"] if n != "pop"],  # type: ignore[attr-defined]
-    }
-    for how in ("bg", "day"):
-        for label, names in sets.items():
-            cv = []
-            for k in (0, 1):
-                w = learn_pairwise(halves[k], names, how)
-                cv.append(ndcg_of(halves[1 - k], names, w, how))
-            w = learn_pairwise(data, names, how)
-            wn = w / np.abs(w).max()
-            print(f"[{how}] {label:18s} cv {np.mean(cv):.4f}  in-sample {ndcg_of(data, names, w, how):.4f}")
-            print("     " + ", ".join(f"{n}={v:+.2f}" for n, v in zip(names, wn, strict=True)))
+    """Grid search of blend weights on nDCG@10 itself (a pairwise logistic regression over the
+    components, tried first, ranks the whole list well and the top 10 worse). Folds are the
+    query index mod 3 (the --shard K/3 of the dumps); each fold's blend is also chosen on the
+    other two and scored on it (leave-one-fold-out), which is the honest dev figure."""
+    data = _merge(args.dumps, args.rename)
+    grid = {n: [float(v) for v in vals.split(",")] for n, _, vals in (w.partition("=") for w in args.weight)}
+    pops = [float(v) for v in args.popularity.split(",")]
+    folds = {k: [d for d in data if int(d["query"]) % 3 == k] for k in range(3)}  # type: ignore[call-overload]
+    print(f"{len(data)} test papers, folds {[len(f) for f in folds.values()]}")
+    results = []
+    for combo in itertools.product(*grid.values(), pops):
+        w = dict(zip(grid, combo[:-1], strict=True))
+        per = _ndcg(data, w, combo[-1])
+        idx = {k: np.isin([int(d["query"]) for d in data], [int(d["query"]) for d in f]) for k, f in folds.items()}  # type: ignore[call-overload]
+        results.append((combo, per.mean(), {k: per[i].mean() for k, i in idx.items()}))
+    results.sort(key=lambda r: -r[1])
+    print("weights (" + ", ".join(grid) + ", popularity): nDCG@10 all | per fold")
+    for combo, mean, per_fold in results[: args.top]:
+        print(f"  {combo}: {mean:.4f} | " + " ".join(f"{v:.4f}" for v in per_fold.values()))
+    for k in folds:
+        n = {j: len(folds[j]) for j in folds if j != k}
+        best = max(results, key=lambda r, n=n: sum(r[2][j] * n[j] for j in n))
+        print(f"  chosen without fold {k}: {best[0]} -> fold {k} {best[2][k]:.4f}")
 
 
 def main() -> None:
@@ -360,6 +345,10 @@ def main() -> None:
     d.add_argument("--negatives", action="store_true", help="also the simulated not-interested features")
     lr = sub.add_parser("learn")
     lr.add_argument("dumps", nargs="+")
+    lr.add_argument("--rename", action="append", default=[], help="OLD=NEW column name (where NEW is missing)")
+    lr.add_argument("--weight", action="append", default=[], help="NAME=v1,v2,...: weights to try for a column")
+    lr.add_argument("--popularity", default="0.15", help="popularity dials to try (v1,v2,...)")
+    lr.add_argument("--top", type=int, default=10)
     args = ap.parse_args()
     dump(args) if args.cmd == "dump" else learn(args)
 

@@ -21,13 +21,17 @@ candidates the cheap ones rank highest; the rest get the lowest nearest-library 
 shortlist (bench/README.md: the top of the ranking is unchanged). :func:`fit` computes every
 component of the background exactly (they standardise the scores).
 
-The user model (:func:`fit`) blends four scores, each standardised against the background
+The user model (:func:`fit`) blends these scores, each standardised against the background
 sample so the blend (and the ``relevance`` a digest threshold compares against) means the same
-for every user:
+for every user; the weights were learned on a development sample of users disjoint from the
+evaluation sample (``bench/tune_recs.py``; bench/README.md has the figures):
 
-1. a linear classifier (liblinear L2 logistic regression) on ``[text, EMB_SCALE * embedding]``
-   with the library as positives (recent saves weigh more), a random sample of recent papers
-   as background negatives, and "not interested" papers as real negatives with a higher weight;
+1. two linear classifiers (liblinear L2 logistic regressions), one on the text (``C`` =
+   :data:`POSITIVE_C`), one on the embedding (``C`` = :data:`EMB_C`), each with the library as
+   positives (recent saves weigh more), a random sample of recent papers as background
+   negatives, and "not interested" papers as real negatives with a higher weight. Apart, each
+   block gets its own regularisation and blend weight: one joint fit on text + embedding
+   ranked authors' next papers worse than the text one alone and cost more to fit;
 2. nearest-library similarity (max cosine of the embedding, and of the text vector, to any
    positive), which keeps a small side interest from being outvoted by a large main one; a
    "not interested" paper subtracts its own similarity, so papers like it sink;
@@ -49,20 +53,22 @@ from sklearn.linear_model import LogisticRegression
 
 TEXT_DIM = 2**20
 MAX_TERMS = 20_000  # text weights a model keeps (the heaviest): 160 KB a user instead of 4 MB
-EMB_SCALE = 1.0  # weight of the embedding block next to the (unit-norm) text block
-POSITIVE_C = 1.0  # inverse regularisation of the classifier
+POSITIVE_C = 10.0  # inverse regularisation of the text classifier
+EMB_C = 1.0  # inverse regularisation of the embedding classifier
 NEGATIVE_WEIGHT = 3.0  # a "not interested" counts this many background papers
 HALF_LIFE = 60.0  # library items older than this many days (before the newest) weigh half
 MIN_WEIGHT = 0.25
 SHORTLIST = 300  # candidates whose nearest-library similarity is computed (the cheap scores pick them)
 
-# Blend weights of the standardised components (tuned on a development sample of users that is
-# disjoint from the evaluation sample; bench/README.md).
+# Blend weights of the standardised components, and the classifiers' settings above, chosen on
+# 400 test papers of a development sample of users disjoint from the evaluation sample
+# (bench/tune_recs.py; bench/README.md). The popularity default is the ranker's (Weights).
 W_CLASSIFIER = 1.0
-W_NEAREST_EMB = 0.5
-W_NEAREST_TEXT = 0.5
-W_CATEGORY = 0.6
-W_NEGATIVE = 0.7  # how hard similarity to a "not interested" paper pushes down
+W_EMB_CLASSIFIER = 0.35
+W_NEAREST_EMB = 0.3
+W_NEAREST_TEXT = 0.2
+W_CATEGORY = 0.1
+W_NEGATIVE = 0.3  # how hard similarity to a "not interested" paper pushes down
 
 _VECTORIZER = HashingVectorizer(
     n_features=TEXT_DIM,
@@ -279,7 +285,7 @@ class UserModel:
 
     text_idx: np.ndarray  # int32: the text buckets with a weight (the MAX_TERMS heaviest)
     text_val: np.ndarray  # float32: their weights
-    coef_emb: np.ndarray  # float32 (dim,)
+    coef_emb: np.ndarray  # float32 (dim,): the embedding classifier
     intercept: float
     pos: Features  # the library (positives), for nearest-paper scores and reasons
     pos_weight: np.ndarray
@@ -300,7 +306,10 @@ class UserModel:
             text = np.asarray(f.text @ w).ravel()
         finally:
             w[self.text_idx] = 0.0
-        return text + f.emb @ self.coef_emb + self.intercept
+        return text + self.intercept
+
+    def emb_classifier(self, f: Features) -> np.ndarray:
+        return np.asarray(f.emb @ self.coef_emb)
 
     def _library_t(self) -> _Compact:
         if self._pos_text_t is None:
@@ -344,6 +353,7 @@ class UserModel:
         shortlist's lowest values). ``parts`` must be set for a shortlist (it ranks by them)."""
         out = {
             "classifier": self.classifier(f),
+            "emb_classifier": self.emb_classifier(f),
             "category": self.category(f),
             "negative": self.negative_similarity(f),
         }
@@ -364,6 +374,7 @@ class UserModel:
         p = self.parts
         score = (
             W_CLASSIFIER * p["classifier"].z(comps["classifier"])
+            + W_EMB_CLASSIFIER * p["emb_classifier"].z(comps["emb_classifier"])
             + W_NEAREST_EMB * p["nearest_emb"].z(comps["nearest_emb"])
             + W_NEAREST_TEXT * p["nearest_text"].z(comps["nearest_text"])
             + W_CATEGORY * p["category"].z(comps["category"])
@@ -429,19 +440,20 @@ def fit(
         else np.zeros(0)
     )
     sw = np.concatenate([w_pos, w_bg, w_neg])
-    x = sp.hstack([train.text, sp.csr_matrix(train.emb * EMB_SCALE)], format="csr")
     # The dual solver: the same L2 optimum, 20x faster than the primal one on 1M sparse columns.
-    clf = LogisticRegression(C=POSITIVE_C, solver="liblinear", dual=True, max_iter=200)
-    clf.fit(x, y, sample_weight=sw)
-    coef = np.asarray(clf.coef_, dtype=np.float32).ravel()
-    text = coef[:TEXT_DIM]
+    # A fixed random_state: liblinear shuffles, and the same signals must give the same model.
+    clf = LogisticRegression(C=POSITIVE_C, solver="liblinear", dual=True, max_iter=200, random_state=0)
+    clf.fit(train.text, y, sample_weight=sw)
+    text = np.asarray(clf.coef_, dtype=np.float32).ravel()
+    emb_clf = LogisticRegression(C=EMB_C, solver="liblinear", max_iter=200, random_state=0)
+    emb_clf.fit(train.emb, y, sample_weight=sw)
     idx = np.flatnonzero(text)
     if len(idx) > MAX_TERMS:
         idx = np.sort(idx[np.argpartition(-np.abs(text[idx]), MAX_TERMS)[:MAX_TERMS]])
     model = UserModel(
         text_idx=idx.astype(np.int32),
         text_val=text[idx],
-        coef_emb=coef[TEXT_DIM:] * EMB_SCALE,
+        coef_emb=np.asarray(emb_clf.coef_, dtype=np.float32).ravel(),
         intercept=float(clf.intercept_[0]),
         pos=pos,
         pos_weight=pw / pw.max(),
