@@ -314,10 +314,13 @@ def test_reasons_only_where_asked_and_the_same_later(sample_db: Database, ranker
 def test_models_persist_for_every_process_and_refit_when_signals_change(
     sample_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def small(db: Database) -> Ranker:  # another process; a small background keeps the test quick
+        return Ranker(db, background_size=300)
+
     uid = factories.add_user(sample_db, "model-owner")
-    lib = _speech_library(sample_db, Ranker(sample_db), n=9)
+    lib = _speech_library(sample_db, small(sample_db), n=9)
     signals = UserSignals(saves=tuple(Signal(i) for i in lib[:8]))
-    first = Ranker(sample_db)
+    first = small(sample_db)
     fitted = first.model_for(uid, signals)
     with sample_db.read() as conn:
         row = user_model_store.get_model(conn, uid)
@@ -326,7 +329,7 @@ def test_models_persist_for_every_process_and_refit_when_signals_change(
     def no_fit(_: UserSignals) -> None:
         raise AssertionError("refitted although a stored model fits")
 
-    other = Ranker(sample_db)  # another process: no cache, the stored model
+    other = small(sample_db)  # another process: no cache, the stored model
     monkeypatch.setattr(other, "fit", no_fit)
     loaded = other.model_for(uid, signals)
     assert loaded is not None and loaded.pos.ids == fitted.pos.ids
@@ -346,24 +349,24 @@ def test_models_persist_for_every_process_and_refit_when_signals_change(
         UserSignals(saves=tuple(Signal(i) for i in lib)),
         UserSignals(saves=tuple(Signal(i) for i in lib), not_interested=(Signal(a[0].paper_id),)),
     ):
-        model = Ranker(sample_db).model_for(uid, changed)
+        model = small(sample_db).model_for(uid, changed)
         assert model is not None and set(model.pos.ids) == set(p.paper_id for p in changed.positives())
         assert (model.neg is not None) == bool(changed.not_interested)
         seen.add(stored_fingerprint())
     assert len(seen) == 3
     # A model fitted against a background older than MODEL_MAX_AGE_DAYS is refitted too.
-    newest = Ranker(sample_db)._background().newest
+    newest = small(sample_db)._background().newest
     assert newest is not None
     with sample_db.write() as conn:
         conn.execute(
             update(user_models).values(background_day=newest - timedelta(days=MODEL_MAX_AGE_DAYS + 1))
         )
-    stale = Ranker(sample_db)
+    stale = small(sample_db)
     refits: list[int] = []
     real_fit = stale.fit
     monkeypatch.setattr(stale, "fit", lambda s: refits.append(1) or real_fit(s))
     assert stale.model_for(uid, changed) is not None and refits == [1]
     # Only real users' models are stored.
-    Ranker(sample_db).model_for(10_000, signals)
+    small(sample_db).model_for(10_000, signals)
     with sample_db.read() as conn:
         assert user_model_store.get_model(conn, 10_000) is None
