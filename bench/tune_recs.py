@@ -6,13 +6,14 @@ another seed and disjoint from the evaluation sample, ``--exclude-seed 14``) it 
 product's model and dumps, for every candidate, each score component the blend could use (the
 product's components plus candidate features under test, and the classifier of a few fit
 settings), standardised against the background sample exactly as the product does, together
-with the relevance labels. ``--learn`` then searches / learns blend weights on that dump in
-seconds (pairwise logistic regression over the standardised components, cross-validated over
-users) and prints nDCG@10 of each blend.
+with the relevance labels. ``learn`` then scores a grid of blend weights on those dumps in
+seconds (nDCG@10 itself; folds are the dumps' ``--shard K/3`` parts, and each fold's blend is
+also chosen on the other two and scored on it) and prints the best blends.
 
-    PYTHONPATH=src python bench/tune_recs.py dump --home /work/homes/cs80k --users 300 --seed 1414 \\
+    PYTHONPATH=src python bench/tune_recs.py dump --home /work/homes/cs80k --users 200 --seed 1414 \\
         --exclude-seed 14 --out /tmp/recs_dev.pkl
-    PYTHONPATH=src python bench/tune_recs.py learn /tmp/recs_dev.pkl
+    PYTHONPATH=src python bench/tune_recs.py learn /tmp/recs_dev.pkl --weight classifier=1 \\
+        --weight emb_classifier=0,0.35 --weight nearest_emb=0,0.3 --popularity 0.15,0.4
 
 Author names are never read: the components are those of the product's model (title, abstract,
 categories, vectors) and of the text of the library.
@@ -132,7 +133,7 @@ def dump(args: argparse.Namespace) -> None:
         f = ev._features(ctx, cands, space)
         cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (candidate values, background values)
         cb, cc = model.components(bg), model.components(f)
-        for k in ("classifier", "nearest_emb", "nearest_text", "category"):
+        for k in ("classifier", "emb_classifier", "nearest_emb", "nearest_text", "category"):
             cols[k] = (cc[k], cb[k])
         full_c = full_space.weigh(ctx.counts[cands])
         full_b = full_space.weigh(ctx.counts[[corpus_row for corpus_row in _rows(ctx, bg.ids)]])
@@ -185,6 +186,9 @@ def _variant(q: protocol.Query, ctx: ev.Context, *, rng_seed: tuple[int, int], s
     """The classifier of one fit setting: (candidate values, its own background's values)."""
     assert ctx.counts is not None
     consts = {k: v for k, v in setting.items() if not k.startswith("BG_") and k != "EMB_ONLY"}
+    unknown = [k for k in consts if not hasattr(m, k)]
+    if unknown:
+        raise SystemExit(f"paperfeed.recs.model has no setting {unknown[0]}")
     if "BG_DAYS" in setting or "BG_SIZE" in setting:
         rng = np.random.default_rng([*rng_seed, 7])
         rows = ctx.rows_between(ctx.window_start(q.day, int(setting.get("BG_DAYS", ev.BACKGROUND_DAYS))), q.day)
