@@ -229,17 +229,9 @@ def _negatives(q: protocol.Query, ctx: ev.Context, model: m.UserModel, space: m.
     """The simulated "not interested" of eval-recs (the product model's 5 top papers of the
     previous listing day that are not the user's) as candidate features: similarity to them and
     the classifier refitted with them at two weights."""
-    i = ctx.day_index[q.day]
-    dismissed: list[int] = []
-    if i > 0:
-        prev = ctx.days[i - 1]
-        mine = ctx.user_rows.get(q.user, set())
-        lib = set(q.library)
-        rows = [int(r) for r in ctx.rows_between(prev, prev) if int(r) not in lib]
-        if rows:
-            rng = np.random.default_rng([*rng_seed, 9])
-            ranked = ev._order(model.score(ev._features(ctx, rows, space)), rows, rng)
-            dismissed = [r for r in ranked if r not in mine][: ev.DISMISS]
+    dismissed = ev.previous_day_dismissals(
+        q, ctx, lambda rows, _day: model.score(ev._features(ctx, rows, space)), np.random.default_rng([*rng_seed, 9])
+    )
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if not dismissed:
         z = (np.zeros(len(f)), np.zeros(len(bg)))

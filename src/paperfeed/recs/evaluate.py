@@ -203,19 +203,32 @@ def rank_paperfeed(q: Query, ctx: Context, rng: np.random.Generator) -> list[int
     return _order(_paperfeed_scores(q.candidates, model, space, ctx, q.day), q.candidates, rng)
 
 
+def previous_day_dismissals(
+    q: Query, ctx: Context, score: Callable[[list[int], str], np.ndarray], rng: np.random.Generator
+) -> list[int]:
+    """The simulated "not interested": the ``DISMISS`` papers of the listing day before the test
+    day that ``score`` ranks highest and that are not the user's (what a reader would dismiss as
+    false positives). Empty on the first listing day."""
+    i = ctx.day_index[q.day]
+    if i == 0:
+        return []
+    prev = ctx.days[i - 1]
+    mine = ctx.user_rows.get(q.user, set())
+    lib = set(q.library)
+    rows = [int(r) for r in ctx.rows_between(prev, prev) if int(r) not in lib]
+    if not rows:
+        return []
+    return [r for r in _order(score(rows, prev), rows, rng) if r not in mine][:DISMISS]
+
+
 def rank_paperfeed_dismiss(q: Query, ctx: Context, rng: np.random.Generator) -> list[int]:
     space, bg = _background(q, ctx, rng)
     model = _fit(q, ctx, space, bg)
-    i = ctx.day_index[q.day]
-    if i > 0:
-        prev = ctx.days[i - 1]
-        mine = ctx.user_rows.get(q.user, set())
-        lib = set(q.library)
-        rows = [int(r) for r in ctx.rows_between(prev, prev) if int(r) not in lib]
-        if rows:
-            ranked = _order(_paperfeed_scores(rows, model, space, ctx, prev), rows, rng)
-            dismissed = [r for r in ranked if r not in mine][:DISMISS]
-            model = _fit(q, ctx, space, bg, dismissed)
+    dismissed = previous_day_dismissals(
+        q, ctx, lambda rows, day: _paperfeed_scores(rows, model, space, ctx, day), rng
+    )
+    if dismissed:
+        model = _fit(q, ctx, space, bg, dismissed)
     return _order(_paperfeed_scores(q.candidates, model, space, ctx, q.day), q.candidates, rng)
 
 
