@@ -29,17 +29,12 @@ from paperfeed.web.context import app_state, community
 from paperfeed.web.page_data import search_data
 from paperfeed.web.redirects import redirect, signin_redirect
 from paperfeed.web.respond import JSONResponse, render_page, wants_json
-from paperfeed.web.security import viewer
+from paperfeed.web.security import signed_in_user, viewer
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api/v1/me", tags=["personal"])
 NO_STORE = {"Cache-Control": "private, no-store"}
 COLD_START_CATEGORIES = ["cs.AI", "cs.CL", "cs.CV", "cs.LG", "cs.IR", "cs.RO", "cs.NE", "cs.CR", "stat.ML", "eess.AS"]
-
-
-def _user(request: Request) -> User | None:
-    user = viewer(request).user
-    return user if user is not None and not user.banned else None
 
 
 def _cold_search(request: Request, q: str) -> dict[str, Any] | None:
@@ -56,11 +51,10 @@ def _cold_search(request: Request, q: str) -> dict[str, Any] | None:
 @router.get("/for-you")
 async def for_you_page(request: Request, q: str = Query("", max_length=500),
                        limit: int = Query(50, ge=1, le=200)) -> Response:  # fmt: skip
-    user = _user(request)
+    user = signed_in_user(request)
     if user is None:
         if wants_json(request):
-            return JSONResponse({"detail": "Sign in to see papers ranked for you.", "signin": "/signin"},
-                                status_code=401)  # fmt: skip
+            raise NotSignedIn("Sign in to see papers ranked for you.")
         return signin_redirect(request)
     c = community(request)
     data = await run_in_threadpool(for_you_view, c, user, limit=limit)

@@ -16,23 +16,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, Form, Path, Request
 from starlette.responses import Response
 
-from paperfeed.community.core import User, require_role
-from paperfeed.community.errors import CommunityError
+from paperfeed.community.core import require_role
+from paperfeed.community.errors import CommunityError, NotSignedIn
 from paperfeed.personal import claims, feed_tokens, following, follows
 from paperfeed.personal.settings import settings_of
 from paperfeed.web.context import app_state, community
 from paperfeed.web.redirects import redirect, referer_path, safe_next, signin_redirect
 from paperfeed.web.respond import JSONResponse, render_page, wants_json
-from paperfeed.web.security import current_viewer, viewer
+from paperfeed.web.security import current_viewer, signed_in_user, viewer
 
 router = APIRouter(include_in_schema=False)
 MAX_ID = 2**31 - 1
 NO_STORE = {"Cache-Control": "private, no-store"}
-
-
-def _signed_in(request: Request) -> User | None:
-    user = viewer(request).user
-    return user if user is not None and not user.banned else None
 
 
 def personal_json(data: dict[str, Any]) -> Response:
@@ -97,11 +92,10 @@ def register(app: FastAPI) -> None:
 
 @router.get("/following")
 def following_page(request: Request) -> Response:
-    user = _signed_in(request)
+    user = signed_in_user(request)
     if user is None:
         if wants_json(request):
-            return JSONResponse({"detail": "Sign in to see the papers of what you follow.", "signin": "/signin"},
-                                status_code=401)  # fmt: skip
+            raise NotSignedIn("Sign in to see the papers of what you follow.")
         return signin_redirect(request)
     state = app_state(request)
     data = following.following_view(community(request), user, following.service_search(state.search()))

@@ -223,6 +223,13 @@ def viewer(request: Request) -> Viewer:
     return found
 
 
+def signed_in_user(request: Request) -> User | None:
+    """The signed-in visitor of ``request``, or None when signed out or banned (a banned account
+    sees the personal pages as a visitor does)."""
+    user = viewer(request).user
+    return user if user is not None and not user.banned else None
+
+
 def current_viewer() -> Viewer | None:
     """For templates (the ``viewer()`` global): the visitor of the request being rendered."""
     return _current.get()
