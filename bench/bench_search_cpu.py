@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import resource
 import signal
 import sqlite3
@@ -45,6 +44,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+from bench_web import parse_wrk  # a sibling script: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -274,27 +275,6 @@ def _get(url: str) -> None:
         r.read()
 
 
-def parse_wrk(text: str) -> dict[str, float]:
-    def ms(value: str, unit: str) -> float:
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
-
-    out: dict[str, float] = {}
-    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    out["rps"] = float(m.group(1)) if m else 0.0
-    for pct in ("50", "90", "99"):
-        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
-        out[f"p{pct}"] = ms(m.group(1), m.group(2)) if m else float("nan")
-    m = re.search(r"(\d+) requests in", text)
-    out["requests"] = float(m.group(1)) if m else 0.0
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    errors = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    if m:
-        errors += sum(int(g) for g in m.groups())
-    out["errors"] = float(errors)
-    return out
-
-
 def throughput(side: Side, args: argparse.Namespace, pool: list[str], warm: list[str]) -> None:
     label, src, home = side
     port = _free_port()
@@ -353,8 +333,9 @@ def throughput(side: Side, args: argparse.Namespace, pool: list[str], warm: list
         r = parse_wrk(text)
         wrapped = " (ran out of distinct queries: some were asked twice)" if r["requests"] > len(pool) else ""
         print(
-            f"{label:9s} {r['rps']:7.1f} distinct queries/s   p50 {r['p50']:7.1f}   p90 {r['p90']:7.1f}   "
-            f"p99 {r['p99']:7.1f} ms   errors {r['errors']:.0f}   server CPU {cpu / max(1, r['requests']) * 1000:5.2f} "
+            f"{label:9s} {r['rps']:7.1f} distinct queries/s   p50 {r['p50_ms']:7.1f}   p90 {r['p90_ms']:7.1f}   "
+            f"p99 {r['p99_ms']:7.1f} ms   errors {r['errors']:.0f}   "
+            f"server CPU {cpu / max(1, r['requests']) * 1000:5.2f} "
             f"ms/request   ({r['requests']:.0f} requests, {args.workers} workers, {args.connections} connections, "
             f"load {load:.1f}){wrapped}",
             flush=True,
