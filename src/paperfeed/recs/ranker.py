@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -178,6 +178,35 @@ def blend_extras(model_scores: np.ndarray, upvotes: np.ndarray, ages_days: np.nd
 _BLAS: ThreadpoolController | None = None
 _BLAS_LOCK = threading.Lock()
 _F = TypeVar("_F", bound=Callable[..., Any])
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_K, _V]):
+    """A few recently used values by key (the least recently used go first beyond ``size``),
+    each reused for ``ttl`` seconds (None: until it is pushed out). The value is made outside
+    the lock, so a slow read blocks nobody; two callers may both make it once."""
+
+    def __init__(self, size: int = 8, ttl: float | None = None) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._items: OrderedDict[_K, tuple[float, _V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: _K, make: Callable[[], _V]) -> _V:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and (self.ttl is None or now - hit[0] < self.ttl):
+                self._items.move_to_end(key)
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._items[key] = (now, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
 
 
 def _one_blas_thread(fn: _F) -> _F:
@@ -235,9 +264,9 @@ class Ranker:
         self._models: OrderedDict[Hashable, tuple[str, _Background, m.UserModel | None]] = OrderedDict()
         # Features of recent candidate lists: every user ranks the same few lists (this week,
         # today), so stacking and weighing their rows is done once per list and background.
-        self._lists: OrderedDict[tuple[int, tuple[str, ...]], m.Features] = OrderedDict()
-        self._candidates: dict[tuple[int, bool, date | None], tuple[float, list[str]]] = {}
-        self._popularity: OrderedDict[tuple[str, ...], tuple[float, dict[str, int]]] = OrderedDict()
+        self._lists: _Recent[tuple[int, tuple[str, ...]], m.Features] = _Recent()
+        self._candidates: _Recent[tuple[int, bool, date | None], list[str]] = _Recent(ttl=CANDIDATES_TTL)
+        self._popularity: _Recent[tuple[str, ...], dict[str, int]] = _Recent(ttl=POPULARITY_TTL)
 
     # -- data ------------------------------------------------------------------------------
     def candidates(
@@ -245,19 +274,11 @@ class Ranker:
     ) -> list[str]:
         """What a for-you page ranks; the list is read again at most every
         :data:`CANDIDATES_TTL` seconds (new papers arrive a few times a day)."""
-        key = (days, picks, on_or_before)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._candidates.get(key)
-            if hit is not None and now - hit[0] < CANDIDATES_TTL:
-                return list(hit[1])
-        with self.db.read() as conn:
-            ids = q.candidate_ids(conn, days=days, picks=picks, on_or_before=on_or_before)
-        with self._lock:
-            self._candidates[key] = (now, ids)
-            while len(self._candidates) > 8:
-                self._candidates.pop(next(iter(self._candidates)))
-        return list(ids)
+        def read() -> list[str]:
+            with self.db.read() as conn:
+                return q.candidate_ids(conn, days=days, picks=picks, on_or_before=on_or_before)
+
+        return list(self._candidates.get((days, picks, on_or_before), read))
 
     def _load(self, ids: Sequence[str]) -> None:
         missing = [i for i in dict.fromkeys(ids) if i not in self._facts]
@@ -504,34 +525,21 @@ class Ranker:
     def _popularity_of(self, ids: list[str]) -> dict[str, int]:
         """Upvote totals of a candidate list, read at most every :data:`POPULARITY_TTL` seconds
         (every user ranks the same few lists)."""
-        key = tuple(ids)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._popularity.get(key)
-            if hit is not None and now - hit[0] < POPULARITY_TTL:
-                return hit[1]
-        with self.db.read() as conn:
-            pop = q.popularity(conn, ids)
-        with self._lock:
-            self._popularity[key] = (now, pop)
-            while len(self._popularity) > 8:
-                self._popularity.popitem(last=False)
-        return pop
+
+        def read() -> dict[str, int]:
+            with self.db.read() as conn:
+                return q.popularity(conn, ids)
+
+        return self._popularity.get(tuple(ids), read)
 
     def _list_features(self, ids: list[str], bg: _Background) -> m.Features:
-        key = (id(bg), tuple(ids))
-        with self._lock:
-            hit = self._lists.get(key)
-            if hit is not None:
-                self._lists.move_to_end(key)
-                return hit
-        feats = self._features(ids, bg.space)
-        feats.category_codes()  # once per list: every user's ranking takes rows of it
-        with self._lock:
-            self._lists[key] = feats
-            while len(self._lists) > 8:
-                self._lists.popitem(last=False)
-        return feats
+
+        def make() -> m.Features:
+            feats = self._features(ids, bg.space)
+            feats.category_codes()  # once per list: every user's ranking takes rows of it
+            return feats
+
+        return self._lists.get((id(bg), tuple(ids)), make)
 
     def _allowed(self, ids: list[str], signals: UserSignals) -> list[str]:
         drop = signals.excluded_ids()
