@@ -171,3 +171,18 @@ def test_bibtex_concatenation_of_strings_and_macros_is_resolved() -> None:
     by_ref = {e.ref: e for e in formats.parse_bibtex(text)}
     assert by_ref["a"].title == "Deep Attention Is All You Need"
     assert by_ref["b"].title == "Braces # stay and unknown_macro"
+
+
+@pytest.mark.parametrize(
+    "uses",
+    [
+        "@article{k, title = " + " # ".join(["m"] * 2000) + "}\n",  # one value: the macro 2,000 times
+        "".join(f"@a{{k{i}, title = m}}\n" for i in range(2000)),  # 2,000 entries: the macro once each
+    ],
+)
+def test_bibtex_macros_cannot_blow_a_small_file_up(uses: str) -> None:
+    """A 100 KB @string used 2,000 times is 200 MB of text from a ~110-140 KB upload: refused
+    with a message, not expanded (the expansion is budgeted against the file's own size)."""
+    text = '@string{m = "' + "a" * 100_000 + '"}\n' + uses
+    with pytest.raises(formats.FormatError, match="@string"):
+        formats.parse_bibtex(text)
