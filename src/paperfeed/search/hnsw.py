@@ -225,6 +225,9 @@ class IndexFiles:
                     path.unlink()
 
 
+SERIAL_PREFIX = 10_000  # vectors added one at a time at the start of a build (see add_to_index)
+
+
 def new_index(dim: int, params: HnswParams) -> Index:
     return Index(
         ndim=dim,
@@ -243,13 +246,22 @@ def add_to_index(
     progress: Callable[[int], None] | None = None,
     threads: int | None = None,
 ) -> None:
-    """Add vectors in chunks (so progress can be shown and Ctrl-C is honoured between chunks)."""
+    """Add vectors in chunks (so progress can be shown and Ctrl-C is honoured between chunks).
+
+    The first ``SERIAL_PREFIX`` vectors of an empty index go in on one thread: concurrent
+    inserts into a young graph leave nodes that no search reaches (458 clustered vectors built
+    on two threads: ~4% of self-queries missed a true top-18 neighbour; on one thread, none).
+    A bigger graph absorbs the races; the serial prefix costs ~1 s."""
     step = 8192
     threads = threads or cpu_threads()
-    for i in range(0, len(keys), step):
-        index.add(keys[i : i + step].astype(np.uint64), matrix[i : i + step], threads=threads)
+    serial = max(0, SERIAL_PREFIX - len(index))
+    i = 0
+    while i < len(keys):
+        end = min(len(keys), i + (min(step, serial - i) if i < serial else step))
+        index.add(keys[i:end].astype(np.uint64), matrix[i:end], threads=1 if i < serial else threads)
         if progress is not None:
-            progress(min(step, len(keys) - i))
+            progress(end - i)
+        i = end
 
 
 def parse_watermark(value: Any) -> datetime | None:
