@@ -157,7 +157,7 @@ def measure(home: Path, passes: int) -> None:
         for _ in range(passes):
             for q in qs:
                 t0, c0 = time.perf_counter(), time.thread_time()
-                hits = index.search(parse_query(q), limit=100)
+                hits = index.search(parse_query(q), limit=100).hits
                 cpu.append((time.thread_time() - c0) * 1000)
                 times.append((time.perf_counter() - t0) * 1000)
                 empty += not hits
@@ -179,7 +179,9 @@ def scifact(out: Path) -> None:
         if index.count() != len(corpus):
             rows = ({"id": did, "title": d["title"], "abstract": d["text"]} for did, d in corpus.items())
             index.build_from_rows(rows, total=len(corpus), progress=False)
-        run = {qid: [h.paper_id for h in index.search(parse_query(text), limit=100)] for qid, text in queries.items()}
+        run = {
+            qid: [h.paper_id for h in index.search(parse_query(text), limit=100).hits] for qid, text in queries.items()
+        }
         print(
             f"[scifact {split}] queries={len(queries)} nDCG@10={ndcg_at_k(run, qrels, 10):.4f} "
             f"R@100={recall_at_k(run, qrels, 100):.4f}"

@@ -91,7 +91,7 @@ def retrieve(args: argparse.Namespace) -> tuple[list[Item], dict[str, SearchServ
 
 def run_keyword(items: list[Item], services: dict[str, SearchService]) -> None:
     for it in items:
-        res = services[it.set].lexical.search_detailed(it.pq, limit=DEPTH)
+        res = services[it.set].lexical.search(it.pq, limit=DEPTH)
         it.kw = [(h.paper_id, h.score) for h in res.hits]
         it.terms, it.num_docs = res.terms, res.num_docs
 

@@ -221,7 +221,7 @@ def chunks(args: argparse.Namespace) -> None:
         for qid, text in qs.queries.items():
             if any(g > 0 for g in qs.qrels.get(qid, {}).values()):
                 pq = parse_query(text)
-                kw = [(h.paper_id, h.score) for h in service.lexical.search_detailed(pq, limit=300).hits]
+                kw = [(h.paper_id, h.score) for h in service.lexical.search(pq, limit=300).hits]
                 queries.append((split, qid, qs.qrels[qid], kw, encoder.encode_query(pq.text)))
     q = np.stack([x[4] for x in queries])
 

@@ -24,7 +24,7 @@ def retrieve(service: SearchService, queries: dict[str, str], depth: int = 100):
     kw, sem = {}, {}
     for qid, text in queries.items():
         pq = parse_query(text)
-        kw[qid] = [(h.paper_id, h.score) for h in service.lexical.search(pq, limit=depth)]
+        kw[qid] = [(h.paper_id, h.score) for h in service.lexical.search(pq, limit=depth).hits]
         sem[qid] = vectors.search(encoder.encode_query(pq.text), k=depth) if pq.text.strip() else []
     return kw, sem
 

@@ -62,5 +62,5 @@ def test_search_index_has_no_command_terms(settings, db) -> None:  # type: ignor
     f.add_paper(db, title="\\textsc{Prism}: ranking", abstract="We propose \\textbf{PRISM}, \\emph{fast} ranking.")
     index = LexicalIndex(settings)
     index.update(db, progress=False)
-    assert index.search(parse_query("textbf")) == [] and index.search(parse_query("emph")) == []
-    assert len(index.search(parse_query("prism"))) == 1
+    assert index.search(parse_query("textbf")).hits == [] and index.search(parse_query("emph")).hits == []
+    assert len(index.search(parse_query("prism")).hits) == 1

@@ -95,14 +95,14 @@ def index(settings: Settings, db: Database) -> LexicalIndex:
 
 
 def search(index: LexicalIndex, text: str, **kw) -> list[str]:  # type: ignore[no-untyped-def]
-    return ids(index.search(parse_query(text), **kw))
+    return ids(index.search(parse_query(text), **kw).hits)
 
 
 # -- ranking -----------------------------------------------------------------------------------------
 
 
 def test_ranking_sanity(index: LexicalIndex) -> None:
-    hits = index.search(parse_query("graph neural networks"))
+    hits = index.search(parse_query("graph neural networks")).hits
     assert set(ids(hits)[:2]) == {"2401.00001", "2402.00002"}
     assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
     assert search(index, "diffusion video")[0] == "2212.00004"
@@ -172,7 +172,7 @@ def test_date_filters(index: LexicalIndex) -> None:
 
 
 def test_filters_only_come_newest_first(index: LexicalIndex) -> None:
-    hits = index.search(parse_query("cat:q-bio.TO"))
+    hits = index.search(parse_query("cat:q-bio.TO")).hits
     assert ids(hits) == ["2405.00006", "2405.00005"]
     assert all(h.score == 0.0 for h in hits)
     assert search(index, "the of and cat:cs.CV") == ["2212.00004"]  # stopwords only: filters still apply
@@ -229,7 +229,7 @@ HOSTILE = [
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_queries(shared_index: LexicalIndex, text: str) -> None:
     q = parse_query(text)
-    hits = shared_index.search(q)
+    hits = shared_index.search(q).hits
     assert isinstance(hits, list)
     highlight("Graph neural networks 🚀 神经网络", q)
 
@@ -243,7 +243,7 @@ def test_concurrent_searches(shared_index: LexicalIndex) -> None:
         try:
             for _ in range(50):
                 q = parse_query('graph neural "neural networks"')
-                assert set(ids(shared_index.search(q))) == expected
+                assert set(ids(shared_index.search(q).hits)) == expected
                 assert highlight("Graph neural networks", q) == [(0, 5), (6, 21)]
         except BaseException as exc:  # collected and re-raised in the main thread
             errors.append(exc)
@@ -273,7 +273,7 @@ _QUERY_PARTS = st.one_of(
 @given(text=st.one_of(st.text(max_size=200), st.lists(_QUERY_PARTS, max_size=16).map("".join)))
 def test_search_never_raises_fuzz(shared_index: LexicalIndex, text: str) -> None:
     q = parse_query(text)
-    assert isinstance(shared_index.search(q, limit=5), list)
+    assert isinstance(shared_index.search(q, limit=5).hits, list)
     for start, end in highlight(text, q):
         assert 0 <= start < end <= len(text)
 
@@ -360,7 +360,7 @@ def test_rebuild_switches_generation(settings: Settings, db: Database, index: Le
 
 def test_missing_index(settings: Settings, db: Database) -> None:
     idx = LexicalIndex(settings)
-    assert idx.search(parse_query("graph")) == []
+    assert idx.search(parse_query("graph")).hits == []
     assert idx.count() == 0
     add_paper(db, title="Graph theory")
     assert idx.update(db, progress=False) == 1
@@ -404,7 +404,7 @@ def test_corrupted_index_recovers(
     damage(root)
     fresh = LexicalIndex(settings)  # a new process finds the damage
     with caplog.at_level(logging.WARNING, logger="paperfeed.search.lexical"):
-        assert fresh.search(parse_query("graph")) == []
+        assert fresh.search(parse_query("graph")).hits == []
         assert fresh.count() == 0
     said = [r.getMessage() for r in caplog.records if r.name == "paperfeed.search.lexical"]
     assert any(re.search(r"lexical index.*(will be rebuilt|rebuilding|run `paperfeed index`)", m) for m in said), said
@@ -522,7 +522,7 @@ def test_scifact_ndcg(tmp_path: Path) -> None:
     idx = LexicalIndex(Settings(home=tmp_path), writer_heap_mb=128)
     rows = ({"id": did, "title": d["title"], "abstract": d["text"]} for did, d in corpus.items())
     assert idx.build_from_rows(rows, total=len(corpus), progress=False) == len(corpus) == 5183
-    run = {qid: [h.paper_id for h in idx.search(parse_query(text), limit=100)] for qid, text in queries.items()}
+    run = {qid: [h.paper_id for h in idx.search(parse_query(text), limit=100).hits] for qid, text in queries.items()}
     assert len(queries) == 300
     ndcg = ndcg_at_k(run, qrels, 10)
     assert ndcg >= 0.67, ndcg

@@ -270,7 +270,7 @@ class SearchService:
         keyword: list[tuple[str, float]] = []
         lexical = None
         if mode in ("keyword", "hybrid"):
-            lexical = self.lexical.search_detailed(
+            lexical = self.lexical.search(
                 pq, limit=depth, categories=categories or None, date_from=date_from, date_to=date_to
             )
             keyword = [(h.paper_id, h.score) for h in lexical.hits]
@@ -420,7 +420,7 @@ class SearchService:
         if paper_id not in rows:
             return []
         pq = parse_query(rows[paper_id]["title"])
-        hits = [h for h in self.lexical.search(pq, limit=k + 1) if h.paper_id != paper_id][:k]
+        hits = [h for h in self.lexical.search(pq, limit=k + 1).hits if h.paper_id != paper_id][:k]
         top = hits[0].score if hits else 1.0
         return self._with_similarity([(h.paper_id, h.score / top if top else 0.0) for h in hits])
 

@@ -14,7 +14,7 @@ layout is in :mod:`paperfeed.search.lexical_docs`.
 On disk, under ``settings.index_dir / "lexical"``: ``state.json`` names the active index
 generation (a ``gen-*`` folder) and the watermark ``(modified_at, id)`` of the last paper written to
 it. A rebuild writes a new generation while the old one keeps serving, then switches over. A
-missing or unreadable index makes ``search`` return ``[]`` (hybrid search falls back to semantic)
+missing or unreadable index makes ``search`` return no hits (hybrid search falls back to semantic)
 and the next ``update`` rebuild it. One updater at a time (a lock file, plus tantivy's own writer
 lock); readers in any process pick up commits by watching ``state.json``.
 """
@@ -263,23 +263,12 @@ class LexicalIndex:
         categories: Iterable[str] | None = None,
         date_from: date | None = None,
         date_to: date | None = None,
-    ) -> list[LexicalHit]:
-        """The best ``limit`` papers for ``q`` (BM25), restricted to ``categories`` (any of) and the
-        inclusive publication-date range, on top of the filters inside ``q``. Never raises: a
-        missing or broken index gives ``[]``."""
-        return self.search_detailed(q, limit=limit, categories=categories, date_from=date_from, date_to=date_to).hits
-
-    def search_detailed(
-        self,
-        q: ParsedQuery,
-        *,
-        limit: int = 100,
-        categories: Iterable[str] | None = None,
-        date_from: date | None = None,
-        date_to: date | None = None,
     ) -> LexicalResult:
-        """:meth:`search`, plus the query's terms (document frequency, used or pruned) and the number of
-        indexed papers: what hybrid fusion reads to decide how far to trust the keyword side."""
+        """The best ``limit`` papers for ``q`` (BM25), restricted to ``categories`` (any of) and the
+        inclusive publication-date range, on top of the filters inside ``q``; with them the query's
+        terms (document frequency, used or pruned) and the number of indexed papers, which hybrid
+        fusion reads to decide how far to trust the keyword side. Never raises: a missing or broken
+        index gives no hits."""
         try:
             reader = self._current()
             if reader is None:
