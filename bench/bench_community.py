@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from bench_util import free_port, pct  # a sibling module: python puts bench/ on sys.path
 from paperfeed.community import accounts
 from paperfeed.community.core import Community
 from paperfeed.community.passwords import PasswordParams, Passwords
@@ -41,17 +41,6 @@ from paperfeed.store.schema import daily_entries, papers, votes
 from paperfeed.web.security import CommunityMiddleware, Session
 
 N_PAPERS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 def setup(settings: Settings, n_users: int) -> tuple[list[str], list[str]]:
@@ -85,7 +74,7 @@ def start_server(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``paperfeed serve`` in a subprocess on a free loopback port, once it answers (also used by
     bench_account_mail.py)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_SECRET_KEY": settings.secret_key,
            "PAPERFEED_SCHEDULER": "0", **(extra_env or {})}  # fmt: skip
     if settings.database_url:
@@ -202,7 +191,7 @@ def main() -> None:
         backend = "PostgreSQL" if args.database_url else "SQLite (WAL, file)"
         print(f"\nbackend: {backend}, server workers: {args.workers}, clients: {args.concurrency}")
         print(f"vote requests: {res['requests']} in {res['wall']:.1f} s = {res['requests'] / res['wall']:.0f} req/s")
-        print(f"latency ms: p50 {_pct(lat, .5):.1f}  p95 {_pct(lat, .95):.1f}  p99 {_pct(lat, .99):.1f}  "
+        print(f"latency ms: p50 {pct(lat, 50):.1f}  p95 {pct(lat, 95):.1f}  p99 {pct(lat, 99):.1f}  "
               f"max {max(lat) if lat else 0:.1f}")  # fmt: skip
         print(f"errors: {len(res['errors'])}")
         for err in sorted(set(res["errors"]))[:5]:

@@ -28,6 +28,8 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from bench_util import free_port  # a sibling module: python puts bench/ on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 LISTINGS = SHARED / "arxiv_daily" / "arxiv_cs_listings.jsonl.gz"
@@ -63,14 +65,6 @@ FALLBACK_QUERIES = [
 ]
 CATEGORY_SETS = [("cs.CV",), ("cs.CL",), ("cs.LG",), ("cs.AI",), ("cs.CL", "cs.LG"), ("cs.CV", "cs.AI"), ("cs.IR",),
                  ("cs.RO",)]  # fmt: skip
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load_papers(db, days: int) -> tuple[list, date]:  # type: ignore[no-untyped-def]

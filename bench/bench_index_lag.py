@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench_community import _free_port, _pct  # a sibling script: python puts bench/ on sys.path
+from bench_util import free_port, pct  # a sibling module: python puts bench/ on sys.path
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.search.lexical import LexicalIndex
@@ -145,7 +145,7 @@ def main() -> None:
     settings = Settings(home=home, database_url=args.database_url, secret_key="bench")
     if not (home / "index" / "lexical" / "state.json").exists():
         setup(settings, args.corpus)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "paperfeed"), "serve", "--port", str(port), "--workers", str(args.workers),
          "--no-scheduler", "--log-level", "warning"],
@@ -167,7 +167,7 @@ def main() -> None:
             print(f"serving on :{port} with {args.workers} worker(s); {args.writes} writes", flush=True)
             first, everywhere = measure(client, db, args.writes, args.gap)
             for name, values in (("first answer", first), ("every worker", everywhere)):
-                print(f"{name:>13}: p50 {statistics.median(values):.2f} s  p95 {_pct(values, 0.95):.2f} s  "
+                print(f"{name:>13}: p50 {statistics.median(values):.2f} s  p95 {pct(values, 95):.2f} s  "
                       f"max {max(values):.2f} s  (n={len(values)})")  # fmt: skip
             if args.bulk:
                 print(f"bulk: {args.bulk:,} papers in one transaction, the last searchable after "

@@ -27,7 +27,6 @@ import os
 import random
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +34,8 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench_util import pct  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -134,10 +135,6 @@ def build(size: str, out: Path, reuse: bool, heap_mb: int) -> Path:
     return home
 
 
-def _pct(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
-
-
 def measure(home: Path, passes: int) -> None:
     """Latency in this (fresh) process: parse + search top 100 + ids."""
     index = LexicalIndex(Settings(home=home))
@@ -164,9 +161,9 @@ def measure(home: Path, passes: int) -> None:
         # A search runs on the calling thread only, so its CPU time is what the wall time would be
         # on an idle machine; on a busy one, wall time also counts waiting for a core.
         print(
-            f"[{home.name}] {name:11s} n={len(times)} wall p50={_pct(times, 50):.1f} p95={_pct(times, 95):.1f} "
-            f"p99={_pct(times, 99):.1f} max={max(times):.1f} ms | cpu p50={_pct(cpu, 50):.1f} "
-            f"p95={_pct(cpu, 95):.1f} p99={_pct(cpu, 99):.1f} ms (no hits: {empty // passes})"
+            f"[{home.name}] {name:11s} n={len(times)} wall p50={pct(times, 50):.1f} p95={pct(times, 95):.1f} "
+            f"p99={pct(times, 99):.1f} max={max(times):.1f} ms | cpu p50={pct(cpu, 50):.1f} "
+            f"p95={pct(cpu, 95):.1f} p99={pct(cpu, 99):.1f} ms (no hits: {empty // passes})"
         )
     print(f"[{home.name}] docs={index.count():,} search process RSS {_rss_mb():,.0f} MB (before queries {rss0:,.0f})")
 

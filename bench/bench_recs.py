@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
+from bench_util import pct  # a sibling module: python puts bench/ on sys.path
 from paperfeed.community.core import Community, User
 from paperfeed.config import Settings
 from paperfeed.digest.periods import daily_period
@@ -77,11 +78,6 @@ def ms(values: list[float]) -> str:
 
 def both(clocks: list[Clock]) -> str:
     return f"wall {ms([c.wall for c in clocks])}; CPU {ms([c.cpu for c in clocks])}"
-
-
-def pct(values: list[float], p: float) -> float:
-    v = sorted(values)
-    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 
 
 def libraries(ranker: Ranker, db: Database, n_libs: int, size: int, seed: int) -> list[list[str]]:

@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_lexical import load_queries, synthetic_rows  # noqa: E402
+from bench_util import pct  # noqa: E402
 from bench_vectors import Synth, calibrate, nn_cos  # noqa: E402
 from paperfeed.config import Settings  # noqa: E402
 from paperfeed.records import PaperRecord  # noqa: E402
@@ -47,10 +48,6 @@ TARGET_TOTAL = 1_000_000
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def pct(values: list[float], p: float) -> float:
-    return float(np.percentile(values, p))
 
 
 def measure(home: Path, passes: int, database_url: str | None = None) -> None:

@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench_web import parse_wrk  # a sibling script: python puts bench/ on sys.path
+from bench_util import free_port  # sibling modules: python puts bench/ on sys.path
+from bench_web import parse_wrk
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -262,14 +263,6 @@ def _cpu_of(pids: list[int]) -> float:
     return total
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(url: str) -> None:
     with urllib.request.urlopen(url, timeout=60) as r:
         r.read()
@@ -277,7 +270,7 @@ def _get(url: str) -> None:
 
 def throughput(side: Side, args: argparse.Namespace, pool: list[str], warm: list[str]) -> None:
     label, src, home = side
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_util import pct  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -48,10 +49,6 @@ def load_queries() -> list[str]:
     for path in sorted(QUERIES.glob("*.json")):
         out.extend(v["search_query"] for v in json.loads(path.read_text()).values())
     return out
-
-
-def pct(values: list[float], p: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
 def line(name: str, wall: list[float], cpu: list[float]) -> str:

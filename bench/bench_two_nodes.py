@@ -30,7 +30,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from bench_community import _free_port, _pct, setup, vote_load  # a sibling script: python puts bench/ on sys.path
+from bench_community import setup, vote_load  # sibling scripts: python puts bench/ on sys.path
+from bench_util import free_port, pct
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.search.encoder import get_encoder
@@ -54,7 +55,7 @@ SUBJECTS = [
 def start_node(home: Path, database_url: str, secret: str, model: Path) -> tuple[subprocess.Popen[bytes], str]:
     (home / "models").mkdir(parents=True, exist_ok=True)
     os.link(model, home / "models" / model.name)  # the encoder file, built once for both nodes
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(home), "PAPERFEED_DATABASE_URL": database_url,
            "PAPERFEED_SECRET_KEY": secret, "PAPERFEED_HARVEST_SETS": "", "PAPERFEED_PIPELINE": "1",
            "PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"}  # fmt: skip
@@ -158,9 +159,9 @@ def main() -> None:
     errors = [e for r in results for e in r["errors"]]
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     print(f"index lag across nodes (commit -> found by node B's search), {len(lags)} papers: "
-          f"p50 {_pct(lags, .5):.2f} s  p95 {_pct(lags, .95):.2f} s  max {max(lags):.2f} s")  # fmt: skip
+          f"p50 {pct(lags, 50):.2f} s  p95 {pct(lags, 95):.2f} s  max {max(lags):.2f} s")  # fmt: skip
     print(f"votes across two nodes: {requests} in {wall:.1f} s = {requests / wall:.0f} req/s; latency ms p50 "
-          f"{_pct(lat, .5):.1f}  p99 {_pct(lat, .99):.1f}; errors {len(errors)}")  # fmt: skip
+          f"{pct(lat, 50):.1f}  p99 {pct(lat, 99):.1f}; errors {len(errors)}")  # fmt: skip
     print(f"papers.upvotes == vote rows for all {len(column)} papers: {consistent}")
     if not consistent or errors:
         raise SystemExit(1)

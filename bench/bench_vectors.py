@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from bench_util import pct  # a sibling module: python puts bench/ on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
@@ -63,9 +65,8 @@ def quantiles(x: np.ndarray) -> str:
     return " ".join(f"p{p}={v:.3f}" for p, v in zip((5, 25, 50, 75, 95), qs, strict=True))
 
 
-def pct(ms: list[float]) -> str:
-    a = np.asarray(ms)
-    return f"p50={np.percentile(a, 50):.2f} ms p95={np.percentile(a, 95):.2f} ms p99={np.percentile(a, 99):.2f} ms"
+def latency(ms: list[float]) -> str:
+    return f"p50={pct(ms, 50):.2f} ms p95={pct(ms, 95):.2f} ms p99={pct(ms, 99):.2f} ms"
 
 
 # -- real vectors ---------------------------------------------------------------------------------
@@ -290,7 +291,7 @@ def db_stage(args: argparse.Namespace, x: np.ndarray, index: Any, params: vx.Hns
         t0 = time.perf_counter()
         vi.refresh()
         times.append((time.perf_counter() - t0) * 1000)
-    print(f"db: refresh() with nothing changed: {pct(times)}")
+    print(f"db: refresh() with nothing changed: {latency(times)}")
     with db.write() as conn:  # one paper changes: the delta path
         conn.execute(
             embeddings.update()
@@ -311,7 +312,7 @@ def db_stage(args: argparse.Namespace, x: np.ndarray, index: Any, params: vx.Hns
             t0 = time.perf_counter()
             vi.search(q, k)
             times.append((time.perf_counter() - t0) * 1000)
-        print(f"db: VectorIndex.search k={k}: {pct(times)}")
+        print(f"db: VectorIndex.search k={k}: {latency(times)}")
     print(f"db: process RSS {rss_mb():.0f} MB")
     from paperfeed.search.indexer import sync_ann
 
@@ -410,7 +411,7 @@ def build_and_measure(
             print(
                 f"ef={ef:>4} {name:>5} queries: recall@10 {recall_at(found10, truth[name]):.4f} (k=10), "
                 f"{recall_at(found100, truth[name]):.4f} (top 10 of k=100), "
-                f"recall@100 {recall_at(found100, truth[name], 100):.4f}; k=100 latency {pct(times)}"
+                f"recall@100 {recall_at(found100, truth[name], 100):.4f}; k=100 latency {latency(times)}"
             )
     index.expansion_search = params.expansion_search
     return index

@@ -23,13 +23,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from bench_util import free_port  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -89,12 +90,6 @@ def prepare(home: Path, semantic: bool) -> None:
         run_index(settings, db)
     print(f"prepared in {time.perf_counter() - t0:.0f} s", flush=True)
     db.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_up(url: str, timeout: float = 60) -> None:

@@ -25,7 +25,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+
+from bench_util import free_port, pct  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -91,9 +92,7 @@ def seed(db: Database, settings: Settings, n_users: int, n_papers: int) -> tuple
 def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     """``paperfeed serve`` in its own process group (so every worker goes when it is stopped),
     waiting as long as a loaded machine needs for it to answer."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_SECRET_KEY": settings.secret_key,
            "PAPERFEED_DATABASE_URL": settings.database_url or "",
            "PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"}  # fmt: skip
@@ -158,13 +157,6 @@ def worker(url: str, person: tuple[str, int, str], papers: list[str], stop: floa
                 log.add(Answer(t0, time.monotonic(), kind, r.status_code, r.headers.get("retry-after"), ack))
             except httpx.HTTPError as exc:
                 log.add(Answer(t0, time.monotonic(), f"error {type(exc).__name__}", 0, None))
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 def main() -> None:
@@ -240,11 +232,11 @@ def main() -> None:
             "answers_during_outage": by_status,
             "outage_answers_not_503": sum(1 for a in down_failures if a.status != 503),
             "outage_503_without_retry_after": sum(1 for a in down_failures if a.status == 503 and not a.retry_after),
-            "outage_latency_p50_ms": round(pct([a.t1 - a.t0 for a in down_failures], 0.5) * 1000, 1),
-            "outage_latency_p99_ms": round(pct([a.t1 - a.t0 for a in down_failures], 0.99) * 1000, 1),
+            "outage_latency_p50_ms": round(pct([a.t1 - a.t0 for a in down_failures], 50, empty=0.0) * 1000, 1),
+            "outage_latency_p99_ms": round(pct([a.t1 - a.t0 for a in down_failures], 99, empty=0.0) * 1000, 1),
             "outage_latency_max_ms": round(max((a.t1 - a.t0 for a in down_failures), default=0) * 1000, 1),
-            "before_latency_p50_ms": round(pct([a.t1 - a.t0 for a in before], 0.5) * 1000, 1),
-            "before_latency_p99_ms": round(pct([a.t1 - a.t0 for a in before], 0.99) * 1000, 1),
+            "before_latency_p50_ms": round(pct([a.t1 - a.t0 for a in before], 50, empty=0.0) * 1000, 1),
+            "before_latency_p99_ms": round(pct([a.t1 - a.t0 for a in before], 99, empty=0.0) * 1000, 1),
             "transport_errors": sum(1 for a in answers if a.status == 0),
             "transport_errors_before_during_after": [
                 sum(1 for a in answers if a.status == 0 and a.t0 < t_down),
