@@ -73,13 +73,13 @@ def test_sign_in_attempts_are_rate_limited_per_address(db: Database, settings: S
     assert accounts.sign_in(c, "alice", PASSWORD, ip="10.0.0.10").username == "alice"  # another address
 
 
-def test_password_change_bumps_the_session_version(any_db: Database, settings: Settings) -> None:
+def test_password_change_needs_the_current_password(any_db: Database, settings: Settings) -> None:
     c = community(settings, any_db)
     user = make_user(c, "alice")
     with pytest.raises(CommunityError, match="current password is wrong"):
         accounts.change_password(c, user, "not it at all", "new password 1")
-    fresh = accounts.change_password(c, user, PASSWORD, "new password 1")
-    assert fresh.session_version == user.session_version + 1
+    assert accounts.sign_in(c, "alice", PASSWORD, ip=None).id == user.id  # the wrong try changed nothing
+    assert accounts.change_password(c, user, PASSWORD, "new password 1").id == user.id
     assert accounts.sign_in(c, "alice", "new password 1", ip=None).id == user.id
     with pytest.raises(CommunityError):
         accounts.sign_in(c, "alice", PASSWORD, ip=None)
@@ -109,8 +109,7 @@ def test_reset_link_works_once_and_expires(any_db: Database, settings: Settings)
     with pytest.raises(CommunityError, match="at least 8"):
         accounts.reset_password(c, token, "short")
     assert accounts.reset_link_usable(c, token)  # a rejected password does not burn the link
-    fresh = accounts.reset_password(c, token, "brand new pass")
-    assert fresh.session_version == user.session_version + 1
+    assert accounts.reset_password(c, token, "brand new pass").id == user.id
     with pytest.raises(CommunityError, match="invalid, expired or already used"):
         accounts.reset_password(c, token, "second try pass")
     assert accounts.sign_in(c, "alice", "brand new pass", ip=None).id == user.id

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from pathlib import Path
 
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, inspect, select
+
+from paperfeed.community import comments, sessions, votes
+from paperfeed.config import Settings
 from paperfeed.store.db import Database
-from paperfeed.store.schema import metadata
+from paperfeed.store.schema import comments as comment_rows
+from paperfeed.store.schema import metadata, papers
+from paperfeed.store.schema import votes as vote_rows
+
+from . import factories as f
+from .community_util import community, make_user
 
 
 def test_migrations_match_schema(any_db: Database) -> None:
@@ -99,3 +109,30 @@ def test_sqlite_writer_threads_queue_and_time_out_cleanly(db: Database, monkeypa
         t.join(5)
     assert errors and "database is locked" in errors[0]
     add(40)
+
+
+def test_dropping_a_users_column_keeps_everything_that_hangs_off_users(settings: Settings, tmp_path: Path) -> None:
+    """The migration that drops ``users.session_version`` on a SQLite database in use: a batch
+    rebuild of ``users`` would drop the table with foreign keys on, and the cascade would take every
+    session, vote and comment with it."""
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    script = ScriptDirectory.from_config(db._alembic_config(None))  # type: ignore[arg-type]
+    mine = next(r for r in script.walk_revisions() if "drop_session_version" in (r.path or ""))
+    db.migrate(str(mine.down_revision))
+    c = community(settings, db)
+    paper = f.add_paper(db)["id"]
+    alice = make_user(c, "alice")
+    secret = sessions.start(c, alice)
+    votes.set_vote(c, alice, paper, True)
+    comments.add_comment(c, alice, paper, "still here after the migration")
+    db.migrate()
+    assert "session_version" not in {col["name"] for col in inspect(db.engine).get_columns("users")}
+    found = sessions.resolve(c, secret)
+    assert found is not None and found.user.id == alice.id
+    with db.read() as conn:
+        assert conn.scalar(select(func.count()).select_from(vote_rows)) == 1
+        assert conn.scalar(select(papers.c.upvotes).where(papers.c.id == paper)) == 1
+        assert conn.scalar(select(comment_rows.c.body).where(comment_rows.c.user_id == alice.id)) == (
+            "still here after the migration"
+        )
+    db.dispose()

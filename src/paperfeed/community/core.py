@@ -50,7 +50,6 @@ class User:
     email: str | None
     role: str
     banned: bool
-    session_version: int
     created_at: datetime | None = None
     verified: bool = False  # the email address is confirmed (or the operator made the account)
     pending_email: str | None = None  # the address waiting for its confirmation link
@@ -63,7 +62,6 @@ class User:
             email=row.get("email"),
             role=row["role"] if row["role"] in _RANK else "user",
             banned=bool(row["banned"]),
-            session_version=int(row["session_version"] or 0),
             created_at=row.get("created_at"),
             verified=row.get("verified_at") is not None,
             pending_email=row.get("pending_email"),

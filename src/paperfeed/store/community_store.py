@@ -40,7 +40,6 @@ USER_COLS = [
     users.c.password_hash,
     users.c.role,
     users.c.banned,
-    users.c.session_version,
     users.c.created_at,
     users.c.pending_email,
     users.c.verified_at,
@@ -135,7 +134,6 @@ def create_user(
                     password_hash=password_hash,
                     role=role,
                     banned=False,
-                    session_version=0,
                     created_at=now,
                     pending_email=pending_email.lower() if pending_email else None,
                     verified_at=now if pending_email is None else None,
@@ -150,15 +148,13 @@ def set_password_hash(
     conn: Connection, user_id: int, password_hash: str, *, revoke_sessions: bool, now: datetime | None = None
 ) -> None:
     """Store a new hash; ``revoke_sessions`` ends every session of the user (the caller starts a new
-    one for the browser that made the change), revokes every API token (at ``now``) and bumps
-    ``session_version``: whoever knew the old password keeps nothing (not even the private feed URL)."""
-    values: dict[str, Any] = {"password_hash": password_hash}
+    one for the browser that made the change) and revokes every API token and private feed URL (at
+    ``now``): whoever knew the old password keeps nothing."""
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
     if revoke_sessions:
-        values["session_version"] = users.c.session_version + 1
         delete_user_sessions(conn, user_id)
         revoke_user_tokens(conn, user_id, now)
-        feed_token_store.revoke_all(conn, user_id, now)  # private feed URLs too
-    conn.execute(update(users).where(users.c.id == user_id).values(**values))
+        feed_token_store.revoke_all(conn, user_id, now)
 
 
 def set_verify_nonce(conn: Connection, user_id: int, nonce: str) -> str | None:
@@ -214,11 +210,8 @@ def set_role(conn: Connection, user_id: int, role: str) -> bool:
 
 
 def set_banned(conn: Connection, user_id: int, banned: bool) -> bool:
-    """Ban/unban; a ban also ends every session of the user (and bumps ``session_version``)."""
-    values: dict[str, Any] = {"banned": banned}
-    if banned:
-        values["session_version"] = users.c.session_version + 1
-    res = conn.execute(update(users).where(users.c.id == user_id, users.c.banned.is_(not banned)).values(**values))
+    """Ban/unban; a ban also ends every session of the user."""
+    res = conn.execute(update(users).where(users.c.id == user_id, users.c.banned.is_(not banned)).values(banned=banned))
     if banned and res.rowcount == 1:
         delete_user_sessions(conn, user_id)
     return res.rowcount == 1

@@ -79,7 +79,6 @@ users = Table(
     Column("password_hash", Text),
     Column("role", String(16), nullable=False, server_default="user"),  # user|moderator|admin
     Column("banned", Boolean, nullable=False, server_default="0"),
-    Column("session_version", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime, nullable=False),
     # 0012 (email verification): ``email`` holds only a confirmed address (unique, used for sign-in
     # and resets); a web sign-up's address waits in ``pending_email`` (not unique: typing someone

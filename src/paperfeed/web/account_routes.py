@@ -140,7 +140,7 @@ def change_password(
         if exc.status in (401, 429):  # the app's error page (429: with Retry-After)
             raise
         return _account(request, status=exc.status, error=exc.message)
-    view.sign_in(user)  # this browser stays signed in with the new session version
+    view.sign_in(user)  # this browser stays signed in, with a new session
     return _account(request, notice="Password changed. Every other session has been signed out.")
 
 
