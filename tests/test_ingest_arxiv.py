@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import socket
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from paperfeed.store.papers import UpsertCounts, get_paper, upsert_arxiv
 from paperfeed.store.schema import papers
 
 from .ingest_helpers import KAGGLE, LISTINGS, cli, count, lines, snapshot, write_lines
+from .servers import free_port
 
 
 def _kaggle(n: int) -> dict:
@@ -282,9 +282,7 @@ def test_missing_file_and_directory(db: Database, settings: Settings, tmp_path: 
 
 
 def test_unreachable_database_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     nowhere = Database(f"postgresql://nobody@127.0.0.1:{port}/paperfeed")
     res = cli(settings, nowhere, "import", "arxiv", str(KAGGLE), "--quiet")
     # 75 = EX_TEMPFAIL (cli/common.EXIT_DB_UNAVAILABLE, README "When the database fails"): try again later.

@@ -3,7 +3,6 @@ malformed records, 503 + Retry-After, backoff, OAI errors, resume points, and Ge
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
@@ -18,6 +17,7 @@ from paperfeed.store.papers import get_ingest_state, get_paper
 
 from .ingest_helpers import cli, count, snapshot
 from .oai_server import OAIReplayServer, Reply
+from .servers import free_port
 
 FIRST = {"verb": "ListRecords", "set": "cs"}
 NEXT = {"verb": "ListRecords", "resumptionToken": "6961473|1001"}
@@ -158,9 +158,7 @@ def test_retries_with_backoff_then_succeeds(db: Database, settings: Settings, oa
 
 
 def test_unreachable_server_gives_up(db: Database, settings: Settings) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    port = free_port()  # nothing listens there
     url = f"http://127.0.0.1:{port}/oai"
     waits: list[float] = []
     client = OAIClient(url, delay=0.0, backoff=0.01, max_retries=2, sleep=waits.append)
@@ -203,9 +201,7 @@ def test_fetch_record(settings: Settings, oai: OAIReplayServer) -> None:
 
 
 def test_fetch_record_unreachable(settings: Settings) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     client = OAIClient(f"http://127.0.0.1:{port}/oai", delay=0.0, backoff=0.01, max_retries=1)
     with pytest.raises(HarvestError, match="cannot reach"):
         fetch_record(settings, "2604.07429", client=client)
