@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from bench_util import free_port, pct  # a sibling module: python puts bench/ on sys.path
+from bench_util import free_port, pct, wait_up  # a sibling module: python puts bench/ on sys.path
 from paperfeed.community import accounts
 from paperfeed.community.core import Community
 from paperfeed.community.passwords import PasswordParams, Passwords
@@ -83,15 +83,12 @@ def start_server(
            "--workers", str(workers), "--no-scheduler", "--log-level", "warning"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/signin", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server did not start")
+    try:
+        wait_up(url + "/signin", proc, timeout=60)
+    except SystemExit:
+        proc.kill()
+        raise
+    return proc, url
 
 
 def vote_load(url: str, tokens: list[str], paper_ids: list[str], seconds: float, concurrency: int) -> dict:

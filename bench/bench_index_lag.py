@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench_util import free_port, pct  # a sibling module: python puts bench/ on sys.path
+from bench_util import free_port, pct, wait_up  # a sibling module: python puts bench/ on sys.path
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.search.lexical import LexicalIndex
@@ -154,16 +154,7 @@ def main() -> None:
     db = Database(settings.db_url)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/about/ranking").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("paperfeed serve did not start")
-                time.sleep(0.2)
+            wait_up(f"http://127.0.0.1:{port}/about/ranking", server)
             print(f"serving on :{port} with {args.workers} worker(s); {args.writes} writes", flush=True)
             first, everywhere = measure(client, db, args.writes, args.gap)
             for name, values in (("first answer", first), ("every worker", everywhere)):

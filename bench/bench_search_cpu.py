@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench_util import free_port  # sibling modules: python puts bench/ on sys.path
+from bench_util import free_port, wait_up  # sibling modules: python puts bench/ on sys.path
 from bench_web import parse_wrk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -285,15 +285,7 @@ def throughput(side: Side, args: argparse.Namespace, pool: list[str], warm: list
            "--no-scheduler", "--log-level", "warning"]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                _get(base + "/api/v1/stats")
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"{label}: server did not come up") from None
-                time.sleep(0.5)
+        wait_up(base + "/api/v1/stats", server)
         # Warm both workers (encoder, indexes) with queries that are not in the measured pool. On a
         # loaded machine uvicorn may restart a worker that misses its 5 s health check while it
         # loads: retry until every warm-up query was answered.

@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bench_community import setup, vote_load  # sibling scripts: python puts bench/ on sys.path
-from bench_util import free_port, pct
+from bench_util import free_port, pct, wait_up
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.search.encoder import get_encoder
@@ -63,15 +63,12 @@ def start_node(home: Path, database_url: str, secret: str, model: Path) -> tuple
            "--log-level", "warning"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/about/ranking", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("a node did not start")
+    try:
+        wait_up(url + "/about/ranking", proc, timeout=120)
+    except SystemExit:
+        proc.kill()
+        raise
+    return proc, url
 
 
 def index_lag(db: Database, search_url: str, n: int) -> list[float]:

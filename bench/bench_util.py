@@ -1,4 +1,5 @@
-"""Small helpers the bench scripts share: a free loopback port and a percentile.
+"""Small helpers the bench scripts share: a free loopback port, waiting for a server the bench
+started, and a percentile.
 
 Not a bench itself. Scripts import it as a sibling (``from bench_util import free_port, pct``):
 python puts ``bench/`` on ``sys.path`` when it runs ``python bench/<script>.py``. Standard library
@@ -12,7 +13,11 @@ from __future__ import annotations
 
 import math
 import socket
+import subprocess
+import time
+import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 
 def free_port() -> int:
@@ -20,6 +25,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_up(url: str, server: subprocess.Popen[Any] | None = None, timeout: float = 120.0) -> None:
+    """Poll ``url`` until it answers 200. SystemExit when ``timeout`` seconds pass first or when
+    ``server`` (the process that should answer) has exited; stopping it is the caller's part."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:  # not listening yet, reset, an error status (HTTPError), a timeout
+            pass
+        if server is not None and server.poll() is not None:
+            raise SystemExit(f"the server exited ({server.returncode}) before answering {url}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the server did not answer {url} within {timeout:.0f} s")
+        time.sleep(0.3)
 
 
 def pct(values: Sequence[float], p: float, *, empty: float = math.nan) -> float:

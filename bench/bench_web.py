@@ -30,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_util import free_port  # a sibling module: python puts bench/ on sys.path
+from bench_util import free_port, wait_up  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -90,18 +90,6 @@ def prepare(home: Path, semantic: bool) -> None:
         run_index(settings, db)
     print(f"prepared in {time.perf_counter() - t0:.0f} s", flush=True)
     db.dispose()
-
-
-def wait_up(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"server did not come up at {url}")
 
 
 def timed_get(url: str) -> float:
@@ -206,7 +194,7 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        wait_up(base + "/api/v1/stats")
+        wait_up(base + "/api/v1/stats", server, timeout=60)
         with urllib.request.urlopen(base + "/api/daily_papers?limit=1") as r:
             paper_id = json.loads(r.read())[0]["paper"]["id"]
         targets = {

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from bench_util import free_port, pct  # a sibling module: python puts bench/ on sys.path
+from bench_util import free_port, pct, wait_up  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -100,15 +100,12 @@ def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[byt
            "--workers", str(workers), "--no-scheduler", "--log-level", "warning"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(url + "/about/ranking", timeout=5).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise SystemExit("the server did not start")
+    try:
+        wait_up(url + "/about/ranking", proc, timeout=300)
+    except SystemExit:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, url
 
 
 def worker(url: str, person: tuple[str, int, str], papers: list[str], stop: float, log: Log, seed_: int) -> None:
