@@ -35,6 +35,7 @@ from paperfeed.config import Settings
 from paperfeed.recs import evaluate as ev
 from paperfeed.recs import metrics, protocol
 from paperfeed.recs import model as m
+from paperfeed.recs.ranker import Weights
 from paperfeed.store import embeddings as emb_store
 from paperfeed.store.db import Database
 
@@ -228,28 +229,47 @@ def _negatives(q: protocol.Query, ctx: ev.Context, model: m.UserModel, space: m.
                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """The simulated "not interested" of eval-recs (the product model's 5 top papers of the
     previous listing day that are not the user's) as candidate features: similarity to them and
-    the classifier refitted with them at two weights."""
+    the classifier refitted with them at four weights (P: each as heavy as a positive), and the
+    dismissed papers' own blend components (what put them at the top)."""
     dismissed = ev.previous_day_dismissals(
-        q, ctx, lambda rows, _day: model.score(ev._features(ctx, rows, space)), np.random.default_rng([*rng_seed, 9])
+        q,
+        ctx,
+        lambda rows, day: ev._paperfeed_scores(rows, model, space, ctx, day),
+        np.random.default_rng([*rng_seed, 9]),
     )
+    weights = {"1": 1.0, "3": 3.0, "10": 10.0, "P": len(bg) / max(float(pw.sum()), 1e-9)}  # P: as a positive
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if not dismissed:
         z = (np.zeros(len(f)), np.zeros(len(bg)))
-        for k in ("neg_emb", "neg_text", "clf_neg1", "clf_neg3"):
-            out[k] = z if k.startswith("neg") else (model.classifier(f), model.classifier(bg))
+        for k in ("neg_emb", "neg_text", "neg_max", "dz_classifier", "dz_emb_classifier", "dz_nearest_emb",
+                  "dz_nearest_text", "dz_category", "dz_negative", "dz_pop"):  # fmt: skip
+            out[k] = z
+        for tag in weights:
+            out[f"clf_neg{tag}"] = (model.classifier(f), model.classifier(bg))
+            out[f"embclf_neg{tag}"] = (model.emb_classifier(f), model.emb_classifier(bg))
         return out
     nf = ev._features(ctx, dismissed, space)
-    for which, a, b in (("neg_emb", f.emb @ nf.emb.T, bg.emb @ nf.emb.T),
-                        ("neg_text", (f.text @ nf.text.T).toarray(), (bg.text @ nf.text.T).toarray())):  # fmt: skip
+    # The dismissed papers' own standardised components (mean over the five) and popularity, as
+    # constant columns (background zeros: read raw): what misled the blend for this user.
+    dc = model.components(nf)
+    zero_b = np.zeros(len(bg))
+    for k, v in dc.items():
+        out[f"dz_{k}"] = (np.full(len(f), float(model.parts[k].z(v).mean())), zero_b)
+    up = np.array([ctx.corpus.upvotes.get(pid, 0) for pid in nf.ids], dtype=np.float64)
+    out["dz_pop"] = (np.full(len(f), float(np.log1p(up).mean())), zero_b)
+    se_f, se_b = f.emb @ nf.emb.T, bg.emb @ nf.emb.T
+    st_f, st_b = (f.text @ nf.text.T).toarray(), (bg.text @ nf.text.T).toarray()
+    for which, a, b in (("neg_emb", se_f, se_b), ("neg_text", st_f, st_b), ("neg_max", se_f + st_f, se_b + st_b)):
         out[which] = (np.asarray(a).max(axis=1), np.asarray(b).max(axis=1))
-    for w in (1.0, 3.0):
+    for tag, w in weights.items():
         saved = m.NEGATIVE_WEIGHT
         m.NEGATIVE_WEIGHT = w
         try:
             vm = m.fit(pos, bg, pos_weight=pw, neg=nf)
         finally:
             m.NEGATIVE_WEIGHT = saved
-        out[f"clf_neg{int(w)}"] = (vm.classifier(f), vm.classifier(bg))
+        out[f"clf_neg{tag}"] = (vm.classifier(f), vm.classifier(bg))
+        out[f"embclf_neg{tag}"] = (vm.emb_classifier(f), vm.emb_classifier(bg))
     return out
 
 
@@ -325,6 +345,84 @@ def learn(args: argparse.Namespace) -> None:
         print(f"  chosen without fold {k}: {best[0]} -> fold {k} {best[2][k]:.4f}")
 
 
+# -- "not interested" rules ------------------------------------------------------------------------
+def _negative_rule_scores(d: dict[str, object], rule: dict[str, object]) -> np.ndarray:
+    """The product blend of one dumped test paper, with the simulated dismissals used by ``rule``."""
+    cols = d["cols"]
+    assert isinstance(cols, dict)
+
+    def z(name: str) -> np.ndarray:
+        v, mu, sd = cols[name]
+        return np.asarray((v - mu) / sd)
+
+    weights = {"classifier": m.W_CLASSIFIER, "emb_classifier": m.W_EMB_CLASSIFIER, "nearest_emb": m.W_NEAREST_EMB,
+               "nearest_text": m.W_NEAREST_TEXT, "category": m.W_CATEGORY}  # fmt: skip
+    popularity = Weights().popularity
+    tag = rule.get("refit")
+    active = bool(np.asarray(cols["neg_max"][0]).max() > 0)  # dismissals exist (not the first listing day)
+    kind = rule.get("kind") if active else None
+    if kind == "adapt":  # each component (and popularity) counts less the more it put the dismissed on top
+        a, ap_ = float(rule["a"]), float(rule["pop"])  # type: ignore[arg-type]
+        weights = {k: w * math.exp(-a * float(cols[f"dz_{k}"][0][0]) / 3.0) for k, w in weights.items()}
+        popularity *= math.exp(-ap_ * (float(cols["dz_pop"][0][0]) - 1.0))
+    s = np.zeros(len(np.asarray(d["y"])))
+    for k, w in weights.items():
+        col = k
+        if active and tag and k == "classifier":
+            col = f"clf_neg{tag}"
+        elif active and tag and k == "emb_classifier":
+            col = f"embclf_neg{tag}"
+        s = s + w * z(col)
+    s = s + popularity * cols["pop"][0] / math.log1p(50.0)
+    w = float(rule.get("w", 0.0))  # type: ignore[arg-type]
+    if kind == "similar":  # standardised similarity to the closest dismissed paper
+        s = s - w * np.clip(z(str(rule["col"])), 0.0, None)
+    elif kind == "contrast":  # only where closer to a dismissed paper than to the library
+        near = cols["nearest_emb"][0] + cols["nearest_text"][0]
+        s = s - w * np.clip(cols["neg_max"][0] - near - float(rule["margin"]), 0.0, None) / 0.1  # type: ignore[arg-type]
+    elif kind == "threshold":  # near-duplicates of a dismissed paper
+        s = s - w * (cols["neg_emb"][0] > float(rule["cos"]))  # type: ignore[arg-type]
+    return s
+
+
+def negatives(args: argparse.Namespace) -> None:
+    """Ways to use the simulated "not interested" (dumped with ``dump --negatives``), each scored
+    against the blend without them: mean nDCG@10 difference with a paired bootstrap interval."""
+    data = _merge(args.dumps, [])
+    if not all("dz_pop" in d["cols"] for d in data):  # type: ignore[operator]
+        raise SystemExit("these dumps lack the --negatives columns (re-dump with --negatives)")
+    rules: list[dict[str, object]] = [{}]
+    for tag in ("1", "3", "10", "P"):
+        rules.append({"refit": tag})
+    for col in ("neg_max", "neg_emb", "neg_text"):
+        rules += [{"refit": "3", "kind": "similar", "col": col, "w": w} for w in (0.05, 0.15, 0.3)]
+    rules += [
+        {"refit": "3", "kind": "contrast", "margin": mg, "w": w} for mg in (-0.1, 0.0, 0.1) for w in (0.1, 0.3, 1.0)
+    ]
+    rules += [{"kind": "threshold", "cos": c, "w": w} for c in (0.6, 0.7) for w in (0.5, 2.0)]
+    rules += [{"kind": "adapt", "a": a, "pop": p} for a in (0.0, 0.1, 0.4) for p in (0.0, 0.25, 1.0) if a or p]
+
+    def ndcgs(rule: dict[str, object]) -> np.ndarray:
+        out = []
+        for d in data:
+            y = np.asarray(d["y"])
+            tie = np.random.default_rng(int(d["query"])).random(len(y))  # type: ignore[call-overload]
+            s = _negative_rule_scores(d, rule)
+            out.append(metrics.ndcg_at(list(np.lexsort((tie, -s))), set(np.flatnonzero(y).tolist())))
+        return np.asarray(out)
+
+    base = ndcgs({})
+    rng = np.random.default_rng(0)
+    print(f"{len(data)} test papers; the blend without dismissals: nDCG@10 {base.mean():.4f}")
+    rows = []
+    for rule in rules[1:]:
+        diff = ndcgs(rule) - base
+        boot = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(1000)]
+        rows.append((diff.mean(), np.percentile(boot, 2.5), np.percentile(boot, 97.5), rule))
+    for mean, low, high, rule in sorted(rows, key=lambda r: -r[0]):
+        print(f"  {mean:+.4f} [{low:+.4f}, {high:+.4f}]  {rule}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -345,8 +443,10 @@ def main() -> None:
     lr.add_argument("--weight", action="append", default=[], help="NAME=v1,v2,...: weights to try for a column")
     lr.add_argument("--popularity", default="0.15", help="popularity dials to try (v1,v2,...)")
     lr.add_argument("--top", type=int, default=10)
+    ng = sub.add_parser("negatives")
+    ng.add_argument("dumps", nargs="+")
     args = ap.parse_args()
-    dump(args) if args.cmd == "dump" else learn(args)
+    {"dump": dump, "learn": learn, "negatives": negatives}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,26 @@ def test_dev_sample_excludes_the_evaluation_sample(tmp_path: Path) -> None:
     assert not held & dev
 
 
+def test_a_larger_evaluation_sample_keeps_the_smaller_one_and_never_takes_a_tuning_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [(f"{u}-{i}", f"2026-01-{1 + i:02d}", [f"user{u}"], "cs.CL") for u in range(60) for i in range(6)]
+    corpus = protocol.read_listings(_write_listing(tmp_path / "l.jsonl.gz", rows))
+    monkeypatch.setattr(protocol, "EVAL_USERS", 10)
+    monkeypatch.setattr(protocol, "TUNING_USERS", 20)
+    small = protocol.build_queries(corpus, 10, protocol.EVAL_SEED)
+    large = protocol.build_queries(corpus, 10, protocol.EVAL_SEED, more=(25, 15))
+    assert large[: len(small)] == small  # same queries at the same indices: earlier results still hold
+    added = {q.user for q in large[len(small) :]}
+    tuning = protocol.tuning_users(protocol.eligible_users(corpus))
+    dev = {q.user for q in protocol.build_queries(corpus, 20, protocol.TUNING_SEED, exclude=(protocol.EVAL_SEED, 10))}
+    assert tuning == dev and len(tuning) == 20
+    assert len(added) == 25 and not added & tuning and not added & {q.user for q in small}
+    # Asking for more than there are: every remaining user, still none of the tuning sample.
+    everyone = protocol.build_queries(corpus, 10, protocol.EVAL_SEED, more=(1000, 15))
+    assert {q.user for q in everyone} == set(protocol.eligible_users(corpus)) - tuning
+
+
 # -- metrics ------------------------------------------------------------------------------------
 def test_metrics_on_a_hand_checked_case() -> None:
     ranked = [5, 1, 7, 9]
@@ -264,6 +284,31 @@ def test_eval_recs_cli_on_the_sample(tmp_path: Path) -> None:
         app, ["eval-recs", "--listings", str(LISTINGS), "--hf", str(HF), "--users", "2", "--home", str(empty)]
     )
     assert res.exit_code == 2 and "embeddings table is empty" in res.output
+
+
+def test_eval_recs_resumes_from_its_out_file(tmp_path: Path) -> None:
+    """An interrupted run picks up where it stopped: pairs already in --out are not run again, and
+    the table covers the whole file."""
+    out = tmp_path / "results.jsonl"
+    base = ["eval-recs", "--listings", str(LISTINGS), "--hf", str(HF), "--users", "4", "--rounds", "100", "--json"]
+    runner = CliRunner()
+    first = runner.invoke(app, [*base, "--ranker", "category", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 8
+    # Lose the last three results, as a run killed midway would; add a second ranker.
+    out.write_text("\n".join(lines[:5]) + "\n")
+    again = runner.invoke(app, [*base, "--ranker", "category", "--ranker", "popularity", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "resuming: 5 results" in again.output
+    done = [orjson.loads(x) for x in out.read_text().splitlines()]
+    pairs = [(d["query"], d["ranker"]) for d in done]
+    assert len(pairs) == len(set(pairs)) == 16  # 3 category results re-run, 8 popularity ones, none twice
+    data = orjson.loads(again.stdout.strip().splitlines()[-1])
+    assert data["queries"] == 8 and [r["ranker"] for r in data["results"]] == ["popularity", "category"]
+    assert data["results"][1] == orjson.loads(first.stdout.strip().splitlines()[-1])["results"][0] | {
+        "seconds": data["results"][1]["seconds"]
+    }
 
 
 def test_rankers_never_see_author_names(tmp_path: Path) -> None:

@@ -125,13 +125,22 @@ def eval_recs(
         None, "--exclude-seed", help="Leave out every user of that seed's sample (a tuning sample disjoint from it)."
     ),
     exclude_users: int = typer.Option(600, "--exclude-users", min=1, help="Size of the --exclude-seed sample."),
+    more_users: int = typer.Option(
+        0, "--more-users", min=0, help="Append this many users (never the tuning sample's) to the sample."
+    ),
+    more_seed: int = typer.Option(15, "--more-seed", help="Seed of the --more-users draw."),
     ranker: list[str] = typer.Option([], "--ranker", help=f"Repeatable; default all: {', '.join(ev.RANKERS)}."),
     rounds: int = typer.Option(1000, "--rounds", min=100, help="Bootstrap resamples."),
     allow_missing: bool = typer.Option(
         False, "--allow-missing-vectors", help="Run even if some papers have no vector (zeros)."
     ),
     shard: str = typer.Option("0/1", "--shard", help="K/N: score only test papers whose index is K mod N."),
-    out_file: Path | None = typer.Option(None, "--out", help="Append one JSON line per test paper and ranker."),
+    out_file: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Append one JSON line per test paper and ranker; pairs already in the file are not run again "
+        "(an interrupted run resumes), and the table covers the whole file (this run's rankers).",
+    ),
     summarize: list[Path] = typer.Option(
         [], "--summarize", help="Only print the table from --out files of earlier (sharded) runs."
     ),
@@ -159,7 +168,8 @@ def eval_recs(
     except ValueError as exc:
         raise fail(str(exc)) from None
     exclude = None if exclude_seed is None else (exclude_seed, exclude_users)
-    queries = protocol.build_queries(corpus, users, seed, exclude=exclude)
+    more = (more_users, more_seed) if more_users else None
+    queries = protocol.build_queries(corpus, users, seed, exclude=exclude, more=more)
     n_users = len({q.user for q in queries})
     if summarize:
         _report(
@@ -194,6 +204,11 @@ def eval_recs(
     ctx.user_rows = {u: set(r) for u, r in protocol.user_papers(corpus).items() if u in wanted}
     console.print(f"{n_users} users, {len(queries)} test papers, seed {seed}; preparing features…", markup=False)
     ctx.prepare(names)
+    earlier = _read_results([out_file]) if out_file is not None and out_file.is_file() else []
+    earlier = [r for r in earlier if r.query < len(queries) and r.ranker in names]
+    skip = {(r.query, r.ranker) for r in earlier}
+    if skip:
+        console.print(f"resuming: {len(skip):,} results already in {out_file}", markup=False)
     mine = len(range(k, len(queries), n_shards))
     sink = out_file.open("a", encoding="utf-8") if out_file is not None else None
     done: set[int] = set()
@@ -208,11 +223,11 @@ def eval_recs(
                 console.print(f"  {len(done)}/{mine} test papers", markup=False)
 
     try:
-        results = ev.run_queries(queries, ctx, names, shard=(k, n_shards), on_result=progress)
+        results = ev.run_queries(queries, ctx, names, shard=(k, n_shards), on_result=progress, skip=skip)
     finally:
         if sink is not None:
             sink.close()
-    _report(results, users=n_users, planned=len(queries), seed=seed, rounds=rounds,
+    _report(earlier + results, users=n_users, planned=len(queries), seed=seed, rounds=rounds,
             total=time.perf_counter() - t0, json_=json_)  # fmt: skip
 
 

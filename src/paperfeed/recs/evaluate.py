@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -271,15 +271,19 @@ def run_queries(
     *,
     shard: tuple[int, int] = (0, 1),
     on_result: Callable[[QueryResult], None] | None = None,
+    skip: Set[tuple[int, str]] = frozenset(),
 ) -> list[QueryResult]:
     """Every ranker on every query of this shard (query index ``i`` with ``i % n == k``), queries
-    in the outer loop, so that a run stopped early has scored all rankers on the same queries."""
+    in the outer loop, so that a run stopped early has scored all rankers on the same queries;
+    ``(query, ranker)`` pairs in ``skip`` (an earlier run's results) are not run again."""
     out = []
     k, n_shards = shard
     for i, qu in enumerate(queries):
         if i % n_shards != k:
             continue
         for name in rankers:
+            if (i, name) in skip:
+                continue
             # The same per-query seed for every ranker and shard: ties and background draws do not
             # depend on which rankers ran or on how the work was split.
             rng = np.random.default_rng([ctx.seed, i])

@@ -11,7 +11,8 @@
   and keeping them would hand every library-fitted ranker a free hit.
 * A sample of users is drawn with a fixed seed; ``exclude`` (a seed and a size) leaves out every
   user of another sample, so a development sample for tuning never shares a user with the
-  evaluation sample (seed 14, 600 users: bench/README.md). Rankers see text, categories, embeddings and
+  evaluation sample (seed 14, 600 users: bench/README.md); ``more`` extends an evaluation
+  sample with further users, never the tuning sample's. Rankers see text, categories, embeddings and
   popularity, never author names (:class:`Corpus` hands rankers no author field at all).
 """
 
@@ -28,6 +29,8 @@ from pathlib import Path
 MIN_PAPERS = 6
 MAX_PAPERS = 40
 TEST_PAPERS = 2
+EVAL_SEED, EVAL_USERS = 14, 600  # the evaluation sample of bench/README.md
+TUNING_SEED, TUNING_USERS = 1414, 200  # the development sample the ranker's blend was chosen on
 
 
 @dataclass
@@ -167,18 +170,40 @@ def queries_for(user: str, rows: list[int], corpus: Corpus, by_day: dict[str, li
     return out
 
 
+def tuning_users(users: dict[str, list[int]]) -> set[str]:
+    """The development sample the ranker was tuned on (bench/tune_recs.py, bench/README.md):
+    :data:`TUNING_USERS` users drawn with :data:`TUNING_SEED` from the eligible users minus the
+    evaluation sample (:data:`EVAL_USERS` users, :data:`EVAL_SEED`)."""
+    held = set(sample_users(users, EVAL_USERS, EVAL_SEED))
+    return set(sample_users({u for u in users if u not in held}, TUNING_USERS, TUNING_SEED))
+
+
 def build_queries(
-    corpus: Corpus, n_users: int, seed: int, *, exclude: tuple[int, int] | None = None
+    corpus: Corpus,
+    n_users: int,
+    seed: int,
+    *,
+    exclude: tuple[int, int] | None = None,
+    more: tuple[int, int] | None = None,
 ) -> list[Query]:
     """The queries of ``n_users`` users sampled with ``seed``; with ``exclude=(seed2, n2)`` the
-    users of the sample ``(n2, seed2)`` are taken out of the pool first (a disjoint dev sample)."""
+    users of the sample ``(n2, seed2)`` are taken out of the pool first (a disjoint dev sample).
+
+    ``more=(n3, seed3)`` appends ``n3`` further users drawn with ``seed3`` from the pool minus
+    the users already drawn and minus the tuning sample (:func:`tuning_users`): a larger
+    evaluation sample whose first queries are exactly the smaller one's (same indices, so the
+    same per-query seeds and results), and which never holds a user the ranker was tuned on."""
     users = eligible_users(corpus)
     pool = users
     if exclude is not None:
         taken = set(sample_users(users, exclude[1], exclude[0]))
         pool = {u: r for u, r in users.items() if u not in taken}
+    chosen = sample_users(pool, n_users, seed)
+    if more is not None:
+        skip = set(chosen) | tuning_users(users)
+        chosen += sample_users([u for u in pool if u not in skip], more[0], more[1])
     by_day = corpus.day_rows()
     out: list[Query] = []
-    for u in sample_users(pool, n_users, seed):
+    for u in chosen:
         out.extend(queries_for(u, users[u], corpus, by_day))
     return out
