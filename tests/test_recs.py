@@ -290,7 +290,8 @@ def test_eval_recs_resumes_from_its_out_file(tmp_path: Path) -> None:
     """An interrupted run picks up where it stopped: pairs already in --out are not run again, and
     the table covers the whole file."""
     out = tmp_path / "results.jsonl"
-    base = ["eval-recs", "--listings", str(LISTINGS), "--hf", str(HF), "--users", "4", "--rounds", "100", "--json"]
+    base = ["eval-recs", "--listings", str(LISTINGS), "--hf", str(HF), "--users", "4", "--seed", "14"]
+    base += ["--rounds", "100", "--json"]
     runner = CliRunner()
     first = runner.invoke(app, [*base, "--ranker", "category", "--out", str(out)])
     assert first.exit_code == 0, first.output
@@ -309,6 +310,12 @@ def test_eval_recs_resumes_from_its_out_file(tmp_path: Path) -> None:
     assert data["results"][1] == orjson.loads(first.stdout.strip().splitlines()[-1])["results"][0] | {
         "seconds": data["results"][1]["seconds"]
     }
+    # The file names each line's test paper: another sample's run (or table) refuses it.
+    other = [a if a != "14" else "15" for a in base]
+    for extra in (["--ranker", "category", "--out", str(out)], ["--summarize", str(out)]):
+        wrong = runner.invoke(app, [*other, *extra])
+        assert wrong.exit_code == 2 and "another sample" in wrong.output, wrong.output
+    assert len(out.read_text().splitlines()) == 16  # nothing appended
 
 
 def test_rankers_never_see_author_names(tmp_path: Path) -> None:

@@ -57,11 +57,26 @@ def _read_results(paths: list[Path]) -> list[ev.QueryResult]:
             try:
                 d = orjson.loads(line)
                 out.append(
-                    ev.QueryResult(int(d["query"]), str(d["ranker"]), d["recall"], d["mrr"], d["ndcg"], d["seconds"])
+                    ev.QueryResult(
+                        int(d["query"]), str(d["ranker"]), d["recall"], d["mrr"], d["ndcg"], d["seconds"],
+                        str(d.get("paper", "")),
+                    )  # fmt: skip
                 )
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise fail(f"{path}:{n}: not a result line ({exc})") from None
     return out
+
+
+def _check_sample(
+    results: list[ev.QueryResult], queries: list[protocol.Query], corpus: protocol.Corpus, source: str
+) -> None:
+    """Results read back must be this sample's: each line names its test paper (older lines do not)."""
+    for r in results:
+        if r.query >= len(queries):
+            raise fail(f"{source}: query {r.query} is not in this sample of {len(queries)} test papers")
+        now = corpus.ids[queries[r.query].test_row]
+        if r.paper and r.paper != now:
+            raise fail(f"{source}: results of another sample (query {r.query} was test paper {r.paper}, now {now})")
 
 
 def _report(
@@ -172,8 +187,10 @@ def eval_recs(
     queries = protocol.build_queries(corpus, users, seed, exclude=exclude, more=more)
     n_users = len({q.user for q in queries})
     if summarize:
+        results = _read_results(summarize)
+        _check_sample(results, queries, corpus, "the --summarize files (pass the options of the run)")
         _report(
-            _read_results(summarize), users=n_users, planned=len(queries), seed=seed, rounds=rounds,
+            results, users=n_users, planned=len(queries), seed=seed, rounds=rounds,
             total=time.perf_counter() - t0, json_=json_,
         )  # fmt: skip
         return
@@ -205,7 +222,8 @@ def eval_recs(
     console.print(f"{n_users} users, {len(queries)} test papers, seed {seed}; preparing features…", markup=False)
     ctx.prepare(names)
     earlier = _read_results([out_file]) if out_file is not None and out_file.is_file() else []
-    earlier = [r for r in earlier if r.query < len(queries) and r.ranker in names]
+    earlier = [r for r in earlier if r.ranker in names]
+    _check_sample(earlier, queries, corpus, f"{out_file} (use a new --out file)")
     skip = {(r.query, r.ranker) for r in earlier}
     if skip:
         console.print(f"resuming: {len(skip):,} results already in {out_file}", markup=False)

@@ -244,7 +244,8 @@ RANK_FUNCS: dict[str, Callable[[Query, Context, np.random.Generator], list[int]]
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One ranker on one test paper (``query`` is its index in the full query list)."""
+    """One ranker on one test paper (``query`` is its index in the full query list; ``paper`` the
+    test paper's id, so that results read back can be checked against the sample they belong to)."""
 
     query: int
     ranker: str
@@ -252,6 +253,7 @@ class QueryResult:
     mrr: float
     ndcg: float
     seconds: float
+    paper: str = ""
 
 
 @dataclass
@@ -291,7 +293,7 @@ def run_queries(
             ranked = RANK_FUNCS[name](qu, ctx, rng)
             secs = time.perf_counter() - t0
             sc = metrics.score_query(ranked, qu.relevant)
-            res = QueryResult(i, name, sc.recall, sc.mrr, sc.ndcg, secs)
+            res = QueryResult(i, name, sc.recall, sc.mrr, sc.ndcg, secs, ctx.corpus.ids[qu.test_row])
             out.append(res)
             if on_result is not None:
                 on_result(res)
