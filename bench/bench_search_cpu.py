@@ -124,7 +124,7 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
 
     logging.disable(logging.INFO)
     os.environ.setdefault("PAPERFEED_PIPELINE", "0")
-    app = create_app(Settings(home=home, secret_key="bench", scheduler=False))
+    app = create_app(Settings(home=home, secret_key="bench", pipeline=False))
 
     async def get(path: str, accept: bytes = b"text/html") -> tuple[int, bytes]:
         route, _, query = path.partition("?")
