@@ -241,6 +241,9 @@ def _negatives(q: protocol.Query, ctx: ev.Context, model: m.UserModel, space: m.
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if not dismissed:
         z = (np.zeros(len(f)), np.zeros(len(bg)))
+        for factor in DOWNWEIGHTS:
+            for k in ("classifier", "emb_classifier", "nearest_emb", "nearest_text"):
+                out[f"dw{factor}_{k}"] = (model.components(f)[k], model.components(bg)[k])
         for k in ("neg_emb", "neg_text", "neg_max", "dz_classifier", "dz_emb_classifier", "dz_nearest_emb",
                   "dz_nearest_text", "dz_category", "dz_negative", "dz_pop"):  # fmt: skip
             out[k] = z
@@ -270,8 +273,20 @@ def _negatives(q: protocol.Query, ctx: ev.Context, model: m.UserModel, space: m.
             m.NEGATIVE_WEIGHT = saved
         out[f"clf_neg{tag}"] = (vm.classifier(f), vm.classifier(bg))
         out[f"embclf_neg{tag}"] = (vm.emb_classifier(f), vm.emb_classifier(bg))
+    # The library papers that pulled the dismissed ones up (each one's closest, as the reasons
+    # name it), weighed down: the model refitted without negatives, every component recomputed.
+    _, _, closest = model.nearest(nf)
+    for factor in DOWNWEIGHTS:
+        pw2 = pw.copy()
+        pw2[np.unique(closest)] *= factor
+        vm = m.fit(pos, bg, pos_weight=pw2)
+        cc, cb = vm.components(f), vm.components(bg)
+        for k in ("classifier", "emb_classifier", "nearest_emb", "nearest_text"):
+            out[f"dw{factor}_{k}"] = (cc[k], cb[k])
     return out
 
+
+DOWNWEIGHTS = (0.5, 0.1)  # factors tried on the library papers closest to dismissed ones
 
 _ROW_OF: dict[str, int] = {}
 
@@ -380,6 +395,9 @@ def _negative_rule_scores(d: dict[str, object], rule: dict[str, object]) -> np.n
     elif kind == "contrast":  # only where closer to a dismissed paper than to the library
         near = cols["nearest_emb"][0] + cols["nearest_text"][0]
         s = s - w * np.clip(cols["neg_max"][0] - near - float(rule["margin"]), 0.0, None) / 0.1  # type: ignore[arg-type]
+    elif kind == "downweight":  # the library papers that pulled dismissed ones up count less
+        s = sum(w_ * z(f"dw{rule['factor']}_{k}") if k != "category" else w_ * z(k) for k, w_ in weights.items())
+        s = s + popularity * cols["pop"][0] / math.log1p(50.0)
     elif kind == "threshold":  # near-duplicates of a dismissed paper
         s = s - w * (cols["neg_emb"][0] > float(rule["cos"]))  # type: ignore[arg-type]
     return s
@@ -400,6 +418,8 @@ def negatives(args: argparse.Namespace) -> None:
         {"refit": "3", "kind": "contrast", "margin": mg, "w": w} for mg in (-0.1, 0.0, 0.1) for w in (0.1, 0.3, 1.0)
     ]
     rules += [{"kind": "threshold", "cos": c, "w": w} for c in (0.6, 0.7) for w in (0.5, 2.0)]
+    if "dw0.5_classifier" in data[0]["cols"]:  # type: ignore[operator]
+        rules += [{"kind": "downweight", "factor": f} for f in DOWNWEIGHTS]
     rules += [{"kind": "adapt", "a": a, "pop": p} for a in (0.0, 0.1, 0.4) for p in (0.0, 0.25, 1.0) if a or p]
 
     def ndcgs(rule: dict[str, object]) -> np.ndarray:
