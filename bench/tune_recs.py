@@ -40,6 +40,7 @@ from paperfeed.store import embeddings as emb_store
 from paperfeed.store.db import Database
 
 CTX_CACHE = Path("/tmp/recs_ctx.pkl")
+DOWNWEIGHTS = (0.5, 0.1)  # factors tried on the library papers closest to dismissed ones (``negatives``)
 
 
 def load_context(shared: Path, home: Path, seed: int) -> ev.Context:
@@ -285,8 +286,6 @@ def _negatives(q: protocol.Query, ctx: ev.Context, model: m.UserModel, space: m.
             out[f"dw{factor}_{k}"] = (cc[k], cb[k])
     return out
 
-
-DOWNWEIGHTS = (0.5, 0.1)  # factors tried on the library papers closest to dismissed ones
 
 _ROW_OF: dict[str, int] = {}
 
