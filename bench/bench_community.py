@@ -180,7 +180,8 @@ def main() -> None:
             proc.wait(timeout=30)
         db = Database(settings.db_url)
         with db.read() as conn:
-            rows = dict(conn.execute(select(votes.c.paper_id, func.count()).group_by(votes.c.paper_id)).all())
+            per_paper = select(votes.c.paper_id, func.count()).group_by(votes.c.paper_id)
+            rows: dict[str, int] = dict(conn.execute(per_paper).all())
             column = dict(conn.execute(select(papers.c.id, papers.c.upvotes)).all())
         db.dispose()
         consistent = all(column[p] == rows.get(p, 0) for p in column)

@@ -51,7 +51,7 @@ def main() -> None:
         run(["import", "arxiv", str(ARXIV), "-q"], {"PAPERFEED_HOME": str(args.home)})
     pg = PgServer()
     pg.start()
-    results = {}
+    results: dict[str, object] = {}
     try:
         url = pg.create_database("copybench")
         back = args.home.parent / (args.home.name + "-back.db")
@@ -61,13 +61,16 @@ def main() -> None:
             wall, out = run(["db", "copy", "--from", src, "--to", dst, "-q", "--batch-size", str(args.batch_size)], {})
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-            rows = int(re.search(r"copied ([\d,]+) rows", out).group(1).replace(",", ""))  # type: ignore[union-attr]
+            copied = re.search(r"copied ([\d,]+) rows", out)
+            if copied is None:
+                raise SystemExit(f"`paperfeed db copy` did not say how many rows it copied:\n{out}")
+            rows = int(copied.group(1).replace(",", ""))
             results[name] = {"rows": rows, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
                              "rows_per_cpu_s": round(rows / cpu)}  # fmt: skip
             print(f"{name}: {rows:,} rows in {wall:.1f} s wall, {cpu:.1f} s CPU ({rows / cpu:,.0f} rows/CPU s)")
     finally:
         pg.stop()
-    results["load_average"] = os.getloadavg()[0]  # type: ignore[assignment]
+    results["load_average"] = os.getloadavg()[0]
     out_file = REPO / "bench" / "results" / "db_copy.json"
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text(json.dumps(results, indent=2) + "\n")

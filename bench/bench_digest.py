@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench_util import free_port  # a sibling module: python puts bench/ on sys.path
 
@@ -34,6 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 LISTINGS = SHARED / "arxiv_daily" / "arxiv_cs_listings.jsonl.gz"
 QUERIES = SHARED / "paper_search_queries" / "computer_science_ai_search_queries.json"
+
+if TYPE_CHECKING:  # for annotations only: main() imports paperfeed after setting HF_HUB_OFFLINE
+    from paperfeed.records import PaperRecord
+    from paperfeed.store.db import Database
 
 SINK = """
 import sys, time
@@ -67,14 +72,14 @@ CATEGORY_SETS = [("cs.CV",), ("cs.CL",), ("cs.LG",), ("cs.AI",), ("cs.CL", "cs.L
                  ("cs.RO",)]  # fmt: skip
 
 
-def load_papers(db, days: int) -> tuple[list, date]:  # type: ignore[no-untyped-def]
+def load_papers(db: Database, days: int) -> tuple[list[PaperRecord], date]:
     """Real listings of the last ``days`` listing days (or synthetic ones), upserted with the
     importer's store function. Returns (records, last listing day)."""
     from paperfeed.ingest.arxiv_file import parse_listing
     from paperfeed.records import PaperRecord
     from paperfeed.store.papers import upsert_arxiv
 
-    records: list = []
+    records: list[PaperRecord] = []
     if LISTINGS.exists():
         lines = []
         with gzip.open(LISTINGS, "rt", encoding="utf-8") as fh:
@@ -108,15 +113,16 @@ def load_papers(db, days: int) -> tuple[list, date]:  # type: ignore[no-untyped-
     return records, last
 
 
-def add_feed(db, records: list, per_day: int) -> None:  # type: ignore[no-untyped-def]
+def add_feed(db: Database, records: list[PaperRecord], per_day: int) -> None:
     from dataclasses import replace
 
     from paperfeed.records import HFEntry
     from paperfeed.store.papers import upsert_hf
 
     rng = random.Random(2)
-    by_day: dict[date, list] = {}
+    by_day: dict[date, list[PaperRecord]] = {}
     for r in records:
+        assert r.listed is not None  # load_papers keeps listed papers only
         by_day.setdefault(r.listed, []).append(r)
     entries = []
     for day, recs in by_day.items():
@@ -133,7 +139,7 @@ def add_feed(db, records: list, per_day: int) -> None:  # type: ignore[no-untype
         upsert_hf(conn, entries)
 
 
-def add_subscribers(db, n: int) -> int:  # type: ignore[no-untyped-def]
+def add_subscribers(db: Database, n: int) -> int:
     from paperfeed.digest import subscriptions as subs
 
     queries = FALLBACK_QUERIES

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             enc = Encoder(settings, variant)
             warm = time.perf_counter() - t
             print(f"{variant}: build + load {cold:.1f} s (first use), load {warm:.2f} s (cached)")
-            paths[f"onnx-{variant}"] = lambda tx, e=enc: e.encode(tx, args.batch_size, args.max_length)
+            paths[f"onnx-{variant}"] = partial(enc.encode, batch_size=args.batch_size, max_length=args.max_length)
 
             queries = load_queries(QUERIES)
             for q in queries[:5]:
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         outs: dict[str, np.ndarray] = {}
         for _ in range(args.repeats):
             for name, fn in paths.items():
-                outs[name], wall, used = timed(lambda fn=fn: fn(texts))
+                outs[name], wall, used = timed(partial(fn, texts))
                 times[name].append(wall)
                 cpu[name].append(used)
 

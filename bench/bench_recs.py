@@ -35,8 +35,10 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Hashable
 from datetime import datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 from sqlalchemy import func, select
@@ -114,7 +116,7 @@ def scratch_home(home: Path) -> Path:
     return tmp
 
 
-def digest_worker(home: str, user_ids: list[int], out: mp.Queue) -> None:  # type: ignore[type-arg]
+def digest_worker(home: str, user_ids: list[int], out: mp.Queue) -> None:
     """A fresh process: the personal sections of every user's digest of the newest listing day."""
     settings = Settings.from_env(home=Path(home))
     db = Database(settings.db_url)
@@ -193,20 +195,19 @@ def run(a: argparse.Namespace, home: Path) -> None:
     real_model_for = ranker.model_for
     refits: list[Clock] = []
 
-    def timed_model_for(key: object, signals: UserSignals) -> UserModel | None:
+    def timed_model_for(key: Hashable, signals: UserSignals) -> UserModel | None:
         with Clock() as t:
             model = real_model_for(key, signals)
         refits.append(t)
         return model
 
-    ranker.model_for = timed_model_for  # type: ignore[method-assign]
     after: list[Clock] = []
-    for p in extra:
-        collections.add_paper(c, reader, p)  # the save, as the Save button does it
-        with Clock() as t:
-            for_you_view(c, reader)  # the next page: the signals changed, so the model is refitted
-        after.append(t)
-    ranker.model_for = real_model_for  # type: ignore[method-assign]
+    with patch.object(ranker, "model_for", timed_model_for):  # on this one ranker, until the block ends
+        for p in extra:
+            collections.add_paper(c, reader, p)  # the save, as the Save button does it
+            with Clock() as t:
+                for_you_view(c, reader)  # the next page: the signals changed, so the model is refitted
+            after.append(t)
     print(f"refit after one new save ({a.library}+ positives; Ranker.model_for: fit and store): {both(refits)}")
     print(f"  the whole page after a new save (refit, store, rank, cards): {both(after)}")
 
@@ -239,7 +240,7 @@ def run(a: argparse.Namespace, home: Path) -> None:
     print(f"digest setup: {a.users:,} users, {len(libs)} distinct {a.digest_library}-paper libraries fitted and "
           f"stored: wall {setup.wall:.0f} s; stored models {float(size or 0) / 1024:.0f} KB each")  # fmt: skip
     ctx = mp.get_context("spawn")
-    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    out: mp.Queue = ctx.Queue()
     proc = ctx.Process(target=digest_worker, args=(str(home), ids, out))
     proc.start()
     n, wall, cpu, first_s, picked, cands = out.get()

@@ -25,6 +25,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -97,20 +98,23 @@ def compare_reading(home: Path, passes: int) -> None:
     service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
     for q in queries[:50]:
         service.search(SearchRequest(q=q + " warmup", mode="hybrid"))
-    variants = {"with reading": hybrid.decide, "without reading": _plain_decide}
+    variants: dict[str, Callable[..., FusionDecision]] = {
+        "with reading": hybrid.decide,
+        "without reading": _plain_decide,
+    }
     wall: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
     for p in range(passes):
         for i, q in enumerate(queries):
             order = list(variants) if (i + p) % 2 == 0 else list(reversed(variants))
             for name in order:
-                hybrid.decide = variants[name]  # type: ignore[assignment]
+                hybrid.decide = variants[name]
                 service._qcache.clear()
                 w0, c0 = time.perf_counter(), time.thread_time()
                 service.search(SearchRequest(q=q, mode="hybrid", limit=20))
                 wall[name].append((time.perf_counter() - w0) * 1000)
                 cpu[name].append((time.thread_time() - c0) * 1000)
-    hybrid.decide = variants["with reading"]  # type: ignore[assignment]
+    hybrid.decide = variants["with reading"]
     for name in variants:
         print(
             f"hybrid {name:<16} wall p50 {pct(wall[name], 50):6.1f}  p95 {pct(wall[name], 95):6.1f}  "
@@ -192,6 +196,8 @@ def build_1m(dst: Path, src: Path) -> None:
     print(f"papers stored in {time.perf_counter() - t0:.0f} s")
 
     model = emb_store.latest_model(db)
+    if model is None:
+        raise SystemExit(f"{src} has no vectors: run `paperfeed index` there first")
     rows = emb_store.load_vectors(db, model)
     parents = rows.matrix
     print(f"{len(parents):,} real vectors ({model}); synthesising {n_synth:,}")
@@ -202,7 +208,8 @@ def build_1m(dst: Path, src: Path) -> None:
     print(f"sigma {sigma:.3f} (real median nearest-neighbour cosine {real_median:.3f})")
     t0 = time.perf_counter()
     with db.read() as conn:
-        hashes = dict(conn.exec_driver_sql("select id, content_hash from papers where id like 'synth/%'").all())
+        synth_ids = "select id, content_hash from papers where id like 'synth/%'"
+        hashes: dict[str, str] = dict(conn.exec_driver_sql(synth_ids).all())
     for i in range(0, n_synth, 20_000):
         stop = min(n_synth, i + 20_000)
         ids = [f"synth/{j:07d}" for j in range(i, stop)]

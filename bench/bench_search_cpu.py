@@ -119,6 +119,8 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
     """Runs inside the checkout under test (PYTHONPATH): prints one JSON line of figures."""
     import logging
 
+    from starlette.types import Message
+
     from paperfeed.config import Settings
     from paperfeed.web.app import create_app
 
@@ -136,10 +138,10 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
         }  # fmt: skip
         status, body = 0, []
 
-        async def receive() -> dict[str, Any]:
+        async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -77,6 +77,7 @@ def app_state(home: Path, index_home: Path | None) -> AppState:
 
 def bench_timeline(state: AppState, queries: list[str], mode: str, with_search: bool = True) -> None:
     service = state.search()
+    assert service is not None, state.search_unavailable  # app_state built it
     sps = [params.search_params({"q": q, "mode": mode}) for q in queries]
     for sp in sps:  # warm-up
         if with_search:

@@ -139,7 +139,8 @@ def main() -> None:
             for r in runs:
                 r.join()
             with db.read() as conn:
-                rows = dict(conn.execute(select(votes.c.paper_id, func.count()).group_by(votes.c.paper_id)).all())
+                per_paper = select(votes.c.paper_id, func.count()).group_by(votes.c.paper_id)
+                rows: dict[str, int] = dict(conn.execute(per_paper).all())
                 column = dict(conn.execute(select(papers.c.id, papers.c.upvotes)).all())
             db.dispose()
     finally:

@@ -374,23 +374,27 @@ def main() -> None:
     for spec in filter(None, args.configs.split(",")):
         dtype, m, ea = spec.split(":")
         configs.append(vx.HnswParams(dtype, int(m), int(ea), params.expansion_search))
-    first = None
+    first: vx.Index | None = None
     for cfg in configs:
         index = build_and_measure(args, cfg, x, queries, truth)
         first = first or index
     if not args.no_db:
-        first.expansion_search = params.expansion_search
+        assert first is not None  # configs starts with params
+        first.expansion_search = params.expansion_search  # type: ignore[misc]  # usearch has a setter; its missing annotation makes mypy see a read-only property
         db_stage(args, x, first, params, np.concatenate(list(queries.values())))
 
 
 def build_and_measure(
     args: argparse.Namespace, params: vx.HnswParams, x: np.ndarray, queries: dict, truth: dict
-) -> Any:
+) -> vx.Index:
     print(f"--- {params}")
     path = Path(args.out) / f"hnsw-{args.n}-{params.dtype}-M{params.connectivity}-ef{params.expansion_add}.usearch"
     r0 = rss_mb()
     if args.reuse and path.exists():
-        index = vx.Index.restore(str(path), view=False)
+        restored = vx.Index.restore(str(path), view=False)
+        if restored is None:
+            raise SystemExit(f"{path} is not a usearch index (delete it or run without --reuse)")
+        index = restored
         print(f"reused {path}")
     else:
         index = vx.new_index(x.shape[1], params)
@@ -404,7 +408,7 @@ def build_and_measure(
         f"file {path.stat().st_size / 2**20:.0f} MB"
     )
     for ef in [int(v) for v in args.sweep.split(",") if v]:
-        index.expansion_search = ef
+        index.expansion_search = ef  # type: ignore[misc]  # usearch has a setter; its missing annotation makes mypy see a read-only property
         for name, q in queries.items():
             found10, _ = run_queries(index, q, 10)
             found100, times = run_queries(index, q, 100)
@@ -413,7 +417,7 @@ def build_and_measure(
                 f"{recall_at(found100, truth[name]):.4f} (top 10 of k=100), "
                 f"recall@100 {recall_at(found100, truth[name], 100):.4f}; k=100 latency {latency(times)}"
             )
-    index.expansion_search = params.expansion_search
+    index.expansion_search = params.expansion_search  # type: ignore[misc]  # usearch has a setter; its missing annotation makes mypy see a read-only property
     return index
 
 

@@ -97,7 +97,10 @@ def main() -> None:
 
         proc, base = start_server(settings, 1)
         web = httpx.Client(base_url=base, timeout=30)
-        csrf = CSRF_RE.search(web.get("/digest/subscribe").text).group(1)  # type: ignore[union-attr]
+        token_field = CSRF_RE.search(web.get("/digest/subscribe").text)
+        if token_field is None:
+            raise SystemExit("the /digest/subscribe page has no CSRF token field")
+        csrf = token_field.group(1)
         api = {"Authorization": f"Bearer {token}"}
 
         filler = mnt / "filler"

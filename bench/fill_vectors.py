@@ -43,9 +43,9 @@ def main() -> None:
     assert model, "the donor home has no vectors"
     real = emb_store.load_vectors(donor, model)
     with donor.read() as conn:
-        donor_hash = dict(conn.exec_driver_sql("select paper_id, content_hash from embeddings").all())
+        donor_hash: dict[str, str] = dict(conn.exec_driver_sql("select paper_id, content_hash from embeddings").all())
     with db.read() as conn:
-        ours = dict(conn.exec_driver_sql("select id, content_hash from papers").all())
+        ours: dict[str, str] = dict(conn.exec_driver_sql("select id, content_hash from papers").all())
         have = {r[0] for r in conn.exec_driver_sql("select paper_id from embeddings")}
     copy = [i for i, pid in enumerate(real.paper_ids) if ours.get(pid) == donor_hash.get(pid) and pid not in have]
     for i in range(0, len(copy), 5_000):

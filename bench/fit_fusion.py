@@ -27,7 +27,7 @@ import json
 import math
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,8 @@ from paperfeed.search.eval_suite import open_set
 from paperfeed.search.evaluate import ndcg_at_k
 from paperfeed.search.fusion import FITTED, MODEL_FILE, AdaptiveModel, Fusion, fuse, query_features
 from paperfeed.search.hybrid import SearchService
-from paperfeed.search.query import parse_query
+from paperfeed.search.lexical_query import TermStat
+from paperfeed.search.query import ParsedQuery, parse_query
 
 DEPTH = 300
 GRID = np.linspace(0.0, 1.0, 41)
@@ -50,12 +51,13 @@ class Item:
     set: str
     split: str
     qid: str
-    pq: object
+    pq: ParsedQuery
     qrels: dict[str, int]
     cutoff: int
     sem: list[tuple[str, float]]
-    kw: list[tuple[str, float]] | None = None
-    terms: list | None = None
+    # the keyword side, filled by run_keyword (again after each change of the lexical constants)
+    kw: list[tuple[str, float]] = field(default_factory=list)
+    terms: list[TermStat] = field(default_factory=list)
     num_docs: int = 0
 
 

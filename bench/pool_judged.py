@@ -25,6 +25,7 @@ from pathlib import Path
 from paperfeed.config import Settings
 from paperfeed.search.hybrid import MODES, SearchRequest, SearchService
 from paperfeed.store.db import Database
+from paperfeed.store.rows import PaperRow
 
 
 def pooled_before(folder: Path, upto: int) -> set[tuple[str, str]]:
@@ -55,7 +56,7 @@ def main() -> None:
     rng = random.Random(1000 + args.round)
 
     found: dict[tuple[str, str], list[str]] = {}
-    papers: dict[str, dict] = {}
+    papers: dict[str, PaperRow] = {}
     for q in queries:
         for mode in modes:
             res = service.search(SearchRequest(q=q["text"], mode=mode, limit=args.depth))

@@ -54,7 +54,6 @@ DISC = 1.0 / np.log2(np.arange(2, TOP + 2))
 
 def features(it: Item, texts: dict[str, tuple[list[str], list[str]]]) -> tuple[list[str], np.ndarray]:
     """The fused top 50 and their feature rows (the fused score first, then SCORE_FEATURES, TEXT_FEATURES)."""
-    assert it.kw is not None and it.terms is not None
     fused = fuse(it.kw, it.sem, DEFAULT_FUSION)
     kwn = {p: v for (p, _), v in zip(it.kw, normalise([s for _, s in it.kw]), strict=True)}
     semn = {p: v for (p, _), v in zip(it.sem, normalise([s for _, s in it.sem]), strict=True)}
@@ -65,9 +64,9 @@ def features(it: Item, texts: dict[str, tuple[list[str], list[str]]]) -> tuple[l
     n = max(it.num_docs, 2)
     idf = {t.term: math.log(n / t.df) for t in it.terms if t.kept and t.df > 0}
     total = sum(idf.values()) or 1.0
-    qseq = [t for t in analyze(it.pq.text) if t in idf]  # type: ignore[attr-defined]
+    qseq = [t for t in analyze(it.pq.text) if t in idf]
     qbig = set(zip(qseq, qseq[1:], strict=False))
-    lw = math.log2(1 + len(it.pq.text.split()))  # type: ignore[attr-defined]
+    lw = math.log2(1 + len(it.pq.text.split()))
     rows = []
     for pid, score in fused[:TOP]:
         title, abstract = texts.get(pid, ([], []))
@@ -103,7 +102,6 @@ def rerank(args: argparse.Namespace) -> None:
     texts: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
     table = []
     for it in items:
-        assert it.kw is not None
         ids = [p for p, _ in fuse(it.kw, it.sem, DEFAULT_FUSION)[:TOP]]
         missing = [p for p in ids if (it.set, p) not in texts]
         for pid, row in fetch_papers(services[it.set].db, missing).items():
@@ -268,7 +266,7 @@ def chunks(args: argparse.Namespace) -> None:
 
 
 def rm3(args: argparse.Namespace) -> None:
-    from collections import Counter
+    from collections import Counter, defaultdict
 
     import tantivy
 
@@ -300,13 +298,13 @@ def rm3(args: argparse.Namespace) -> None:
             clauses.append((occur.Should, q.boost_query(q.term_query(SCHEMA, "text", t), w)))
             clauses.append((occur.Should, q.boost_query(q.term_query(SCHEMA, "title", t), w * TITLE_BOOST)))
         hits = searcher.search(q.boolean_query(clauses), 300, count=False).hits
-        return [(searcher.doc(a).get_first("id"), float(s)) for s, a in hits]
+        return [(str(searcher.doc(a).get_first("id")), float(s)) for s, a in hits]  # every document has an id
 
     def nd(ranked: list[tuple[str, float]], it: Item) -> float:
         return ndcg_at_k({it.qid: [p for p, _ in ranked[:100]]}, {it.qid: it.qrels}, 10)
 
     base = {
-        s: np.mean([nd(fuse(it.kw or [], it.sem, DEFAULT_FUSION), it) for it in items if it.split == s])
+        s: np.mean([nd(fuse(it.kw, it.sem, DEFAULT_FUSION), it) for it in items if it.split == s])
         for s in ("tune", "test")
     }
     print(f"no expansion: tune {base['tune']:.4f} test {base['test']:.4f}")
@@ -315,9 +313,8 @@ def rm3(args: argparse.Namespace) -> None:
             for lam in (0.2, 0.4):
                 out: dict[str, list[float]] = {"tune": [], "test": []}
                 for it in items:
-                    assert it.terms is not None and it.kw is not None
                     own = {t.term for t in it.terms if t.kept and t.df > 0}
-                    feedback: Counter[str] = Counter()
+                    feedback: defaultdict[str, float] = defaultdict(float)
                     for pid, _ in fuse(it.kw, it.sem, DEFAULT_FUSION)[:k]:
                         counts = Counter(doc_terms(pid))
                         total = sum(counts.values()) or 1

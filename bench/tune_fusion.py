@@ -16,12 +16,15 @@ from paperfeed.search.evaluate import load_beir, ndcg_at_k
 from paperfeed.search.hybrid import Fusion, SearchService, fuse
 from paperfeed.search.query import parse_query
 
+Ranking = dict[str, list[tuple[str, float]]]  # query id -> (paper id, score), best first
 
-def retrieve(service: SearchService, queries: dict[str, str], depth: int = 100):  # type: ignore[no-untyped-def]
+
+def retrieve(service: SearchService, queries: dict[str, str], depth: int = 100) -> tuple[Ranking, Ranking]:
     sem_parts = service._semantic()
     assert sem_parts is not None, "vectors missing: run the eval once to build them"
     encoder, vectors = sem_parts
-    kw, sem = {}, {}
+    kw: Ranking = {}
+    sem: Ranking = {}
     for qid, text in queries.items():
         pq = parse_query(text)
         kw[qid] = [(h.paper_id, h.score) for h in service.lexical.search(pq, limit=depth).hits]
@@ -29,7 +32,7 @@ def retrieve(service: SearchService, queries: dict[str, str], depth: int = 100):
     return kw, sem
 
 
-def run_for(kw, sem, fusion: Fusion) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def run_for(kw: Ranking, sem: Ranking, fusion: Fusion) -> dict[str, list[str]]:
     return {qid: [p for p, _ in fuse(kw[qid], sem[qid], fusion)[:100]] for qid in kw}
 
 
@@ -55,7 +58,7 @@ def main() -> None:
     _c, test_q, test_qrels = load_beir(args.directory, "test")
     kw_t, sem_t = retrieve(service, test_q)
     print(f"test with it:  nDCG@10 {ndcg_at_k(run_for(kw_t, sem_t, best), test_qrels, 10):.4f}")
-    empty = {q: [] for q in kw_t}
+    empty: Ranking = {q: [] for q in kw_t}
     kw_only = ndcg_at_k(run_for(kw_t, empty, Fusion("score", 0.0)), test_qrels, 10)
     sem_only = ndcg_at_k(run_for(empty, sem_t, Fusion("score", 1.0)), test_qrels, 10)
     print(f"test keyword:  nDCG@10 {kw_only:.4f}")

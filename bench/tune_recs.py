@@ -355,7 +355,7 @@ def learn(args: argparse.Namespace) -> None:
         print(f"  {combo}: {mean:.4f} | " + " ".join(f"{v:.4f}" for v in per_fold.values()))
     for k in folds:
         n = {j: len(folds[j]) for j in folds if j != k}
-        best = max(results, key=lambda r, n=n: sum(r[2][j] * n[j] for j in n))
+        best = max(results, key=lambda r: sum(r[2][j] * n[j] for j in n))
         print(f"  chosen without fold {k}: {best[0]} -> fold {k} {best[2][k]:.4f}")
 
 
@@ -395,7 +395,8 @@ def _negative_rule_scores(d: dict[str, object], rule: dict[str, object]) -> np.n
         near = cols["nearest_emb"][0] + cols["nearest_text"][0]
         s = s - w * np.clip(cols["neg_max"][0] - near - float(rule["margin"]), 0.0, None) / 0.1  # type: ignore[arg-type]
     elif kind == "downweight":  # the library papers that pulled dismissed ones up count less
-        s = sum(w_ * z(f"dw{rule['factor']}_{k}") if k != "category" else w_ * z(k) for k, w_ in weights.items())
+        s = sum((w_ * z(f"dw{rule['factor']}_{k}") if k != "category" else w_ * z(k) for k, w_ in weights.items()),
+                np.zeros(len(s)))  # fmt: skip
         s = s + popularity * cols["pop"][0] / math.log1p(50.0)
     elif kind == "threshold":  # near-duplicates of a dismissed paper
         s = s - w * (cols["neg_emb"][0] > float(rule["cos"]))  # type: ignore[arg-type]

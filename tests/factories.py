@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from paperfeed.store.db import Database, utcnow
+from paperfeed.store.db import Database, new_id, utcnow
 from paperfeed.store.schema import daily_entries, papers, users
 
 _seq = itertools.count(1)
@@ -92,4 +92,4 @@ def add_user(db: Database, username: str, role: str = "user", email: str | None 
                 verified_at=now,
             )
         )  # fmt: skip
-        return int(res.inserted_primary_key[0])
+        return new_id(res)

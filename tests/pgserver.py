@@ -117,6 +117,7 @@ class PgServer:
     def stop(self) -> None:
         if self.dir is None:
             return
+        assert self.pg_ctl  # a server with a data directory was started with it
         subprocess.run(
             [*self._prefix, self.pg_ctl, "-D", str(self.dir / "data"), "-m", "immediate", "stop"],
             capture_output=True,

@@ -71,9 +71,10 @@ class Backoff:
 
 @dataclass(frozen=True)
 class Limits:
-    """The site's abuse policy. Defaults suit a small public instance; tests pass tighter ones."""
+    """The site's abuse policy. Defaults suit a small public instance; tests pass tighter ones.
+    A rate set to ``None`` is no limit (``bucket`` skips it): tests and benchmarks about something else."""
 
-    signin_ip: Rate = Rate(60, 3600, burst=30)  # sign-in attempts (argon2 checks) from one address
+    signin_ip: Rate | None = Rate(60, 3600, burst=30)  # sign-in attempts (argon2 checks) from one address
     # Sign-in failures. One address guessing one name: 5 tries, then 30 s, 1 min, 2 min ... 15 min.
     signin_pair: Backoff = Backoff(free=5, base=30, cap=900)
     # One address guessing many names: 20 tries, then 1 min, 2 min ... 1 hour.
@@ -81,20 +82,20 @@ class Limits:
     # All addresses together against one account: 300 wrong passwords an hour (bursts of 100).
     # Below this the owner signs in from anywhere during an attack; above it every sign-in to the
     # account waits a few seconds (one interval, 12 s) until the attack slows down.
-    signin_account: Rate = Rate(300, 3600, burst=100)
-    signup_ip: Rate = Rate(10, 3600, burst=5)
-    reset_ip: Rate = Rate(10, 3600, burst=5)  # password-reset mails requested from one address
-    reset_account: Rate = Rate(3, 3600)  # reset mails sent to one account
-    submit_user: Rate = Rate(30, 3600, burst=10)  # on top of the per-day quota in Settings
-    submit_ip: Rate = Rate(60, 3600, burst=20)
-    vote_user: Rate = Rate(120, 60, burst=60)
-    vote_ip: Rate = Rate(600, 60, burst=300)  # many users can share one address (NAT, a campus)
-    comment_user: Rate = Rate(10, 60, burst=5)
-    comment_ip: Rate = Rate(60, 60, burst=20)
-    token_user: Rate = Rate(20, 3600, burst=10)  # API tokens created
-    verify_user: Rate = Rate(3, 3600)  # "send the confirmation link again" per account
-    import_user: Rate = Rate(30, 3600, burst=10)  # library imports (each may fetch papers from arXiv)
-    import_ip: Rate = Rate(60, 3600, burst=20)
+    signin_account: Rate | None = Rate(300, 3600, burst=100)
+    signup_ip: Rate | None = Rate(10, 3600, burst=5)
+    reset_ip: Rate | None = Rate(10, 3600, burst=5)  # password-reset mails requested from one address
+    reset_account: Rate | None = Rate(3, 3600)  # reset mails sent to one account
+    submit_user: Rate | None = Rate(30, 3600, burst=10)  # on top of the per-day quota in Settings
+    submit_ip: Rate | None = Rate(60, 3600, burst=20)
+    vote_user: Rate | None = Rate(120, 60, burst=60)
+    vote_ip: Rate | None = Rate(600, 60, burst=300)  # many users can share one address (NAT, a campus)
+    comment_user: Rate | None = Rate(10, 60, burst=5)
+    comment_ip: Rate | None = Rate(60, 60, burst=20)
+    token_user: Rate | None = Rate(20, 3600, burst=10)  # API tokens created
+    verify_user: Rate | None = Rate(3, 3600)  # "send the confirmation link again" per account
+    import_user: Rate | None = Rate(30, 3600, burst=10)  # library imports (each may fetch papers from arXiv)
+    import_ip: Rate | None = Rate(60, 3600, burst=20)
 
 
 Bucket = tuple[str, "Rate | None"]
