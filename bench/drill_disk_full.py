@@ -17,6 +17,7 @@ bundled sample (data/sample, the real importers), creates a user with an API tok
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -71,9 +72,11 @@ def fill_disk(path: Path) -> int:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=48, metavar="MB", help="size of the tmpfs (default 48)")
+    size_mb = ap.parse_args().size
     if os.geteuid() != 0:
         raise SystemExit("this drill mounts a tmpfs: run it as root")
-    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 48
     mnt = Path(tempfile.mkdtemp(prefix="pf-full-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mnt)], check=True)
     proc = None
