@@ -27,6 +27,7 @@ import math
 import pickle
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +42,16 @@ from paperfeed.store.db import Database
 
 CTX_CACHE = Path("/tmp/recs_ctx.pkl")
 DOWNWEIGHTS = (0.5, 0.1)  # factors tried on the library papers closest to dismissed ones (``negatives``)
+Rule = dict[str, float | str]  # one way to use the dismissals (``negatives``): kind, weights, column
+
+
+class DumpedPaper(TypedDict):
+    """One dumped test paper, its dumps merged (``_merge``): its query index, which candidates are
+    relevant, and each component as (values over the candidates, background mean, background std)."""
+
+    query: int
+    y: np.ndarray
+    cols: dict[str, tuple[np.ndarray, float, float]]
 
 
 def load_context(shared: Path, home: Path, seed: int) -> ev.Context:
@@ -297,10 +308,10 @@ def _rows(ctx: ev.Context, ids: list[str]) -> list[int]:
 
 
 # -- choosing the blend ------------------------------------------------------------------------------
-def _merge(paths: list[str], renames: list[str]) -> list[dict[str, object]]:
+def _merge(paths: list[str], renames: list[str]) -> list[DumpedPaper]:
     """Dumps of the same test papers (e.g. a second dump with more fit variants) joined by query;
     a column keeps its first dump's values. ``OLD=NEW`` renames a column where NEW is missing."""
-    by: dict[int, dict[str, object]] = {}
+    by: dict[int, DumpedPaper] = {}
     for p in paths:
         with Path(p).open("rb") as fh:
             for d in pickle.load(fh):
@@ -313,22 +324,21 @@ def _merge(paths: list[str], renames: list[str]) -> list[dict[str, object]]:
                         cols[new] = cols[old]
                 q = by.setdefault(int(d["query"]), {"query": d["query"], "y": d["y"], "cols": {}})
                 for n, v in cols.items():
-                    q["cols"].setdefault(n, v)  # type: ignore[attr-defined]
+                    q["cols"].setdefault(n, v)
     return list(by.values())
 
 
-def _ndcg(data: list[dict[str, object]], weights: dict[str, float], popularity: float) -> np.ndarray:
+def _ndcg(data: list[DumpedPaper], weights: dict[str, float], popularity: float) -> np.ndarray:
     """nDCG@10 of each test paper under a blend: sum of weight x background-standardised
     component, plus the ranker's popularity term (``popularity`` x log1p(upvotes) / log1p(50)),
     ties broken by a per-query seeded shuffle."""
     out = []
     for d in data:
         cols = d["cols"]
-        assert isinstance(cols, dict)
         s = sum(w * (cols[n][0] - cols[n][1]) / cols[n][2] for n, w in weights.items() if w)
         s = s + popularity * cols["pop"][0] / math.log1p(50.0)
         y = np.asarray(d["y"])
-        tie = np.random.default_rng(int(d["query"])).random(len(y))  # type: ignore[call-overload]
+        tie = np.random.default_rng(int(d["query"])).random(len(y))
         out.append(metrics.ndcg_at(list(np.lexsort((tie, -np.asarray(s)))), set(np.flatnonzero(y).tolist())))
     return np.asarray(out)
 
@@ -341,13 +351,13 @@ def learn(args: argparse.Namespace) -> None:
     data = _merge(args.dumps, args.rename)
     grid = {n: [float(v) for v in vals.split(",")] for n, _, vals in (w.partition("=") for w in args.weight)}
     pops = [float(v) for v in args.popularity.split(",")]
-    folds = {k: [d for d in data if int(d["query"]) % 3 == k] for k in range(3)}  # type: ignore[call-overload]
+    folds = {k: [d for d in data if int(d["query"]) % 3 == k] for k in range(3)}
     print(f"{len(data)} test papers, folds {[len(f) for f in folds.values()]}")
     results = []
     for combo in itertools.product(*grid.values(), pops):
         w = dict(zip(grid, combo[:-1], strict=True))
         per = _ndcg(data, w, combo[-1])
-        idx = {k: np.isin([int(d["query"]) for d in data], [int(d["query"]) for d in f]) for k, f in folds.items()}  # type: ignore[call-overload]
+        idx = {k: np.isin([int(d["query"]) for d in data], [int(d["query"]) for d in f]) for k, f in folds.items()}
         results.append((combo, per.mean(), {k: per[i].mean() for k, i in idx.items()}))
     results.sort(key=lambda r: -r[1])
     print("weights (" + ", ".join(grid) + ", popularity): nDCG@10 all | per fold")
@@ -360,10 +370,9 @@ def learn(args: argparse.Namespace) -> None:
 
 
 # -- "not interested" rules ------------------------------------------------------------------------
-def _negative_rule_scores(d: dict[str, object], rule: dict[str, object]) -> np.ndarray:
+def _negative_rule_scores(d: DumpedPaper, rule: Rule) -> np.ndarray:
     """The product blend of one dumped test paper, with the simulated dismissals used by ``rule``."""
     cols = d["cols"]
-    assert isinstance(cols, dict)
 
     def z(name: str) -> np.ndarray:
         v, mu, sd = cols[name]
@@ -376,7 +385,7 @@ def _negative_rule_scores(d: dict[str, object], rule: dict[str, object]) -> np.n
     active = bool(np.asarray(cols["neg_max"][0]).max() > 0)  # dismissals exist (not the first listing day)
     kind = rule.get("kind") if active else None
     if kind == "adapt":  # each component (and popularity) counts less the more it put the dismissed on top
-        a, ap_ = float(rule["a"]), float(rule["pop"])  # type: ignore[arg-type]
+        a, ap_ = float(rule["a"]), float(rule["pop"])
         weights = {k: w * math.exp(-a * float(cols[f"dz_{k}"][0][0]) / 3.0) for k, w in weights.items()}
         popularity *= math.exp(-ap_ * (float(cols["dz_pop"][0][0]) - 1.0))
     s = np.zeros(len(np.asarray(d["y"])))
@@ -388,18 +397,18 @@ def _negative_rule_scores(d: dict[str, object], rule: dict[str, object]) -> np.n
             col = f"embclf_neg{tag}"
         s = s + w * z(col)
     s = s + popularity * cols["pop"][0] / math.log1p(50.0)
-    w = float(rule.get("w", 0.0))  # type: ignore[arg-type]
+    w = float(rule.get("w", 0.0))
     if kind == "similar":  # standardised similarity to the closest dismissed paper
         s = s - w * np.clip(z(str(rule["col"])), 0.0, None)
     elif kind == "contrast":  # only where closer to a dismissed paper than to the library
         near = cols["nearest_emb"][0] + cols["nearest_text"][0]
-        s = s - w * np.clip(cols["neg_max"][0] - near - float(rule["margin"]), 0.0, None) / 0.1  # type: ignore[arg-type]
+        s = s - w * np.clip(cols["neg_max"][0] - near - float(rule["margin"]), 0.0, None) / 0.1
     elif kind == "downweight":  # the library papers that pulled dismissed ones up count less
         s = sum((w_ * z(f"dw{rule['factor']}_{k}") if k != "category" else w_ * z(k) for k, w_ in weights.items()),
                 np.zeros(len(s)))  # fmt: skip
         s = s + popularity * cols["pop"][0] / math.log1p(50.0)
     elif kind == "threshold":  # near-duplicates of a dismissed paper
-        s = s - w * (cols["neg_emb"][0] > float(rule["cos"]))  # type: ignore[arg-type]
+        s = s - w * (cols["neg_emb"][0] > float(rule["cos"]))
     return s
 
 
@@ -407,9 +416,9 @@ def negatives(args: argparse.Namespace) -> None:
     """Ways to use the simulated "not interested" (dumped with ``dump --negatives``), each scored
     against the blend without them: mean nDCG@10 difference with a paired bootstrap interval."""
     data = _merge(args.dumps, [])
-    if not all("dz_pop" in d["cols"] for d in data):  # type: ignore[operator]
+    if not all("dz_pop" in d["cols"] for d in data):
         raise SystemExit("these dumps lack the --negatives columns (re-dump with --negatives)")
-    rules: list[dict[str, object]] = [{}]
+    rules: list[Rule] = [{}]
     for tag in ("1", "3", "10", "P"):
         rules.append({"refit": tag})
     for col in ("neg_max", "neg_emb", "neg_text"):
@@ -418,15 +427,15 @@ def negatives(args: argparse.Namespace) -> None:
         {"refit": "3", "kind": "contrast", "margin": mg, "w": w} for mg in (-0.1, 0.0, 0.1) for w in (0.1, 0.3, 1.0)
     ]
     rules += [{"kind": "threshold", "cos": c, "w": w} for c in (0.6, 0.7) for w in (0.5, 2.0)]
-    if "dw0.5_classifier" in data[0]["cols"]:  # type: ignore[operator]
+    if "dw0.5_classifier" in data[0]["cols"]:
         rules += [{"kind": "downweight", "factor": f} for f in DOWNWEIGHTS]
     rules += [{"kind": "adapt", "a": a, "pop": p} for a in (0.0, 0.1, 0.4) for p in (0.0, 0.25, 1.0) if a or p]
 
-    def ndcgs(rule: dict[str, object]) -> np.ndarray:
+    def ndcgs(rule: Rule) -> np.ndarray:
         out = []
         for d in data:
             y = np.asarray(d["y"])
-            tie = np.random.default_rng(int(d["query"])).random(len(y))  # type: ignore[call-overload]
+            tie = np.random.default_rng(int(d["query"])).random(len(y))
             s = _negative_rule_scores(d, rule)
             out.append(metrics.ndcg_at(list(np.lexsort((tie, -s))), set(np.flatnonzero(y).tolist())))
         return np.asarray(out)
