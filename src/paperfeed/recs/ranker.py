@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -177,7 +177,8 @@ def blend_extras(model_scores: np.ndarray, upvotes: np.ndarray, ages_days: np.nd
 
 _BLAS: ThreadpoolController | None = None
 _BLAS_LOCK = threading.Lock()
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 
@@ -209,14 +210,14 @@ class _Recent(Generic[_K, _V]):
         return value
 
 
-def _one_blas_thread(fn: _F) -> _F:
+def _one_blas_thread(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run ``fn`` with BLAS on one thread. The ranker's products are small (hundreds of rows):
     a second BLAS thread saves no time, and idle BLAS threads spin, which tripled the CPU time
     of a ranking (bench/README.md). The setting is per process; a concurrent caller elsewhere
     at worst runs its own products on fewer threads meanwhile."""
 
     @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         global _BLAS
         if _BLAS is None:
             with _BLAS_LOCK:
@@ -224,7 +225,7 @@ def _one_blas_thread(fn: _F) -> _F:
         with _BLAS.limit(limits=1, user_api="blas"):
             return fn(*args, **kwargs)
 
-    return run  # type: ignore[return-value]
+    return run
 
 
 @dataclass
