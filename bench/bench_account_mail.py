@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from bench_community import start_server  # a sibling script: python puts bench/ on sys.path
+from bench_util import pct, stop_server
 from paperfeed.community.passwords import PasswordParams, Passwords
 from paperfeed.config import Settings
 from paperfeed.store import community_store
@@ -82,13 +83,11 @@ def main() -> None:
                     statuses[key].add(status)
             print(f"{'request':<14} {'median':>9} {'p90':>9}  statuses")
             for key, values in times.items():
-                values.sort()
-                p90 = values[int(0.9 * (len(values) - 1))]
+                p90 = pct(values, 90)
                 median = statistics.median(values) * 1000
                 print(f"{key:<14} {median:7.2f} ms {p90 * 1000:7.2f} ms  {sorted(statuses[key])}")
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from bench_util import free_port, pct, wait_up  # a sibling module: python puts bench/ on sys.path
+from bench_util import pct, serve, stop_server  # a sibling module: python puts bench/ on sys.path
 from paperfeed.community import accounts
 from paperfeed.community.core import Community
 from paperfeed.community.passwords import PasswordParams, Passwords
@@ -72,23 +71,13 @@ def setup(settings: Settings, n_users: int) -> tuple[list[str], list[str]]:
 def start_server(
     settings: Settings, workers: int, extra_env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``paperfeed serve`` in a subprocess on a free loopback port, once it answers (also used by
+    """``paperfeed serve`` of this home on a free loopback port, once it answers (also used by
     bench_account_mail.py)."""
-    port = free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_SECRET_KEY": settings.secret_key,
-           "PAPERFEED_SCHEDULER": "0", **(extra_env or {})}  # fmt: skip
+           "PAPERFEED_PIPELINE": "0", **(extra_env or {})}  # fmt: skip
     if settings.database_url:
         env["PAPERFEED_DATABASE_URL"] = settings.database_url
-    cmd = [sys.executable, "-c", "from paperfeed.cli import main; main()", "serve", "--port", str(port),
-           "--workers", str(workers), "--no-scheduler", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(url + "/signin", proc, timeout=60)
-    except SystemExit:
-        proc.kill()
-        raise
-    return proc, url
+    return serve(env, "--workers", str(workers), "--no-pipeline", ready="/signin", timeout=60)
 
 
 def vote_load(url: str, tokens: list[str], paper_ids: list[str], seconds: float, concurrency: int) -> dict:
@@ -176,8 +165,7 @@ def main() -> None:
             res = vote_load(url, tokens, paper_ids, args.seconds, args.concurrency)
             page_p50, inject = page_cost(url)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(proc)
         db = Database(settings.db_url)
         with db.read() as conn:
             per_paper = select(votes.c.paper_id, func.count()).group_by(votes.c.paper_id)

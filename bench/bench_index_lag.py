@@ -23,8 +23,6 @@ import argparse
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
@@ -32,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from bench_util import free_port, pct, wait_up  # a sibling module: python puts bench/ on sys.path
+from bench_util import pct, serve, stop_server  # a sibling module: python puts bench/ on sys.path
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.search.lexical import LexicalIndex
@@ -145,17 +143,11 @@ def main() -> None:
     settings = Settings(home=home, database_url=args.database_url, secret_key="bench")
     if not (home / "index" / "lexical" / "state.json").exists():
         setup(settings, args.corpus)
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "paperfeed"), "serve", "--port", str(port), "--workers", str(args.workers),
-         "--no-scheduler", "--log-level", "warning"],
-        env=env, start_new_session=True,
-    )  # fmt: skip
+    server, url = serve(env, "--workers", str(args.workers), "--no-pipeline")
     db = Database(settings.db_url)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            wait_up(f"http://127.0.0.1:{port}/about/ranking", server)
-            print(f"serving on :{port} with {args.workers} worker(s); {args.writes} writes", flush=True)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            print(f"serving on {url} with {args.workers} worker(s); {args.writes} writes", flush=True)
             first, everywhere = measure(client, db, args.writes, args.gap)
             for name, values in (("first answer", first), ("every worker", everywhere)):
                 print(f"{name:>13}: p50 {statistics.median(values):.2f} s  p95 {pct(values, 95):.2f} s  "
@@ -165,8 +157,7 @@ def main() -> None:
                       f"{bulk(client, db, args.bulk):.2f} s")  # fmt: skip
     finally:
         db.dispose()
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import json
 import os
 import random
 import resource
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench_util import free_port, wait_up  # sibling modules: python puts bench/ on sys.path
+from bench_util import free_port, serve, stop_server  # sibling modules: python puts bench/ on sys.path
 from bench_web import parse_wrk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,11 +282,10 @@ def throughput(side: Side, args: argparse.Namespace, pool: list[str], warm: list
         "PAPERFEED_BASE_URL": base,
         "PAPERFEED_SECRET_KEY": "bench",
     }
-    cmd = [sys.executable, "-m", "paperfeed", "serve", "--port", str(port), "--workers", str(args.workers),
-           "--no-scheduler", "--log-level", "warning"]  # fmt: skip
-    server = subprocess.Popen(cmd, env=env, start_new_session=True)
+    # --no-scheduler and PAPERFEED_SCHEDULER: the older names, which the baseline checkouts (before
+    # the pipeline) understand too.
+    server, _ = serve(env, "--workers", str(args.workers), "--no-scheduler", port=port, ready="/api/v1/stats")
     try:
-        wait_up(base + "/api/v1/stats", server)
         # Warm both workers (encoder, indexes) with queries that are not in the measured pool. On a
         # loaded machine uvicorn may restart a worker that misses its 5 s health check while it
         # loads: retry until every warm-up query was answered.
@@ -328,8 +326,7 @@ def throughput(side: Side, args: argparse.Namespace, pool: list[str], warm: list
             flush=True,
         )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        stop_server(server)
 
 
 def throughput_rounds(args: argparse.Namespace, sides: list[Side]) -> None:

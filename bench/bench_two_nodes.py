@@ -31,7 +31,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bench_community import setup, vote_load  # sibling scripts: python puts bench/ on sys.path
-from bench_util import free_port, pct, wait_up
+from bench_util import pct, serve, stop_server
 from paperfeed.config import Settings
 from paperfeed.records import PaperRecord
 from paperfeed.search.encoder import get_encoder
@@ -55,20 +55,10 @@ SUBJECTS = [
 def start_node(home: Path, database_url: str, secret: str, model: Path) -> tuple[subprocess.Popen[bytes], str]:
     (home / "models").mkdir(parents=True, exist_ok=True)
     os.link(model, home / "models" / model.name)  # the encoder file, built once for both nodes
-    port = free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(home), "PAPERFEED_DATABASE_URL": database_url,
            "PAPERFEED_SECRET_KEY": secret, "PAPERFEED_HARVEST_SETS": "", "PAPERFEED_PIPELINE": "1",
            "PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"}  # fmt: skip
-    cmd = [sys.executable, "-c", "from paperfeed.cli import main; main()", "serve", "--port", str(port),
-           "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(url + "/about/ranking", proc, timeout=120)
-    except SystemExit:
-        proc.kill()
-        raise
-    return proc, url
+    return serve(env, timeout=120)
 
 
 def index_lag(db: Database, search_url: str, n: int) -> list[float]:
@@ -145,9 +135,7 @@ def main() -> None:
             db.dispose()
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
+            stop_server(proc)
         if pg is not None:
             pg.stop()
     consistent = all(column[p] == rows.get(p, 0) for p in column)

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_util import free_port, wait_up  # a sibling module: python puts bench/ on sys.path
+from bench_util import free_port, serve, stop_server  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -177,24 +176,11 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PAPERFEED_HOME": str(args.home), "PAPERFEED_SCHEDULER": "0", "PAPERFEED_BASE_URL": base}
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "paperfeed"),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--no-scheduler",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        start_new_session=True,
+    env = {**os.environ, "PAPERFEED_HOME": str(args.home), "PAPERFEED_PIPELINE": "0", "PAPERFEED_BASE_URL": base}
+    server, _ = serve(
+        env, "--workers", str(args.workers), "--no-pipeline", port=port, ready="/api/v1/stats", timeout=60
     )
     try:
-        wait_up(base + "/api/v1/stats", server, timeout=60)
         with urllib.request.urlopen(base + "/api/daily_papers?limit=1") as r:
             paper_id = json.loads(r.read())[0]["paper"]["id"]
         targets = {
@@ -248,8 +234,7 @@ def main() -> None:
         }
         (RESULTS / "web.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 if __name__ == "__main__":

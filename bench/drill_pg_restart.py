@@ -24,7 +24,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from bench_util import free_port, pct, wait_up  # a sibling module: python puts bench/ on sys.path
+from bench_util import pct, serve, stop_server  # a sibling module: python puts bench/ on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -92,20 +91,10 @@ def seed(db: Database, settings: Settings, n_users: int, n_papers: int) -> tuple
 def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     """``paperfeed serve`` in its own process group (so every worker goes when it is stopped),
     waiting as long as a loaded machine needs for it to answer."""
-    port = free_port()
     env = {**os.environ, "PAPERFEED_HOME": str(settings.home), "PAPERFEED_SECRET_KEY": settings.secret_key,
            "PAPERFEED_DATABASE_URL": settings.database_url or "",
            "PAPERFEED_FORWARDED_ALLOW_IPS": "127.0.0.1"}  # fmt: skip
-    cmd = [sys.executable, "-c", "from paperfeed.cli import main; main()", "serve", "--port", str(port),
-           "--workers", str(workers), "--no-scheduler", "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(url + "/about/ranking", proc, timeout=300)
-    except SystemExit:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    return proc, url
+    return serve(env, "--workers", str(workers), "--no-pipeline", timeout=300)
 
 
 def worker(url: str, person: tuple[str, int, str], papers: list[str], stop: float, log: Log, seed_: int) -> None:
@@ -265,8 +254,7 @@ def main() -> None:
             raise SystemExit(1)
     finally:
         if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+            stop_server(proc)
         pg.stop()
 
 
