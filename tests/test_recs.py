@@ -318,6 +318,28 @@ def test_eval_recs_resumes_from_its_out_file(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 16  # nothing appended
 
 
+def test_eval_recs_bad_result_files_get_a_clear_error(tmp_path: Path) -> None:
+    """A listing or Hugging Face file that is not what it says, a --summarize file that is not
+    there, an --out that is a folder or in a missing folder: exit 2 with the path named, not a
+    traceback."""
+    base = ["eval-recs", "--listings", str(LISTINGS), "--hf", str(HF), "--users", "2", "--ranker", "category"]
+    runner = CliRunner()
+    (tmp_path / "listing.jsonl.gz").write_bytes(b"not gzip")
+    (tmp_path / "hf.jsonl.gz").write_bytes(b"not gzip")
+    (tmp_path / "hf.json").write_text("[1, 2")
+    for extra, says in (
+        (["--listings", str(tmp_path / "listing.jsonl.gz")], "listing.jsonl.gz"),
+        (["--hf", str(tmp_path / "hf.jsonl.gz")], "hf.jsonl.gz"),
+        (["--hf", str(tmp_path / "hf.json")], "hf.json"),
+        (["--summarize", str(tmp_path / "missing.jsonl")], "missing.jsonl"),
+        (["--out", str(tmp_path)], "is a folder"),
+        (["--out", str(tmp_path / "no" / "such" / "r.jsonl")], "no folder"),
+    ):
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and says in res.output, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
 def test_rankers_never_see_author_names(tmp_path: Path) -> None:
     """Renaming every author (keeping who wrote what) changes no ranking: names are not features."""
     corpus = protocol.read_listings(LISTINGS)

@@ -51,16 +51,25 @@ def _vectors(home: Path, corpus: protocol.Corpus) -> tuple[np.ndarray | None, in
 def _read_results(paths: list[Path]) -> list[ev.QueryResult]:
     out = []
     for path in paths:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 d = orjson.loads(line)
                 out.append(
                     ev.QueryResult(
-                        int(d["query"]), str(d["ranker"]), d["recall"], d["mrr"], d["ndcg"], d["seconds"],
+                        int(d["query"]),
+                        str(d["ranker"]),
+                        d["recall"],
+                        d["mrr"],
+                        d["ndcg"],
+                        d["seconds"],
                         str(d.get("paper", "")),
-                    )  # fmt: skip
+                    )
                 )
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise fail(f"{path}:{n}: not a result line ({exc})") from None
@@ -163,6 +172,10 @@ def eval_recs(
 ) -> None:
     """Recall@10, MRR and nDCG@10 with bootstrap 95% intervals of the "for you" ranker and the
     peers' rankers on authors' next papers (issue 14's protocol)."""
+    if out_file is not None and out_file.exists() and not out_file.is_file():
+        raise fail(f"--out {out_file} is a folder (or not a regular file): name a file")
+    if out_file is not None and not out_file.parent.is_dir():
+        raise fail(f"--out {out_file}: there is no folder {out_file.parent}")
     listings = listings or shared / "arxiv_daily" / "arxiv_cs_listings.jsonl.gz"
     hf = hf or shared / "hf_daily_papers" / "hf_daily_papers_by_day.jsonl.gz"
     names = list(dict.fromkeys(ranker)) or list(ev.RANKERS)
@@ -194,7 +207,10 @@ def eval_recs(
             total=time.perf_counter() - t0, json_=json_,
         )  # fmt: skip
         return
-    corpus.upvotes = protocol.read_hf_upvotes([hf]) if hf.is_file() else {}
+    try:
+        corpus.upvotes = protocol.read_hf_upvotes([hf]) if hf.is_file() else {}
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     if not hf.is_file():
         console.print(f"warning: no Hugging Face dump at {hf}: popularity is random", markup=False)
 

@@ -22,9 +22,10 @@ import gzip
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 MIN_PAPERS = 6
 MAX_PAPERS = 40
@@ -72,6 +73,14 @@ def read_listings(path: Path) -> Corpus:
     """Read ``arxiv_cs_listings.jsonl.gz`` (or a plain ``.jsonl``) in file order."""
     corpus = Corpus()
     opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        _read_listing_lines(path, opener, corpus)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # not gzip, truncated, not UTF-8
+        raise ValueError(f"{path}: cannot read it ({exc})") from exc
+    return corpus
+
+
+def _read_listing_lines(path: Path, opener: Callable[..., IO[str]], corpus: Corpus) -> None:
     with opener(path, "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -91,12 +100,12 @@ def read_listings(path: Path) -> Corpus:
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{n}: not a listing record ({exc})") from exc
-    return corpus
 
 
 def read_hf_upvotes(paths: Iterable[Path]) -> dict[str, int]:
     """arXiv id -> upvotes from Hugging Face daily-papers dumps (the by-day ``.jsonl.gz`` file or
-    raw ``.json`` day files); the highest count seen for an id wins."""
+    raw ``.json`` day files); the highest count seen for an id wins. ValueError (naming the file)
+    for a file that cannot be read or is not JSON."""
     out: dict[str, int] = {}
 
     def take(entries: Iterable[dict[str, object]]) -> None:
@@ -109,18 +118,26 @@ def read_hf_upvotes(paths: Iterable[Path]) -> dict[str, int]:
                 out[pid] = max(out.get(pid, 0), up)
 
     for path in paths:
-        if path.name.endswith(".jsonl.gz") or path.name.endswith(".jsonl"):
-            opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rt", encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        rec = json.loads(line)
-                        take(rec.get("papers") or [])
-        elif path.suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, list):
-                take(data)
+        try:
+            _read_hf_file(path, take)
+        except (OSError, EOFError, ValueError) as exc:  # not gzip, truncated, not UTF-8, not JSON
+            raise ValueError(f"{path}: not a Hugging Face daily-papers dump ({exc})") from exc
     return out
+
+
+def _read_hf_file(path: Path, take: Callable[[Iterable[dict[str, object]]], None]) -> None:
+    if path.name.endswith(".jsonl.gz") or path.name.endswith(".jsonl"):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line) if line.strip() else None
+                papers = rec.get("papers") if isinstance(rec, dict) else None
+                if isinstance(papers, list):
+                    take(papers)
+    elif path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, list):
+            take(data)
 
 
 @dataclass(frozen=True)
