@@ -17,6 +17,7 @@ from sqlalchemy import update
 from paperfeed.recs import model as m
 from paperfeed.recs import persisted
 from paperfeed.recs import ranker as ranker_module
+from paperfeed.recs import runtime
 from paperfeed.store import user_model_store
 from paperfeed.store.db import Database
 from paperfeed.store.schema import papers
@@ -143,7 +144,7 @@ def test_candidate_lists_and_upvotes_are_reused_for_a_while_then_read_again(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = types.SimpleNamespace(monotonic=lambda: 1000.0)
-    monkeypatch.setattr(ranker_module, "time", clock)
+    monkeypatch.setattr(runtime, "time", clock)  # the clock of the ranker's Recent caches
     day = date(2026, 3, 2)
     first = [factories.add_paper(db, listed=day)["id"] for _ in range(3)]
     r = ranker_module.Ranker(db, persist=False)

@@ -26,7 +26,6 @@ positives never appear in the result.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import math
@@ -34,18 +33,18 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Generic, Literal, ParamSpec, TypeVar
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from sqlalchemy.exc import SQLAlchemyError
-from threadpoolctl import ThreadpoolController
 
 from paperfeed.recs import model as m
 from paperfeed.recs import persisted
+from paperfeed.recs.runtime import Recent, one_blas_thread
 from paperfeed.store import library_store, user_model_store
 from paperfeed.store import recs_queries as q
 from paperfeed.store.db import Database
@@ -175,59 +174,6 @@ def blend_extras(model_scores: np.ndarray, upvotes: np.ndarray, ages_days: np.nd
     return model_scores + weights.popularity * pop + weights.recency * rec
 
 
-_BLAS: ThreadpoolController | None = None
-_BLAS_LOCK = threading.Lock()
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_K = TypeVar("_K", bound=Hashable)
-_V = TypeVar("_V")
-
-
-class _Recent(Generic[_K, _V]):
-    """A few recently used values by key (the least recently used go first beyond ``size``),
-    each reused for ``ttl`` seconds (None: until it is pushed out). The value is made outside
-    the lock, so a slow read blocks nobody; two callers may both make it once."""
-
-    def __init__(self, size: int = 8, ttl: float | None = None) -> None:
-        self.size = size
-        self.ttl = ttl
-        self._items: OrderedDict[_K, tuple[float, _V]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: _K, make: Callable[[], _V]) -> _V:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None and (self.ttl is None or now - hit[0] < self.ttl):
-                self._items.move_to_end(key)
-                return hit[1]
-        value = make()
-        with self._lock:
-            self._items[key] = (now, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-
-def _one_blas_thread(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``fn`` with BLAS on one thread. The ranker's products are small (hundreds of rows):
-    a second BLAS thread saves no time, and idle BLAS threads spin, which tripled the CPU time
-    of a ranking (bench/README.md). The setting is per process; a concurrent caller elsewhere
-    at worst runs its own products on fewer threads meanwhile."""
-
-    @functools.wraps(fn)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        global _BLAS
-        if _BLAS is None:
-            with _BLAS_LOCK:
-                _BLAS = _BLAS or ThreadpoolController()
-        with _BLAS.limit(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return run
-
-
 @dataclass
 class _Background:
     newest: date | None
@@ -265,9 +211,9 @@ class Ranker:
         self._models: OrderedDict[Hashable, tuple[str, _Background, m.UserModel | None]] = OrderedDict()
         # Features of recent candidate lists: every user ranks the same few lists (this week,
         # today), so stacking and weighing their rows is done once per list and background.
-        self._lists: _Recent[tuple[int, tuple[str, ...]], m.Features] = _Recent()
-        self._candidates: _Recent[tuple[int, bool, date | None], list[str]] = _Recent(ttl=CANDIDATES_TTL)
-        self._popularity: _Recent[tuple[str, ...], dict[str, int]] = _Recent(ttl=POPULARITY_TTL)
+        self._lists: Recent[tuple[int, tuple[str, ...]], m.Features] = Recent()
+        self._candidates: Recent[tuple[int, bool, date | None], list[str]] = Recent(ttl=CANDIDATES_TTL)
+        self._popularity: Recent[tuple[str, ...], dict[str, int]] = Recent(ttl=POPULARITY_TTL)
 
     # -- data ------------------------------------------------------------------------------
     def candidates(
@@ -343,7 +289,7 @@ class Ranker:
         return m.Features(list(ids), space.weigh(counts), emb, [self._facts[i].categories for i in ids])
 
     # -- model -----------------------------------------------------------------------------
-    @_one_blas_thread
+    @one_blas_thread
     def fit(self, signals: UserSignals) -> m.UserModel | None:
         """The user's model, or None when there are no positives (cold start)."""
         positives = signals.positives()
@@ -360,7 +306,7 @@ class Ranker:
         neg = self._features([s.paper_id for s in neg_sig], bg.space) if neg_sig else None
         return m.fit(pos, bg.features, pos_weight=pw, neg=neg)
 
-    @_one_blas_thread
+    @one_blas_thread
     def model_for(self, user_key: Hashable, signals: UserSignals) -> m.UserModel | None:
         """The user's model: from this process's cache, else (for an ``int`` key, the user id)
         from the ``user_models`` table, else fitted here and stored there. A model is refitted
@@ -421,7 +367,7 @@ class Ranker:
         return h.hexdigest()
 
     # -- ranking ---------------------------------------------------------------------------
-    @_one_blas_thread
+    @one_blas_thread
     def rank(
         self,
         signals: UserSignals,
@@ -469,7 +415,7 @@ class Ranker:
         shown = feats.take(order[:n_explain])  # their feature rows, for the closest library paper
         return self._explain(signals, model, out[:n_explain], day, pop, shown) + out[n_explain:]
 
-    @_one_blas_thread
+    @one_blas_thread
     def explain(
         self,
         signals: UserSignals,
