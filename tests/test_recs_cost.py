@@ -15,9 +15,8 @@ import scipy.sparse as sp
 from sqlalchemy import update
 
 from paperfeed.recs import model as m
-from paperfeed.recs import persisted
+from paperfeed.recs import persisted, runtime
 from paperfeed.recs import ranker as ranker_module
-from paperfeed.recs import runtime
 from paperfeed.store import user_model_store
 from paperfeed.store.db import Database
 from paperfeed.store.schema import papers
