@@ -253,9 +253,10 @@ def _negatives(q: protocol.Query, ctx: ev.Context, model: m.UserModel, space: m.
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if not dismissed:
         z = (np.zeros(len(f)), np.zeros(len(bg)))
+        cc, cb = model.components(f), model.components(bg)  # nothing to weigh down: the model's own
         for factor in DOWNWEIGHTS:
             for k in ("classifier", "emb_classifier", "nearest_emb", "nearest_text"):
-                out[f"dw{factor}_{k}"] = (model.components(f)[k], model.components(bg)[k])
+                out[f"dw{factor}_{k}"] = (cc[k], cb[k])
         for k in ("neg_emb", "neg_text", "neg_max", "dz_classifier", "dz_emb_classifier", "dz_nearest_emb",
                   "dz_nearest_text", "dz_category", "dz_negative", "dz_pop"):  # fmt: skip
             out[k] = z
@@ -459,9 +460,9 @@ def main() -> None:
     d.add_argument("--shared", type=Path, default=Path("../shared/data"))
     d.add_argument("--home", type=Path, required=True)
     d.add_argument("--users", type=int, default=300)
-    d.add_argument("--seed", type=int, default=1414)
-    d.add_argument("--exclude-seed", type=int, default=14)
-    d.add_argument("--exclude-users", type=int, default=600)
+    d.add_argument("--seed", type=int, default=protocol.TUNING_SEED)
+    d.add_argument("--exclude-seed", type=int, default=protocol.EVAL_SEED)
+    d.add_argument("--exclude-users", type=int, default=protocol.EVAL_USERS)
     d.add_argument("--shard", type=lambda s: tuple(int(x) for x in s.split("/")), default=(0, 1))
     d.add_argument("--out", required=True)
     d.add_argument("--variant", action="append", default=[], help="name:KEY=VAL,... a classifier fit setting")

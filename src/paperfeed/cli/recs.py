@@ -143,12 +143,14 @@ def eval_recs(
         None, "--hf", help="Default: SHARED/hf_daily_papers/hf_daily_papers_by_day.jsonl.gz"
     ),
     home: Path | None = typer.Option(None, "--home", help="A paperfeed home whose database holds the paper vectors."),
-    users: int = typer.Option(600, "--users", min=1, help="Users sampled (fixed seed)."),
-    seed: int = typer.Option(14, "--seed", help="Sampling, tie-breaking and bootstrap seed."),
+    users: int = typer.Option(protocol.EVAL_USERS, "--users", min=1, help="Users sampled (fixed seed)."),
+    seed: int = typer.Option(protocol.EVAL_SEED, "--seed", help="Sampling, tie-breaking and bootstrap seed."),
     exclude_seed: int | None = typer.Option(
         None, "--exclude-seed", help="Leave out every user of that seed's sample (a tuning sample disjoint from it)."
     ),
-    exclude_users: int = typer.Option(600, "--exclude-users", min=1, help="Size of the --exclude-seed sample."),
+    exclude_users: int = typer.Option(
+        protocol.EVAL_USERS, "--exclude-users", min=1, help="Size of the --exclude-seed sample."
+    ),
     more_users: int = typer.Option(
         0, "--more-users", min=0, help="Append this many users (never the tuning sample's) to the sample."
     ),
@@ -207,6 +209,9 @@ def eval_recs(
             total=time.perf_counter() - t0, json_=json_,
         )  # fmt: skip
         return
+    # An earlier run's results: checked against this sample before minutes of preparation.
+    earlier = _read_results([out_file]) if out_file is not None and out_file.is_file() else []
+    _check_sample(earlier, queries, corpus, f"{out_file} (use a new --out file)")
     try:
         corpus.upvotes = protocol.read_hf_upvotes([hf]) if hf.is_file() else {}
     except ValueError as exc:
@@ -237,9 +242,7 @@ def eval_recs(
     ctx.user_rows = {u: set(r) for u, r in protocol.user_papers(corpus).items() if u in wanted}
     console.print(f"{n_users} users, {len(queries)} test papers, seed {seed}; preparing features…", markup=False)
     ctx.prepare(names)
-    earlier = _read_results([out_file]) if out_file is not None and out_file.is_file() else []
     earlier = [r for r in earlier if r.ranker in names]
-    _check_sample(earlier, queries, corpus, f"{out_file} (use a new --out file)")
     skip = {(r.query, r.ranker) for r in earlier}
     if skip:
         console.print(f"resuming: {len(skip):,} results already in {out_file}", markup=False)
