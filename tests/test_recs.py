@@ -316,6 +316,11 @@ def test_eval_recs_resumes_from_its_out_file(tmp_path: Path) -> None:
         wrong = runner.invoke(app, [*other, *extra])
         assert wrong.exit_code == 2 and "another sample" in wrong.output, wrong.output
     assert len(out.read_text().splitlines()) == 16  # nothing appended
+    # A line whose query index is not one of this sample's (hand-edited, another tool's) is refused too.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": -1, "ranker": "category", "recall": 1, "mrr": 1, "ndcg": 1, "seconds": 0}\n')
+    wrong = runner.invoke(app, [*base, "--summarize", str(bad)])
+    assert wrong.exit_code == 2 and "query -1 is not in this sample" in wrong.output, wrong.output
 
 
 def test_eval_recs_bad_result_files_get_a_clear_error(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def _check_sample(
 ) -> None:
     """Results read back must be this sample's: each line names its test paper (older lines do not)."""
     for r in results:
-        if r.query >= len(queries):
+        if not 0 <= r.query < len(queries):
             raise fail(f"{source}: query {r.query} is not in this sample of {len(queries)} test papers")
         now = corpus.ids[queries[r.query].test_row]
         if r.paper and r.paper != now:
