@@ -5,16 +5,25 @@ Runs when search results are rendered (``highlightedTitle`` / ``highlightedSumma
 stem-aware exactly like retrieval: a query for "networks" marks "Network" and "networking" (all
 stem to "network") but not "nets". Quoted phrases are marked as one span only where the whole phrase
 occurs (stopwords inside it included). Excluded words, author and filter values are never marked.
+
+Every search page highlights ~40 texts, so the common case (plain words, an ASCII text) avoids
+building one tantivy token object per word: a regular expression finds the few words that could
+analyze to a wanted term (a Snowball stem minus its last letter is a prefix of the word it came
+from), and only those are analyzed, each distinct word once per process. The result is the same
+as the analyzer's (``tests/test_highlight.py`` checks it word for word on real abstracts).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 
 from paperfeed.search.analysis import phrase_terms, pre_tokens, terms, tokens
 from paperfeed.search.query import ParsedQuery
 
 MAX_HIGHLIGHT_CHARS = 100_000  # abstracts are ~2k characters; anything past this is not shown anyway
+MAX_CACHED_WORDS = 200_000  # analyzed words kept per process (a vocabulary; ~30 MB at most)
+_term_of_word: dict[str, str | None] = {}
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -46,6 +55,41 @@ def _targets(words: tuple[str, ...], quoted: tuple[str, ...]) -> tuple[frozenset
     return frozenset(wanted), tuple(multi)
 
 
+@functools.lru_cache(maxsize=1024)
+def _candidates(wanted: frozenset[str]) -> re.Pattern[str] | None:
+    """A pattern matching, in ASCII text, every whole word whose term could be in ``wanted``.
+
+    The simple tokenizer cuts ASCII text into runs of letters and digits; stemming only rewrites
+    a word's end, so a term without its last letter starts the word it came from. The one other
+    shape is Snowball's "-ying" words of one letter more ("lying" -> "lie"). A term with
+    characters that ASCII folding could not remove never occurs in ASCII text.
+    """
+    prefixes: set[str] = set()
+    for term in wanted:
+        if not term.isascii():
+            continue
+        prefixes.add(term[:-1] or term)
+        if term.endswith("ie"):
+            prefixes.add(term[:-2] + "y")
+    if not prefixes:
+        return None
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    # Searched in the lowercased text with "_" made a space, where \b is exactly a word's start.
+    return re.compile(rf"\b(?:{alternatives})[a-z0-9]*", re.ASCII)
+
+
+def _term(word: str) -> str | None:
+    """The analyzed term of one word (None for a stopword or an over-long token), cached."""
+    found = _term_of_word.get(word)
+    if found is None and word not in _term_of_word:
+        analyzed = terms(word)
+        found = analyzed[0] if analyzed else None
+        if len(_term_of_word) >= MAX_CACHED_WORDS:
+            _term_of_word.clear()
+        _term_of_word[word] = found
+    return found
+
+
 def highlight(text: str, q: ParsedQuery) -> list[tuple[int, int]]:
     """Sorted, non-overlapping ``(start, end)`` character spans of ``text`` that match ``q``'s words
     and phrases (``text[start:end]`` is the matched part). Never raises on odd input."""
@@ -55,7 +99,15 @@ def highlight(text: str, q: ParsedQuery) -> list[tuple[int, int]]:
     wanted, multi = _targets(tuple(q.terms), tuple(q.phrases))
     if not wanted and not multi:
         return []
-    if not multi:  # the common case: plain words, no Token objects needed
+    if not multi and text.isascii():  # the common case: only the candidate words are analyzed
+        pattern = _candidates(wanted)
+        if pattern is None:
+            return []
+        lowered = text.lower()
+        if "_" in lowered:  # the tokenizer splits on it; \w (so \b) would not
+            lowered = lowered.replace("_", " ")
+        return _merge([m.span() for m in pattern.finditer(lowered) if _term(m.group()) in wanted])
+    if not multi:  # plain words in text with other characters: the tokenizer decides what a word is
         return _merge([(t.char_offset_from, t.char_offset_to) for t in pre_tokens(text) if t.text in wanted])
     toks = tokens(text)
     spans = [(t.start, t.end) for t in toks if t.term in wanted]
