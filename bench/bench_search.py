@@ -12,6 +12,8 @@ queries in ``../shared/data/paper_search_queries/``.
     python bench/bench_search.py --home /tmp/bench1m --database-url postgresql://.../bench1m
     # issue 16's "no slower": hybrid with and without the per-query reading, query by query, same process
     python bench/bench_search.py --home /tmp/bench1m --compare-reading --passes 2
+    # the opt-in Fusion("smoothed") against the default, query by query, same process
+    python bench/bench_search.py --home /tmp/bench1m --compare-smoothing --passes 1
 
 Prints wall p50/p95/p99 (and CPU p95) per mode and the process's peak RSS. Targets (2 cores):
 hybrid p95 <= 30 ms at 75k; hybrid p95 <= 60 ms and keyword p95 <= 40 ms at 1M, RSS <= 6 GB.
@@ -38,7 +40,7 @@ from bench_vectors import Synth, calibrate, nn_cos  # noqa: E402
 from paperfeed.config import Settings  # noqa: E402
 from paperfeed.records import PaperRecord  # noqa: E402
 from paperfeed.search import hybrid  # noqa: E402
-from paperfeed.search.fusion import Fusion, FusionDecision  # noqa: E402
+from paperfeed.search.fusion import DEFAULT_FUSION, SMOOTHED, Fusion, FusionDecision  # noqa: E402
 from paperfeed.search.hybrid import SearchRequest, SearchService  # noqa: E402
 from paperfeed.store import embeddings as emb_store  # noqa: E402
 from paperfeed.store.db import Database  # noqa: E402
@@ -121,6 +123,66 @@ def compare_reading(home: Path, passes: int) -> None:
             f"p99 {pct(wall[name], 99):6.1f} ms   calling-thread CPU p95 {pct(cpu[name], 95):6.1f} ms   "
             f"({len(wall[name])} queries)"
         )
+
+
+def compare_smoothing(home: Path, passes: int) -> None:
+    """Hybrid searches with the default fusion and with ``Fusion("smoothed")`` (bounded scores, then the
+    fused top 100 smoothed over their own vectors), alternating query by query in one process; the query
+    embedding is recomputed for every search. Also times the smoothing step alone (fetching the 100
+    candidates' vectors and :func:`fusion.smooth`), the cost it adds on top of the fusion."""
+    settings = Settings(home=home, secret_key="bench")
+    db = Database(settings.db_url)
+    service = SearchService(settings, db)
+    queries = load_queries()
+    service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
+    sem = service._semantic()
+    assert sem is not None, "no vectors in this home"
+    vectors = sem[1]
+    step: list[float] = []
+    plain_smooth, plain_vectors_for = hybrid.smooth, vectors.vectors_for
+
+    def timed_vectors_for(ids: list[str]) -> dict[str, np.ndarray]:
+        t = time.perf_counter()
+        out = plain_vectors_for(ids)
+        step.append(time.perf_counter() - t)
+        return out
+
+    def timed_smooth(*args: object, **kwargs: object) -> object:
+        t = time.perf_counter()
+        out = plain_smooth(*args, **kwargs)  # type: ignore[arg-type]  # passes hybrid's own arguments through
+        step[-1] = (step[-1] + time.perf_counter() - t) * 1000
+        return out
+
+    vectors.vectors_for = timed_vectors_for
+    hybrid.smooth = timed_smooth  # type: ignore[assignment]  # a timing wrapper with the same behaviour
+    variants = {"default": DEFAULT_FUSION, "smoothed": SMOOTHED}
+    for fusion in variants.values():
+        service.fusion = fusion
+        for q in queries[:50]:
+            service.search(SearchRequest(q=q + " warmup", mode="hybrid"))
+    step.clear()
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    for p in range(passes):
+        for i, q in enumerate(queries):
+            for name in list(variants) if (i + p) % 2 == 0 else list(reversed(variants)):
+                service.fusion = variants[name]
+                service._qcache.clear()
+                w0, c0 = time.perf_counter(), time.thread_time()
+                service.search(SearchRequest(q=q, mode="hybrid", limit=20))
+                wall[name].append((time.perf_counter() - w0) * 1000)
+                cpu[name].append((time.thread_time() - c0) * 1000)
+    hybrid.smooth = plain_smooth
+    for name in variants:
+        print(
+            f"hybrid {name:<9} wall p50 {pct(wall[name], 50):6.1f}  p95 {pct(wall[name], 95):6.1f}  "
+            f"p99 {pct(wall[name], 99):6.1f} ms   calling-thread CPU p95 {pct(cpu[name], 95):6.1f} ms   "
+            f"({len(wall[name])} queries)"
+        )
+    print(
+        f"smoothing step (100 candidates' vectors + smooth): p50 {pct(step, 50):.3f}  p95 {pct(step, 95):.3f}  "
+        f"p99 {pct(step, 99):.3f} ms ({len(step)} searches; vector index {vectors.mode})"
+    )
 
 
 def spread_timestamps(db_path: Path, rate: float = 50.0) -> None:
@@ -235,6 +297,9 @@ def main() -> None:
     ap.add_argument(
         "--compare-reading", action="store_true", help="with --home: hybrid with and without the query reading"
     )
+    ap.add_argument(
+        "--compare-smoothing", action="store_true", help="with --home: hybrid with the default and smoothed fusion"
+    )
     ap.add_argument("--spread-timestamps", type=Path, help="only fix the vector write times of this home")
     args = ap.parse_args()
     if args.spread_timestamps:
@@ -249,6 +314,9 @@ def main() -> None:
         ap.error("--home or --build-1m is required")
     if args.compare_reading:
         compare_reading(args.home, args.passes)
+        return
+    if args.compare_smoothing:
+        compare_smoothing(args.home, args.passes)
         return
     measure(args.home, args.passes, args.database_url)
 

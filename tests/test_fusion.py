@@ -4,22 +4,28 @@ pure functions on hand-made lists, plus the explanation a hybrid search attaches
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from paperfeed.search import fusion as fusion_mod
 from paperfeed.search import lexical_query
 from paperfeed.search.fusion import (
+    COSINE_FLOOR,
+    SMOOTHED,
     AdaptiveModel,
     Fusion,
     FusionDecision,
     decide,
     default_model,
     fuse,
+    keyword_ceiling,
     normalise,
     query_features,
+    smooth,
 )
-from paperfeed.search.lexical_query import MAX_QUERY_TERMS, PRUNED, QUERY_NOISE, TermStat, select_terms
+from paperfeed.search.lexical_query import MAX_QUERY_TERMS, PRUNED, QUERY_NOISE, TITLE_BOOST, TermStat, select_terms
 from paperfeed.search.query import parse_query
 
 LONG_QUERY_TERMS = PRUNED["LONG_QUERY_TERMS"]
@@ -192,3 +198,44 @@ def test_phrase_terms_are_never_pruned(pruned: None) -> None:
     df = {**{f"w{i}": 5 for i in range(LONG_QUERY_TERMS)}, "state": 90_000, "art": 80_000}
     out = {s.term: s.kept for s in select_terms(stems, df, 100_000, frozenset({"state", "art"}))}
     assert out["state"] and out["art"]
+
+
+# -- Fusion("smoothed"): bounded normalisation and similar results lifting each other ---------------------
+
+
+def test_keyword_ceiling_is_the_saturated_bm25_of_the_terms_used() -> None:
+    n = 1_000
+    terms = [TermStat("rare", 9, True), TermStat("common", 500, True), TermStat("pruned", 3, False)]
+    idf = math.log(1 + (n - 9 + 0.5) / 9.5) + math.log(1 + (n - 500 + 0.5) / 500.5)
+    assert keyword_ceiling(terms, n) == pytest.approx(idf * 2.2 * (1 + TITLE_BOOST))
+    assert keyword_ceiling([TermStat("unseen", 0, True)], n) == 0.0
+
+
+def test_smoothed_fusion_keeps_a_weak_best_keyword_match_weak() -> None:
+    kw = [("a", 2.0)]  # the only keyword hit, a tenth of what the query could score
+    sem = [("b", 0.50), ("c", 0.20)]
+    assert fuse(kw, sem, Fusion("score", 0.4))[0][0] == "a"  # min-max makes any best match 1.0
+    out = dict(fuse(kw, sem, SMOOTHED, ceiling=20.0))
+    assert out["a"] == pytest.approx(0.6 * 0.1)
+    assert out["b"] == pytest.approx(0.4 * (0.50 - COSINE_FLOOR) / (1 - COSINE_FLOOR))
+    assert out["b"] > out["a"] and out["c"] == 0.0  # at or below the floor: no semantic evidence
+    assert dict(fuse([("a", 50.0)], [], SMOOTHED, ceiling=20.0))["a"] == pytest.approx(0.6)  # capped at 1
+
+
+def test_smooth_lifts_papers_similar_to_strong_results() -> None:
+    vec = {
+        "top": np.array([1.0, 0.0, 0.0]),
+        "twin": np.array([0.9, math.sqrt(1 - 0.81), 0.0]),  # cosine 0.9 to "top"
+        "other": np.array([0.0, 1.0, 0.0]),
+        "far": np.array([0.0, 0.0, 1.0]),
+    }
+    ranked = [("top", 1.0), ("other", 0.55), ("twin", 0.5), ("novec", 0.45), ("far", 0.1), ("tail", 0.05)]
+    out, lifts = smooth(ranked, vec, depth=5, k=1, weight=0.3)
+    scores = dict(out)
+    assert [p for p, _ in out][:2] == ["top", "twin"]  # lifted past "other" by its strong twin
+    assert scores["twin"] == pytest.approx(0.5 + 0.3 * 1.0)
+    assert lifts["twin"].neighbour == "top" and lifts["twin"].similarity == pytest.approx(0.9)
+    assert scores["other"] == pytest.approx(0.55 + 0.3 * 0.5)  # its closest candidate is "twin"
+    assert scores["novec"] == 0.45 and "novec" not in lifts  # no vector: unchanged
+    assert out[-1] == ("tail", 0.05)  # below the smoothed depth: unchanged, still last
+    assert smooth(ranked, {"top": vec["top"]}) == (ranked, {})  # nothing to compare with

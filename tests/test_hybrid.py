@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from paperfeed.search.fusion import SMOOTHED
 from paperfeed.search.hybrid import Fusion, SearchError, SearchRequest, SearchService, fuse
 from paperfeed.search.indexer import run_index
 
@@ -124,6 +125,20 @@ def test_hybrid_hits_explain_how_the_query_was_weighted(service: SearchService) 
     assert line.endswith(f"semantic {w:.2f} / keyword {1 - w:.2f} (fixed)")
     kw = service.search(SearchRequest(q="proteins", mode="keyword"))
     assert kw.fusion is None and not any(w.startswith("weighting") for h in kw.hits for w in h.why)
+
+
+def test_smoothed_fusion_lifts_similar_results_and_says_so(service: SearchService) -> None:
+    smoothed = SearchService(service.settings, service.db, fusion=SMOOTHED)
+    res = smoothed.search(SearchRequest(q="neural networks for molecules and proteins", mode="hybrid"))
+    assert res.fusion is not None and res.fusion.method == "smoothed" and res.fusion.semantic_weight == 0.40
+    line = f"weighting: {res.fusion.explain()}"
+    assert line.endswith("semantic 0.40 / keyword 0.60 (fixed; bounded scores, similar results lift each other)")
+    lifted = [w for h in res.hits for w in h.why if w.startswith("lifted +")]
+    assert len(lifted) >= len(res.hits) - 1 and all(h.why[-1] == line for h in res.hits)
+    # The order is the bounded fusion smoothed over the candidates' own vectors.
+    plain = [h.paper["id"] for h in service.search(SearchRequest(q="neural networks for molecules and proteins")).hits]
+    assert sorted(ids(res)) == sorted(plain)
+    assert [h.score for h in res.hits] == sorted((h.score for h in res.hits), reverse=True)
 
 
 def test_semantic_finds_paraphrase(service: SearchService) -> None:

@@ -173,7 +173,7 @@ def _eval_sets(
 
     def show(name: str, sp: str, m: str, scores: dict[str, float]) -> None:
         cells = "  ".join(f"{k} {v:.4f}" if k != "queries" else f"n={int(v)}" for k, v in scores.items())
-        console.print(f"[bold]{name:<10} {sp:<4} {m:<12}[/bold] {cells}")
+        console.print(f"[bold]{name:<10} {sp:<4} {m:<15}[/bold] {cells}")
 
     def build_home(home: Path) -> None:
         """Import the judged corpus (``corpus_ids.txt``, a subset of the shared files) into ``home``, index it."""

@@ -7,8 +7,9 @@ Runs on demand only. Each set's corpus is indexed with the product's own pipelin
 * ``judged``: a home holding the judged corpus (``--home``), or one the caller builds from ``../shared/data``
   with the ordinary importers and indexer (``paperfeed eval`` does: :mod:`paperfeed.cli.search`).
 
-Besides the plain modes it scores ``hybrid-adaptive`` (the fitted per-query weight, not the default) so
-it can be compared with the default fixed weight, and checks the targets of issue 16 on the test halves
+Besides the plain modes it scores ``hybrid-adaptive`` (the fitted per-query weight) and ``hybrid-smoothed``
+(bounded fusion with similar results lifting each other), neither the default, so they can be compared with
+the default fixed weight, and checks the targets of issue 16 on the test halves
 (:func:`targets`).
 """
 
@@ -23,13 +24,14 @@ from paperfeed.config import Settings
 from paperfeed.search.eval_runner import prepare, run_queries, score
 from paperfeed.search.eval_sets import SETS, EvalQueries, load_split, materialize_known_item
 from paperfeed.search.evaluate import judged_at_k, ndcg_at_k, precision_at_k
-from paperfeed.search.fusion import Fusion
+from paperfeed.search.fusion import SMOOTHED, Fusion
 from paperfeed.search.hybrid import MODES, SearchService
 from paperfeed.search.lexical import LexicalIndex
 from paperfeed.store.db import Database
 
-SUITE_MODES = (*MODES, "hybrid-adaptive")
 ADAPTIVE = Fusion("adaptive")
+VARIANTS = {"hybrid-adaptive": ADAPTIVE, "hybrid-smoothed": SMOOTHED}  # hybrid with another fusion
+SUITE_MODES = (*MODES, *VARIANTS)
 
 
 def judged_scores(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
@@ -76,11 +78,12 @@ def open_set(
 
 
 def score_split(
-    service: SearchService, adaptive: SearchService, qs: EvalQueries, modes: Iterable[str]
+    service: SearchService, variants: dict[str, SearchService], qs: EvalQueries, modes: Iterable[str]
 ) -> dict[str, dict[str, float]]:
+    """Scores of each mode; ``variants`` holds a service per :data:`VARIANTS` mode."""
     out: dict[str, dict[str, float]] = {}
     for mode in modes:
-        svc, real_mode = (adaptive, "hybrid") if mode == "hybrid-adaptive" else (service, mode)
+        svc, real_mode = (variants[mode], "hybrid") if mode in variants else (service, mode)
         run = run_queries(svc, qs.queries, real_mode)
         out[mode] = judged_scores(run, qs.qrels) if qs.name == "judged" else score(run, qs.qrels)
         out[mode]["queries"] = float(len(qs.queries))
@@ -108,9 +111,10 @@ def evaluate_sets(
             raise ValueError(f"unknown evaluation set {name!r}; choose from {', '.join(SETS)}")
         splits_q = [load_split(name, split, data_dir, shared) for split in splits]
         settings, db = open_set(name, data_dir, shared, workdir, home=home, build_home=build_home, progress=progress)
-        service, adaptive = SearchService(settings, db), SearchService(settings, db, fusion=ADAPTIVE)
+        service = SearchService(settings, db)
+        variants = {m: SearchService(settings, db, fusion=f) for m, f in VARIANTS.items() if m in modes}
         for qs in splits_q:
-            scores = score_split(service, adaptive, qs, modes)
+            scores = score_split(service, variants, qs, modes)
             results.setdefault(name, {})[qs.split] = scores
             if on_result:
                 for mode, metrics in scores.items():

@@ -19,7 +19,17 @@ from typing import Any
 import numpy as np
 
 from paperfeed.config import Settings
-from paperfeed.search.fusion import DEFAULT_FUSION, Fusion, FusionDecision, decide, fuse
+from paperfeed.search.fusion import (
+    DEFAULT_FUSION,
+    SMOOTH_DEPTH,
+    Fusion,
+    FusionDecision,
+    Lift,
+    decide,
+    fuse,
+    keyword_ceiling,
+    smooth,
+)
 from paperfeed.search.highlight import highlight
 from paperfeed.search.lexical import LexicalIndex
 from paperfeed.search.query import ParsedQuery, parse_query
@@ -283,9 +293,15 @@ class SearchService:
             semantic = vectors.search(qvec, k=depth * (4 if filtered else 1))
 
         decision: FusionDecision | None = None
+        lifts: dict[str, Lift] = {}  # what smoothing added (Fusion("smoothed") only)
         if mode == "hybrid" and lexical is not None:
             decision = decide(self.fusion, pq, lexical.terms, lexical.num_docs, keyword, semantic)
-            ranked = fuse(keyword, semantic, self.fusion, decision.semantic_weight)
+            smoothed = self.fusion.method == "smoothed"
+            ceiling = keyword_ceiling(lexical.terms, lexical.num_docs) if smoothed else 0.0
+            ranked = fuse(keyword, semantic, self.fusion, decision.semantic_weight, ceiling)
+            if smoothed and sem is not None:
+                head = [pid for pid, _ in ranked[:SMOOTH_DEPTH]]
+                ranked, lifts = smooth(ranked, sem[1].vectors_for(head))
         else:
             ranked = keyword or semantic
         weighting = f"weighting: {decision.explain()}" if decision else None
@@ -304,6 +320,9 @@ class SearchService:
             if paper["id"] in sem_rank:
                 r, s = sem_rank[paper["id"]]
                 reasons.append(f"semantic match #{r} (similarity {s:.2f})")
+            lift = lifts.get(paper["id"])
+            if lift is not None:
+                reasons.append(f"lifted +{lift.boost:.2f}: similar ({lift.similarity:.2f}) to another strong result")
             if weighting:
                 reasons.append(weighting)
             out.append(

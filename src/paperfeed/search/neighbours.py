@@ -93,6 +93,15 @@ class NeighbourIndex(ABC):
     def vector_for(self, paper_id: str) -> np.ndarray | None:
         """The paper's unit vector, or None."""
 
+    def vectors_for(self, paper_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The unit vectors of those of ``paper_ids`` that have one (for smoothing the fused head)."""
+        out: dict[str, np.ndarray] = {}
+        for pid in dict.fromkeys(paper_ids):
+            vec = self.vector_for(pid)
+            if vec is not None:
+                out[pid] = vec
+        return out
+
     def wait_for_rebuild(self, timeout: float | None = None) -> bool:
         """Block until a background rebuild finished; True if none is running."""
         return True
