@@ -271,6 +271,12 @@ def test_refresh_picks_up_new_changed_and_deleted(db: Database, hnsw_settings: S
     assert vi.search(-new_vecs[2], 1)[0][0] == ids[10]
     assert ids[10] not in [p for p, _ in vi.search(vecs[10], 5)]  # its old vector is masked
     assert ids[20] not in [p for p, _ in vi.search(vecs[20], 5)] and vi.vector_for(ids[20]) is None
+    # Many at once (one HNSW read): the same vectors as one at a time, in the order asked, from the
+    # file, the delta and over a masked old copy; deleted and unknown papers left out.
+    batch = vi.vectors_for([new_ids[0], ids[0], ids[10], ids[20], "nope", ids[0], ids[500]])
+    assert list(batch) == [new_ids[0], ids[0], ids[10], ids[500]]
+    assert all(np.array_equal(vec, vi.vector_for(pid)) for pid, vec in batch.items())
+    assert np.abs(batch[ids[500]] - vecs[500]).max() < 1e-3 and np.abs(batch[ids[10]] + new_vecs[2]).max() < 1e-6
 
     # The next `paperfeed index` folds the changes into the file; a fresh load has an empty delta.
     assert sync_ann(hnsw_settings, db, MODEL, progress=False).startswith("updated: +4 / -2")

@@ -94,7 +94,8 @@ class NeighbourIndex(ABC):
         """The paper's unit vector, or None."""
 
     def vectors_for(self, paper_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """The unit vectors of those of ``paper_ids`` that have one (for smoothing the fused head)."""
+        """The unit vectors of those of ``paper_ids`` that have one (``more_like``, ``scores_for``, smoothing
+        the fused head). An index that can read many at once overrides this."""
         out: dict[str, np.ndarray] = {}
         for pid in dict.fromkeys(paper_ids):
             vec = self.vector_for(pid)
@@ -113,7 +114,7 @@ class NeighbourIndex(ABC):
 
     def more_like(self, paper_ids: Sequence[str], k: int = 10) -> list[tuple[str, float]]:
         """Nearest papers to the centroid of a set (e.g. a user's upvotes), the set excluded."""
-        vecs = [v for v in (self.vector_for(p) for p in dict.fromkeys(paper_ids)) if v is not None]
+        vecs = list(self.vectors_for(paper_ids).values())
         if not vecs:
             return []
         centroid = np.mean(vecs, axis=0)
@@ -127,10 +128,8 @@ class NeighbourIndex(ABC):
             return {}
         q = unit_query(query_vec, None)
         out: dict[str, float] = {}
-        for pid in paper_ids:
-            vec = self.vector_for(pid)
-            if vec is not None:
-                if vec.shape != q.shape:
-                    raise ValueError(f"query vector has {q.shape[0]} dimensions, the index has {vec.shape[0]}")
-                out[pid] = float(vec @ q)
+        for pid, vec in self.vectors_for(paper_ids).items():
+            if vec.shape != q.shape:
+                raise ValueError(f"query vector has {q.shape[0]} dimensions, the index has {vec.shape[0]}")
+            out[pid] = float(vec @ q)
         return out

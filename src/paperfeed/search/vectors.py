@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -469,6 +469,29 @@ class VectorIndex(NeighbourIndex):
             if want >= min(size, ANN_MAX_K) or len(keys) < want:
                 return out
             want = min(size, ANN_MAX_K, want * 4)
+
+    def vectors_for(self, paper_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Like :meth:`vector_for` for many papers, with one HNSW read for all of them (a hundred
+        one-key reads cost 2 ms, one read of a hundred keys 0.3 ms)."""
+        snap = self._snap
+        out: dict[str, np.ndarray] = {}
+        in_ann: list[tuple[str, int]] = []
+        for pid in dict.fromkeys(paper_ids):
+            row = snap.row_of.get(pid)
+            if row is not None:
+                out[pid] = snap.matrix[row].copy()
+                continue
+            key = snap.ann_key_of.get(pid)
+            if key is not None and key not in snap.masked:
+                in_ann.append((pid, key))
+        if in_ann and snap.ann is not None:
+            with snap.ann_lock:
+                stored = snap.ann.get(np.array([k for _, k in in_ann], dtype=np.uint64), dtype=np.float32)  # type: ignore[arg-type]  # usearch takes numpy dtypes; its annotation lists only its own names
+            matrix = np.asarray(stored, dtype=np.float32).reshape(len(in_ann), -1)
+            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            for (pid, _), vec in zip(in_ann, matrix, strict=True):
+                out[pid] = vec
+        return {pid: out[pid] for pid in dict.fromkeys(paper_ids) if pid in out}  # in the order asked
 
     def vector_for(self, paper_id: str) -> np.ndarray | None:
         """The paper's unit vector (f16 precision when it comes from the HNSW file), or None."""
