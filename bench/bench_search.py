@@ -22,12 +22,13 @@ hybrid p95 <= 30 ms at 75k; hybrid p95 <= 60 ms and keyword p95 <= 40 ms at 1M, 
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -104,22 +105,37 @@ def compare_reading(home: Path, passes: int) -> None:
         "with reading": hybrid.decide,
         "without reading": _plain_decide,
     }
-    wall: dict[str, list[float]] = {k: [] for k in variants}
-    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    choose = {name: functools.partial(setattr, hybrid, "decide", f) for name, f in variants.items()}
+    wall, cpu = alternate(service, queries, passes, choose)
+    hybrid.decide = variants["with reading"]
+    print_hybrid(wall, cpu)
+
+
+def alternate(
+    service: SearchService, queries: list[str], passes: int, choose: Mapping[str, Callable[[], object]]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each query searched once per variant (``choose[name]()`` switches to it), alternating which goes
+    first, the query embedding recomputed every time: wall and calling-thread CPU ms per variant."""
+    wall: dict[str, list[float]] = {k: [] for k in choose}
+    cpu: dict[str, list[float]] = {k: [] for k in choose}
+    names = list(choose)
     for p in range(passes):
         for i, q in enumerate(queries):
-            order = list(variants) if (i + p) % 2 == 0 else list(reversed(variants))
-            for name in order:
-                hybrid.decide = variants[name]
+            for name in names if (i + p) % 2 == 0 else names[::-1]:
+                choose[name]()
                 service._qcache.clear()
                 w0, c0 = time.perf_counter(), time.thread_time()
                 service.search(SearchRequest(q=q, mode="hybrid", limit=20))
                 wall[name].append((time.perf_counter() - w0) * 1000)
                 cpu[name].append((time.thread_time() - c0) * 1000)
-    hybrid.decide = variants["with reading"]
-    for name in variants:
+    return wall, cpu
+
+
+def print_hybrid(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    width = max(map(len, wall))
+    for name in wall:
         print(
-            f"hybrid {name:<16} wall p50 {pct(wall[name], 50):6.1f}  p95 {pct(wall[name], 95):6.1f}  "
+            f"hybrid {name:<{width}} wall p50 {pct(wall[name], 50):6.1f}  p95 {pct(wall[name], 95):6.1f}  "
             f"p99 {pct(wall[name], 99):6.1f} ms   calling-thread CPU p95 {pct(cpu[name], 95):6.1f} ms   "
             f"({len(wall[name])} queries)"
         )
@@ -161,24 +177,10 @@ def compare_smoothing(home: Path, passes: int) -> None:
         for q in queries[:50]:
             service.search(SearchRequest(q=q + " warmup", mode="hybrid"))
     step.clear()
-    wall: dict[str, list[float]] = {k: [] for k in variants}
-    cpu: dict[str, list[float]] = {k: [] for k in variants}
-    for p in range(passes):
-        for i, q in enumerate(queries):
-            for name in list(variants) if (i + p) % 2 == 0 else list(reversed(variants)):
-                service.fusion = variants[name]
-                service._qcache.clear()
-                w0, c0 = time.perf_counter(), time.thread_time()
-                service.search(SearchRequest(q=q, mode="hybrid", limit=20))
-                wall[name].append((time.perf_counter() - w0) * 1000)
-                cpu[name].append((time.thread_time() - c0) * 1000)
+    choose = {name: functools.partial(setattr, service, "fusion", f) for name, f in variants.items()}
+    wall, cpu = alternate(service, queries, passes, choose)
     hybrid.smooth = plain_smooth
-    for name in variants:
-        print(
-            f"hybrid {name:<9} wall p50 {pct(wall[name], 50):6.1f}  p95 {pct(wall[name], 95):6.1f}  "
-            f"p99 {pct(wall[name], 99):6.1f} ms   calling-thread CPU p95 {pct(cpu[name], 95):6.1f} ms   "
-            f"({len(wall[name])} queries)"
-        )
+    print_hybrid(wall, cpu)
     print(
         f"smoothing step (100 candidates' vectors + smooth): p50 {pct(step, 50):.3f}  p95 {pct(step, 95):.3f}  "
         f"p99 {pct(step, 99):.3f} ms ({len(step)} searches; vector index {vectors.mode})"
