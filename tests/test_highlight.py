@@ -8,7 +8,8 @@ import json
 import random
 from pathlib import Path
 
-from paperfeed.search.analysis import pre_tokens
+from paperfeed.search import highlight as highlight_module
+from paperfeed.search.analysis import MAX_TOKEN_BYTES, pre_tokens
 from paperfeed.search.highlight import highlight
 from paperfeed.search.query import parse_query
 
@@ -56,6 +57,9 @@ def test_irregular_stems_numbers_case_and_long_tokens() -> None:
         assert highlight(text, parse_query(query)) == by_analyzer(text, query), query
     assert [text[a:b] for a, b in highlight(text, parse_query("lies"))] == ["Lying", "lie"]
     assert [text[a:b] for a, b in highlight(text, parse_query("network"))] == ["Networks", "NETWORKING"]
+    # Words the analyzer drops for their length never enter the per-process word cache.
+    assert "x" * 45 not in highlight_module._term_of_word
+    assert max(map(len, highlight_module._term_of_word)) < MAX_TOKEN_BYTES
 
 
 def test_text_with_other_characters_takes_the_tokenizer_path() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 
-from paperfeed.search.analysis import phrase_terms, pre_tokens, terms, tokens
+from paperfeed.search.analysis import MAX_TOKEN_BYTES, phrase_terms, pre_tokens, terms, tokens
 from paperfeed.search.query import ParsedQuery
 
 MAX_HIGHLIGHT_CHARS = 100_000  # abstracts are ~2k characters; anything past this is not shown anyway
@@ -79,7 +79,10 @@ def _candidates(wanted: frozenset[str]) -> re.Pattern[str] | None:
 
 
 def _term(word: str) -> str | None:
-    """The analyzed term of one word (None for a stopword or an over-long token), cached."""
+    """The analyzed term of one ASCII word (None for a stopword or an over-long token), cached: only
+    words the analyzer keeps are, so the cache holds at most MAX_CACHED_WORDS short keys."""
+    if len(word) >= MAX_TOKEN_BYTES:  # dropped by the analyzer's length filter (ASCII: a byte a letter)
+        return None
     found = _term_of_word.get(word)
     if found is None and word not in _term_of_word:
         analyzed = terms(word)
