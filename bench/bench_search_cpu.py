@@ -9,7 +9,8 @@ side with a baseline checkout of the code, on the same home.
     python bench/bench_search_cpu.py --home /tmp/scpu80k --baseline /tmp/base --baseline-home /tmp/scpu80k-base
 
 **CPU per page** (default): for each round and each checkout (alternating which goes first), a
-fresh process imports that checkout's ``paperfeed`` (``PYTHONPATH``), builds the app and calls
+fresh process imports that checkout's ``paperfeed`` (``PYTHONPATH``), builds and starts the app as
+a ``paperfeed serve`` worker does (``create_app_from_env``, then its start-up hooks) and calls
 it in-process (ASGI, no network, the real middleware, thread pool and templates) for distinct
 queries it has never seen (the 400 ``paper_search_queries``, then LitSearch), one ``GET
 /papers/search?q=...`` (hybrid, the default) at a time, after 30 warm-up pages of other queries.
@@ -120,12 +121,12 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
 
     from starlette.types import Message
 
-    from paperfeed.config import Settings
-    from paperfeed.web.app import create_app
+    from paperfeed.web.app import create_app_from_env
 
     logging.disable(logging.INFO)
     os.environ.setdefault("PAPERFEED_PIPELINE", "0")
-    app = create_app(Settings(home=home, secret_key="bench", pipeline=False))
+    os.environ.update(PAPERFEED_HOME=str(home), PAPERFEED_SECRET_KEY="bench", PAPERFEED_PIPELINE="0")
+    app = create_app_from_env()  # as each `paperfeed serve` worker builds it; started below
 
     async def get(path: str, accept: bytes = b"text/html") -> tuple[int, bytes]:
         route, _, query = path.partition("?")
@@ -155,6 +156,10 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
         return r.ru_utime + r.ru_stime
 
     async def run() -> dict[str, Any]:
+        async with app.router.lifespan_context(app):  # the start-up hooks, as under uvicorn
+            return await pages_run()
+
+    async def pages_run() -> dict[str, Any]:
         warm, measured = page_queries()
         for q in warm:
             await get("/papers/search?" + urlencode({"q": q}))

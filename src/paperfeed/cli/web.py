@@ -140,7 +140,8 @@ def demo(
         except IndexerBusy as exc:
             console.print(f"[yellow]{escape(str(exc))}; serving with the indexes as they are[/yellow]")
     out.print(f"\n[bold]paperfeed demo:[/bold] http://127.0.0.1:{port}/   (Ctrl-C to stop)\n")
-    uvicorn.run(create_app(s, db), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False,
+    app = create_app(s, db, freeze_gc=True)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False,
                 http=HTTP_PROTOCOL, timeout_keep_alive=s.keep_alive_timeout)  # type: ignore[arg-type]  # fmt: skip
 
 
