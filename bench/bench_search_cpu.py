@@ -16,7 +16,8 @@ queries it has never seen (the 400 ``paper_search_queries``, then LitSearch), on
 /papers/search?q=...`` (hybrid, the default) at a time, after 30 warm-up pages of other queries.
 Both the page cache and the query-embedding cache miss on every page. It prints the process
 CPU time (``getrusage``: every thread, the encoder's included) per page, which stays steady
-on a loaded machine where wall time does not, and the wall p50/p95. Afterwards the child reads
+on a loaded machine where wall time does not, the part of it spent in garbage collections, and
+the wall p50/p95. Afterwards the child reads
 each page's JSON twin (from its cache, the same answer) to compare the top 10 of both checkouts.
 
 **Throughput** (``--throughput``): ``paperfeed serve --workers 2`` of each checkout in turn,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -166,6 +168,15 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
         measured = measured[:pages]
         wall: list[float] = []
         load0 = os.getloadavg()[0]
+        gc_s = [0.0, 0.0]  # thread CPU inside garbage collections; when the current one started
+
+        def on_gc(phase: str, _info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_s[1] = time.thread_time()
+            else:
+                gc_s[0] += time.thread_time() - gc_s[1]
+
+        gc.callbacks.append(on_gc)
         c0 = cpu_s()
         for q in measured:
             w0 = time.perf_counter()
@@ -174,6 +185,7 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
             if status != 200:
                 raise SystemExit(f"{status} for {q!r}")
         cpu = cpu_s() - c0
+        gc.callbacks.remove(on_gc)
         wall.sort()
         top: dict[str, list[str]] = {}
         if top_out is not None:
@@ -184,6 +196,7 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
         return {
             "pages": len(measured),
             "cpu_ms": cpu / len(measured) * 1000,
+            "gc_ms": gc_s[0] / len(measured) * 1000,
             "wall_p50": wall[len(wall) // 2],
             "wall_p95": wall[int(len(wall) * 0.95)],
             "load": (load0 + os.getloadavg()[0]) / 2,
@@ -226,8 +239,9 @@ def cpu_rounds(args: argparse.Namespace, sides: list[Side]) -> None:
                     tops[label] = top_out
                 results[label].append(res)
                 print(
-                    f"round {r + 1} {label:9s} CPU {res['cpu_ms']:6.2f} ms/page   wall p50 {res['wall_p50']:6.1f} "
-                    f"p95 {res['wall_p95']:6.1f} ms   ({res['pages']} pages, load {res['load']:.1f})",
+                    f"round {r + 1} {label:9s} CPU {res['cpu_ms']:6.2f} ms/page (in GC {res['gc_ms']:4.2f})   "
+                    f"wall p50 {res['wall_p50']:6.1f} p95 {res['wall_p95']:6.1f} ms   "
+                    f"({res['pages']} pages, load {res['load']:.1f})",
                     flush=True,
                 )
         for label, _, _ in sides:
