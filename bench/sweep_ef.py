@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_search_cpu import page_queries  # sibling module: python puts bench/ on sys.path
+from bench_search_cpu import page_queries  # sibling modules: python puts bench/ on sys.path
+from bench_vectors import exact_topk, recall_at
 from paperfeed.config import Settings
 from paperfeed.search.hybrid import SearchRequest, SearchService
 from paperfeed.store.db import open_database
@@ -53,9 +54,7 @@ def main() -> None:
 
     matrix = np.asarray(ann.get(keys, dtype=np.float32), dtype=np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    exact = qvecs @ matrix.T
-    top10 = [set(keys[np.argsort(-row)[:10]].tolist()) for row in exact]
-    top100 = [set(keys[np.argsort(-row)[:100]].tolist()) for row in exact]
+    truth = keys[exact_topk(qvecs, matrix, 100)]
 
     efs = sorted(set(args.ef))
     pages: dict[int, dict[str, list[str]]] = {}
@@ -66,10 +65,9 @@ def main() -> None:
         for q in qvecs[:20]:
             ann.search(q, K, threads=1)
         t0 = time.thread_time()
-        found = [ann.search(q, K, threads=1).keys.tolist() for q in qvecs]
+        found = [np.asarray(ann.search(q, K, threads=1).keys) for q in qvecs]
         cpu = (time.thread_time() - t0) / len(qvecs) * 1000
-        r10 = np.mean([len(t & set(f[:10])) / 10 for t, f in zip(top10, found, strict=True)])
-        r100 = np.mean([len(t & set(f[:100])) / 100 for t, f in zip(top100, found, strict=True)])
+        r10, r100 = recall_at(found, truth, 10), recall_at(found, truth, 100)
         print(f"{ef:<7} {cpu:7.2f} ms   {r10:9.4f}  {r100:10.4f}")
         pages[ef] = {q: [h.paper["id"] for h in service.search(SearchRequest(q=q)).hits] for q in queries}
     ref = efs[-1]
