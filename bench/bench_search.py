@@ -90,15 +90,19 @@ def _plain_decide(fusion: Fusion, *_args: object) -> FusionDecision:
     return FusionDecision(fusion.semantic_weight, fusion.method)
 
 
+def loaded_service(home: Path) -> tuple[SearchService, list[str]]:
+    """A search service on ``home`` with its encoder and indexes loaded, and the benchmark queries."""
+    settings = Settings(home=home, secret_key="bench")
+    service = SearchService(settings, Database(settings.db_url))
+    service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
+    return service, load_queries()
+
+
 def compare_reading(home: Path, passes: int) -> None:
     """Hybrid searches with the query reading (``fusion.decide``: term rarity, score peaks, list
     agreement, the "why" line) and without it (:func:`_plain_decide`), alternating query by query in one
     process so that both see the same load; the query embedding is recomputed for every search."""
-    settings = Settings(home=home, secret_key="bench")
-    db = Database(settings.db_url)
-    service = SearchService(settings, db)
-    queries = load_queries()
-    service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
+    service, queries = loaded_service(home)
     for q in queries[:50]:
         service.search(SearchRequest(q=q + " warmup", mode="hybrid"))
     variants: dict[str, Callable[..., FusionDecision]] = {
@@ -146,11 +150,7 @@ def compare_smoothing(home: Path, passes: int) -> None:
     fused top 100 smoothed over their own vectors), alternating query by query in one process; the query
     embedding is recomputed for every search. Also times the smoothing step alone (fetching the 100
     candidates' vectors and :func:`fusion.smooth`), the cost it adds on top of the fusion."""
-    settings = Settings(home=home, secret_key="bench")
-    db = Database(settings.db_url)
-    service = SearchService(settings, db)
-    queries = load_queries()
-    service.search(SearchRequest(q="warm up the encoder and the indexes", mode="hybrid"))
+    service, queries = loaded_service(home)
     sem = service._semantic()
     assert sem is not None, "no vectors in this home"
     vectors = sem[1]

@@ -126,7 +126,6 @@ def child(home: Path, pages: int, top_out: Path | None) -> None:
     from paperfeed.web.app import create_app_from_env
 
     logging.disable(logging.INFO)
-    os.environ.setdefault("PAPERFEED_PIPELINE", "0")
     os.environ.update(PAPERFEED_HOME=str(home), PAPERFEED_SECRET_KEY="bench", PAPERFEED_PIPELINE="0")
     app = create_app_from_env()  # as each `paperfeed serve` worker builds it; started below
 
